@@ -1,0 +1,309 @@
+// The CUDA backend against the CPU backend, op by op, on random inputs:
+// several shapes, grouped-query attention, packed batches of several
+// sequences. fp32 on both sides, so results agree to 1e-4 (relative above 1).
+// Every comparison test skips when the build has no CUDA or no device is
+// present; the factory tests run everywhere.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "kernels/ops.h"
+
+namespace laserd::kernels {
+namespace {
+
+constexpr float kTol = 1e-4f;
+
+TEST(MakeBackendTest, CpuIsAlwaysAvailable) {
+  auto b = MakeBackend("cpu");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ((*b)->kind(), DeviceKind::kCpu);
+}
+
+TEST(MakeBackendTest, UnknownDeviceIsInvalidArgument) {
+  auto b = MakeBackend("tpu");
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(b.status().message().find("tpu"), std::string::npos) << b.status();
+}
+
+TEST(MakeBackendTest, CudaIsAvailableOrFailedPrecondition) {
+  auto cuda = MakeBackend("cuda");
+  auto automatic = MakeBackend("auto");
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  if (cuda.ok()) {
+    EXPECT_EQ((*cuda)->kind(), DeviceKind::kCuda);
+    EXPECT_EQ((*automatic)->kind(), DeviceKind::kCuda);
+  } else {
+    EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition) << cuda.status();
+    EXPECT_EQ((*automatic)->kind(), DeviceKind::kCpu);
+  }
+}
+
+std::vector<float> Random(int64_t n, float lo, float hi, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+class CudaBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#ifndef LASERD_HAVE_CUDA
+    GTEST_SKIP() << "built without CUDA";
+#else
+    auto b = MakeBackend("cuda");
+    if (!b.ok() && b.status().code() == absl::StatusCode::kFailedPrecondition) {
+      GTEST_SKIP() << "no CUDA device: " << b.status().message();
+    }
+    ASSERT_TRUE(b.ok()) << b.status();
+    gpu_ = std::move(*b);
+    ASSERT_EQ(gpu_->kind(), DeviceKind::kCuda);
+    cpu_ = MakeCpuBackend();
+#endif
+  }
+
+  // The same host data on both backends.
+  struct Pair {
+    Tensor cpu, gpu;
+  };
+  Pair Make(int64_t rows, int64_t cols, float lo = -1.0f, float hi = 1.0f) {
+    return MakeFrom(Random(rows * cols, lo, hi, seed_++), rows, cols);
+  }
+  Pair MakeFrom(const std::vector<float>& host, int64_t rows, int64_t cols) {
+    Pair p{cpu_->FromHost(host.data(), rows, cols), gpu_->FromHost(host.data(), rows, cols)};
+    EXPECT_EQ(p.gpu.device(), DeviceKind::kCuda);
+    return p;
+  }
+  std::vector<float> Host(Backend* b, const Tensor& t) {
+    std::vector<float> v(t.size());
+    b->ToHost(t, v.data());
+    return v;
+  }
+  // Asserts the two sides agree to kTol (relative for magnitudes above 1).
+  void ExpectClose(const Pair& p, const std::string& what, float tol = kTol) {
+    ASSERT_EQ(p.cpu.rows(), p.gpu.rows());
+    ASSERT_EQ(p.cpu.cols(), p.gpu.cols());
+    const std::vector<float> c = Host(cpu_.get(), p.cpu), g = Host(gpu_.get(), p.gpu);
+    int64_t bad = 0, worst = -1;
+    float worst_err = 0.0f;
+    for (size_t i = 0; i < c.size(); ++i) {
+      const float err = std::abs(c[i] - g[i]) / std::max(1.0f, std::abs(c[i]));
+      if (!(err <= tol)) {
+        ++bad;
+        if (worst < 0 || !(err <= worst_err)) {
+          worst = static_cast<int64_t>(i);
+          worst_err = err;
+        }
+      }
+    }
+    EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << c.size() << " entries differ; worst at "
+                      << worst << " (row " << (worst < 0 ? -1 : worst / p.cpu.cols()) << "): cpu "
+                      << (worst < 0 ? 0.0f : c[worst]) << " cuda " << (worst < 0 ? 0.0f : g[worst]);
+  }
+
+  std::unique_ptr<Backend> cpu_, gpu_;
+  uint32_t seed_ = 1234;
+};
+
+TEST_F(CudaBackendTest, MemoryRoundTripAndCopy) {
+  const std::vector<float> host = Random(37 * 11, -5.0f, 5.0f, 7);
+  Tensor t = gpu_->FromHost(host.data(), 37, 11);
+  EXPECT_EQ(t.rows(), 37);
+  EXPECT_EQ(t.cols(), 11);
+  EXPECT_EQ(Host(gpu_.get(), t), host);
+  Tensor u = gpu_->Empty(37, 11);
+  gpu_->Copy(t, &u);
+  EXPECT_EQ(Host(gpu_.get(), u), host);
+  Tensor z = gpu_->Empty(0, 5);
+  EXPECT_EQ(z.size(), 0);
+  EXPECT_FALSE(z.empty());
+}
+
+TEST_F(CudaBackendTest, Linear) {
+  struct Case {
+    int64_t n, k, m;
+  };
+  for (const Case c : {Case{1, 1, 1}, Case{7, 64, 33}, Case{130, 257, 96}, Case{3, 576, 1536}}) {
+    for (int mode = 0; mode < 4; ++mode) {  // bit 0: bias, bit 1: accumulate
+      const bool with_bias = mode & 1, accumulate = mode & 2;
+      Pair x = Make(c.n, c.k), w = Make(c.m, c.k), b = Make(1, c.m), y = Make(c.n, c.m);
+      cpu_->Linear(x.cpu, w.cpu, with_bias ? &b.cpu : nullptr, &y.cpu, accumulate);
+      gpu_->Linear(x.gpu, w.gpu, with_bias ? &b.gpu : nullptr, &y.gpu, accumulate);
+      ExpectClose(y, "Linear n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) +
+                         " m=" + std::to_string(c.m) + " bias=" + std::to_string(with_bias) +
+                         " accumulate=" + std::to_string(accumulate));
+    }
+  }
+}
+
+TEST_F(CudaBackendTest, MatMul) {
+  struct Case {
+    int64_t n, k, r;
+  };
+  for (const Case c : {Case{1, 1, 1}, Case{5, 48, 7}, Case{64, 300, 17}, Case{200, 576, 64}}) {
+    Pair x = Make(c.n, c.k), a = Make(c.k, c.r), y = Make(c.n, c.r);
+    cpu_->MatMul(x.cpu, a.cpu, &y.cpu);
+    gpu_->MatMul(x.gpu, a.gpu, &y.gpu);
+    ExpectClose(y, "MatMul n=" + std::to_string(c.n) + " k=" + std::to_string(c.k) +
+                       " r=" + std::to_string(c.r));
+  }
+}
+
+TEST_F(CudaBackendTest, RmsNorm) {
+  for (int64_t cols : {1, 100, 576, 2049}) {
+    Pair x = Make(9, cols, -3.0f, 3.0f), w = Make(1, cols), y = Make(9, cols);
+    cpu_->RmsNorm(x.cpu, w.cpu, 1e-5f, &y.cpu);
+    gpu_->RmsNorm(x.gpu, w.gpu, 1e-5f, &y.gpu);
+    ExpectClose(y, "RmsNorm cols=" + std::to_string(cols));
+    // In place (y aliases x).
+    cpu_->RmsNorm(x.cpu, w.cpu, 1e-6f, &x.cpu);
+    gpu_->RmsNorm(x.gpu, w.gpu, 1e-6f, &x.gpu);
+    ExpectClose(x, "RmsNorm in place cols=" + std::to_string(cols));
+  }
+}
+
+TEST_F(CudaBackendTest, LayerNorm) {
+  for (int64_t cols : {1, 100, 768, 2049}) {
+    for (bool with_bias : {false, true}) {
+      Pair x = Make(6, cols, 2.0f, 5.0f), w = Make(1, cols), b = Make(1, cols), y = Make(6, cols);
+      cpu_->LayerNorm(x.cpu, w.cpu, with_bias ? &b.cpu : nullptr, 1e-5f, &y.cpu);
+      gpu_->LayerNorm(x.gpu, w.gpu, with_bias ? &b.gpu : nullptr, 1e-5f, &y.gpu);
+      const std::string what =
+          "LayerNorm cols=" + std::to_string(cols) + " bias=" + std::to_string(with_bias);
+      ExpectClose(y, what);
+      cpu_->LayerNorm(x.cpu, w.cpu, with_bias ? &b.cpu : nullptr, 1e-5f, &x.cpu);
+      gpu_->LayerNorm(x.gpu, w.gpu, with_bias ? &b.gpu : nullptr, 1e-5f, &x.gpu);
+      ExpectClose(x, what + " in place");
+    }
+  }
+}
+
+std::vector<float> InvFreq(int rotary_dim, double theta) {
+  std::vector<float> f(rotary_dim / 2);
+  for (int i = 0; i < rotary_dim / 2; ++i) {
+    f[i] = static_cast<float>(1.0 / std::pow(theta, 2.0 * i / rotary_dim));
+  }
+  return f;
+}
+
+TEST_F(CudaBackendTest, Rope) {
+  struct Case {
+    int heads, head_dim, rotary_dim;
+    RopeStyle style;
+  };
+  const SeqLayout layout = SeqLayout::FromLengths({5, 1, 17, 140});
+  for (const Case c : {Case{3, 64, 64, RopeStyle::kNeox}, Case{3, 64, 64, RopeStyle::kGptj},
+                       Case{2, 64, 16, RopeStyle::kNeox}, Case{4, 32, 8, RopeStyle::kGptj}}) {
+    Pair x = Make(layout.total_rows(), int64_t{c.heads} * c.head_dim, -2.0f, 2.0f);
+    const std::vector<float> inv_freq = InvFreq(c.rotary_dim, 10000.0);
+    cpu_->Rope(&x.cpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style);
+    gpu_->Rope(&x.gpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style);
+    ExpectClose(x, "Rope heads=" + std::to_string(c.heads) + " head_dim=" +
+                       std::to_string(c.head_dim) + " rotary_dim=" + std::to_string(c.rotary_dim) +
+                       (c.style == RopeStyle::kNeox ? " neox" : " gptj"));
+  }
+}
+
+TEST_F(CudaBackendTest, Attention) {
+  struct Case {
+    int heads, kv_heads, head_dim;
+    std::vector<int64_t> lengths;
+    float range;
+  };
+  const std::vector<Case> cases = {
+      {1, 1, 8, {1}, 1.0f},
+      {4, 4, 64, {7}, 1.0f},
+      {9, 3, 64, {1, 7, 200, 130}, 1.0f},  // SmolLM2's GQA shape, several sequences
+      {8, 2, 128, {129, 3, 256}, 2.0f},    // key tiles of 128 with a partial last tile
+      {4, 1, 256, {40, 300}, 4.0f},        // head_dim above the block size, peaked softmax
+  };
+  for (const Case& c : cases) {
+    const SeqLayout layout = SeqLayout::FromLengths(c.lengths);
+    const int64_t rows = layout.total_rows();
+    Pair q = Make(rows, int64_t{c.heads} * c.head_dim, -c.range, c.range);
+    Pair k = Make(rows, int64_t{c.kv_heads} * c.head_dim, -c.range, c.range);
+    Pair v = Make(rows, int64_t{c.kv_heads} * c.head_dim);
+    Pair out = Make(rows, int64_t{c.heads} * c.head_dim);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    cpu_->Attention(q.cpu, k.cpu, v.cpu, layout, c.heads, c.kv_heads, c.head_dim, scale, &out.cpu);
+    gpu_->Attention(q.gpu, k.gpu, v.gpu, layout, c.heads, c.kv_heads, c.head_dim, scale, &out.gpu);
+    ExpectClose(out, "Attention heads=" + std::to_string(c.heads) + "/" +
+                         std::to_string(c.kv_heads) + " head_dim=" + std::to_string(c.head_dim) +
+                         " rows=" + std::to_string(rows));
+  }
+}
+
+TEST_F(CudaBackendTest, Activations) {
+  for (Activation act :
+       {Activation::kSilu, Activation::kGeluTanh, Activation::kGeluErf, Activation::kRelu}) {
+    const std::string name = std::to_string(static_cast<int>(act));
+    Pair x = Make(33, 257, -8.0f, 8.0f);
+    cpu_->Activate(&x.cpu, act);
+    gpu_->Activate(&x.gpu, act);
+    ExpectClose(x, "Activate " + name);
+    Pair gate = Make(17, 1536, -8.0f, 8.0f), up = Make(17, 1536, -2.0f, 2.0f);
+    cpu_->GatedActivate(&gate.cpu, up.cpu, act);
+    gpu_->GatedActivate(&gate.gpu, up.gpu, act);
+    ExpectClose(gate, "GatedActivate " + name);
+  }
+}
+
+TEST_F(CudaBackendTest, Add) {
+  Pair x = Make(77, 129), y = Make(77, 129);
+  cpu_->Add(x.cpu, &y.cpu);
+  gpu_->Add(x.gpu, &y.gpu);
+  ExpectClose(y, "Add", 0.0f);
+}
+
+TEST_F(CudaBackendTest, GatherRows) {
+  Pair table = Make(1000, 96);
+  const std::vector<int64_t> ids = {0, 999, 5, 5, 42, 0, 731};
+  Pair out = Make(static_cast<int64_t>(ids.size()), 96);
+  cpu_->GatherRows(table.cpu, ids, &out.cpu);
+  gpu_->GatherRows(table.gpu, ids, &out.gpu);
+  ExpectClose(out, "GatherRows", 0.0f);
+}
+
+TEST_F(CudaBackendTest, ScoreRows) {
+  for (int64_t vocab : {3, 1000, 49152}) {
+    const int64_t rows = 6;
+    std::vector<float> host = Random(rows * vocab, -12.0f, 12.0f, seed_++);
+    // Quantize to multiples of 1/4 so that many entries tie with the gold
+    // logit and with each other (exercises "strictly greater" and first argmax).
+    for (float& x : host) x = std::round(x * 4.0f) / 4.0f;
+    // Row 1: the maximum occurs twice; the first occurrence must win.
+    host[1 * vocab + vocab - 1] = 20.0f;
+    host[1 * vocab + vocab / 2] = 20.0f;
+    // Row 2: a constant row.
+    std::fill(host.begin() + 2 * vocab, host.begin() + 3 * vocab, 0.5f);
+    Pair logits = MakeFrom(host, rows, vocab);
+    std::vector<int32_t> gold(rows);
+    for (int64_t i = 0; i < rows; ++i) gold[i] = static_cast<int32_t>((i * 7919) % vocab);
+    gold[1] = static_cast<int32_t>(vocab / 2);
+    const auto c = cpu_->ScoreRows(logits.cpu, gold);
+    const auto g = gpu_->ScoreRows(logits.gpu, gold);
+    ASSERT_EQ(c.size(), static_cast<size_t>(rows));
+    ASSERT_EQ(g.size(), static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i) {
+      SCOPED_TRACE("vocab " + std::to_string(vocab) + " row " + std::to_string(i));
+      EXPECT_NEAR(g[i].logprob, c[i].logprob, kTol * std::max(1.0f, std::abs(c[i].logprob)));
+      EXPECT_EQ(g[i].argmax, c[i].argmax);
+      EXPECT_EQ(g[i].greater, c[i].greater);
+    }
+    EXPECT_EQ(g[1].argmax, vocab / 2);
+    EXPECT_EQ(g[2].argmax, 0);
+    EXPECT_EQ(g[2].greater, 0);
+  }
+}
+
+}  // namespace
+}  // namespace laserd::kernels
