@@ -83,9 +83,8 @@ class Backend {
 
   // Causal multi-head attention within each sequence of `layout`, grouped-query
   // when kv_heads < heads. q [rows, heads*hd], k/v [rows, kv_heads*hd] -> out.
-  virtual void Attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                         const SeqLayout& layout, int heads, int kv_heads, int head_dim,
-                         float scale, Tensor* out) = 0;
+  virtual void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
+                         int heads, int kv_heads, int head_dim, float scale, Tensor* out) = 0;
 
   virtual void Activate(Tensor* x, Activation act) = 0;
   // gate = act(gate) * up (gated MLPs such as SwiGLU).
@@ -103,7 +102,8 @@ class Backend {
     int32_t argmax;
     int64_t greater;
   };
-  virtual std::vector<RowScore> ScoreRows(const Tensor& logits, const std::vector<int32_t>& gold) = 0;
+  virtual std::vector<RowScore> ScoreRows(const Tensor& logits,
+                                          const std::vector<int32_t>& gold) = 0;
 };
 
 std::unique_ptr<Backend> MakeCpuBackend();

@@ -47,9 +47,9 @@ const std::vector<std::string>& CanonicalMatrixTypes();
 
 // One answer token to score: the model predicts tokens[pos] from tokens[0..pos).
 struct TokenScore {
-  float logprob;     // log-softmax over the full vocabulary, at the gold token
-  int32_t argmax;    // first argmax
-  int64_t greater;   // vocabulary entries with a logit strictly greater than gold's
+  float logprob;    // log-softmax over the full vocabulary, at the gold token
+  int32_t argmax;   // first argmax
+  int64_t greater;  // vocabulary entries with a logit strictly greater than gold's
 };
 
 // A sequence to score: the tokens and the first answer position (>= 1); every

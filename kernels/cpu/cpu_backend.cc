@@ -1,0 +1,268 @@
+// CPU implementation of the op interface: OpenBLAS SGEMM for every matrix
+// product (linear layers, attention scores and mixing), plain loops for the
+// elementwise parts.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/ops.h"
+
+namespace laserd::kernels {
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  DeviceKind kind() const override { return DeviceKind::kCpu; }
+  std::string name() const override { return "cpu"; }
+
+  Tensor Empty(int64_t rows, int64_t cols) override {
+    const int64_t n = std::max<int64_t>(rows * cols, 1);
+    // 64-byte aligned for SIMD loads in BLAS.
+    float* p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
+    return Tensor(std::shared_ptr<float>(p, [](float* q) { std::free(q); }), rows, cols,
+                  DeviceKind::kCpu);
+  }
+  Tensor FromHost(const float* data, int64_t rows, int64_t cols) override {
+    Tensor t = Empty(rows, cols);
+    std::memcpy(t.data(), data, rows * cols * sizeof(float));
+    return t;
+  }
+  void ToHost(const Tensor& t, float* out) override {
+    std::memcpy(out, t.data(), t.size() * sizeof(float));
+  }
+  void Copy(const Tensor& src, Tensor* dst) override {
+    std::memcpy(dst->data(), src.data(), src.size() * sizeof(float));
+  }
+
+  void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
+              bool accumulate) override {
+    const int64_t n = x.rows(), k = x.cols(), m = w.rows();
+    if (n == 0) return;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (bias != nullptr && !accumulate) {
+      float* yd = y->data();
+      const float* b = bias->data();
+      for (int64_t i = 0; i < n; ++i) std::memcpy(yd + i * m, b, m * sizeof(float));
+      beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x.data(), k, w.data(), k,
+                beta, y->data(), m);
+    if (bias != nullptr && accumulate) {
+      float* yd = y->data();
+      const float* b = bias->data();
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < m; ++j) yd[i * m + j] += b[j];
+    }
+  }
+
+  void MatMul(const Tensor& x, const Tensor& a, Tensor* y) override {
+    const int64_t n = x.rows(), k = x.cols(), r = a.cols();
+    if (n == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, k, 1.0f, x.data(), k, a.data(), r,
+                0.0f, y->data(), r);
+  }
+
+  void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor* y) override {
+    const int64_t n = x.rows(), d = x.cols();
+    const float* wd = w.data();
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xr = x.data() + i * d;
+      float* yr = y->data() + i * d;
+      float ss = 0.0f;
+      for (int64_t j = 0; j < d; ++j) ss += xr[j] * xr[j];
+      const float inv = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
+      for (int64_t j = 0; j < d; ++j) yr[j] = wd[j] * (xr[j] * inv);
+    }
+  }
+
+  void LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor* y) override {
+    const int64_t n = x.rows(), d = x.cols();
+    const float* wd = w.data();
+    const float* bd = b ? b->data() : nullptr;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xr = x.data() + i * d;
+      float* yr = y->data() + i * d;
+      float mean = 0.0f;
+      for (int64_t j = 0; j < d; ++j) mean += xr[j];
+      mean /= static_cast<float>(d);
+      float var = 0.0f;
+      for (int64_t j = 0; j < d; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+      var /= static_cast<float>(d);
+      const float inv = 1.0f / std::sqrt(var + eps);
+      for (int64_t j = 0; j < d; ++j) {
+        yr[j] = (xr[j] - mean) * inv * wd[j] + (bd ? bd[j] : 0.0f);
+      }
+    }
+  }
+
+  void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
+            const std::vector<float>& inv_freq, RopeStyle style) override {
+    int64_t max_len = 0;
+    for (int64_t l : layout.lengths) max_len = std::max(max_len, l);
+    const int half = rotary_dim / 2;
+    // cos/sin per (position, frequency), computed in fp32 as the reference does.
+    std::vector<float> cs(max_len * half), sn(max_len * half);
+    for (int64_t p = 0; p < max_len; ++p) {
+      for (int f = 0; f < half; ++f) {
+        const float ang = static_cast<float>(p) * inv_freq[f];
+        cs[p * half + f] = std::cos(ang);
+        sn[p * half + f] = std::sin(ang);
+      }
+    }
+    const int64_t stride = x->cols();
+    for (size_t s = 0; s < layout.offsets.size(); ++s) {
+      for (int64_t p = 0; p < layout.lengths[s]; ++p) {
+        float* row = x->data() + (layout.offsets[s] + p) * stride;
+        const float* c = cs.data() + p * half;
+        const float* si = sn.data() + p * half;
+        for (int h = 0; h < heads; ++h) {
+          float* v = row + h * head_dim;
+          if (style == RopeStyle::kNeox) {
+            for (int f = 0; f < half; ++f) {
+              const float a = v[f], b = v[f + half];
+              v[f] = a * c[f] - b * si[f];
+              v[f + half] = b * c[f] + a * si[f];
+            }
+          } else {
+            for (int f = 0; f < half; ++f) {
+              const float a = v[2 * f], b = v[2 * f + 1];
+              v[2 * f] = a * c[f] - b * si[f];
+              v[2 * f + 1] = b * c[f] + a * si[f];
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
+                 int heads, int kv_heads, int head_dim, float scale, Tensor* out) override {
+    const int group = heads / kv_heads;
+    const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
+    std::vector<float> scores;
+    for (size_t s = 0; s < layout.offsets.size(); ++s) {
+      const int64_t off = layout.offsets[s], T = layout.lengths[s];
+      if (T == 0) continue;
+      scores.resize(T * T);
+      for (int h = 0; h < heads; ++h) {
+        const int kh = h / group;
+        const float* qh = q.data() + off * qs + h * head_dim;
+        const float* kh_ = k.data() + off * ks + kh * head_dim;
+        const float* vh = v.data() + off * vs + kh * head_dim;
+        float* oh = out->data() + off * os + h * head_dim;
+        if (T == 1) {
+          std::memcpy(oh, vh, head_dim * sizeof(float));
+          continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, head_dim, scale, qh, qs, kh_, ks,
+                    0.0f, scores.data(), T);
+        for (int64_t i = 0; i < T; ++i) {
+          float* r = scores.data() + i * T;
+          float mx = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, r[j]);
+          float sum = 0.0f;
+          for (int64_t j = 0; j <= i; ++j) {
+            r[j] = std::exp(r[j] - mx);
+            sum += r[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j <= i; ++j) r[j] *= inv;
+          for (int64_t j = i + 1; j < T; ++j) r[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, scores.data(),
+                    T, vh, vs, 0.0f, oh, os);
+      }
+    }
+  }
+
+  static float Act(float x, Activation act) {
+    switch (act) {
+      case Activation::kSilu:
+        return x / (1.0f + std::exp(-x));
+      case Activation::kGeluTanh: {
+        const float c = 0.7978845608028654f;  // sqrt(2/pi)
+        return 0.5f * x * (1.0f + std::tanh(c * (x + 0.044715f * x * x * x)));
+      }
+      case Activation::kGeluErf:
+        return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+      case Activation::kRelu:
+        return x > 0.0f ? x : 0.0f;
+    }
+    return x;
+  }
+
+  void Activate(Tensor* x, Activation act) override {
+    float* d = x->data();
+    const int64_t n = x->size();
+    for (int64_t i = 0; i < n; ++i) d[i] = Act(d[i], act);
+  }
+
+  void GatedActivate(Tensor* gate, const Tensor& up, Activation act) override {
+    float* g = gate->data();
+    const float* u = up.data();
+    const int64_t n = gate->size();
+    for (int64_t i = 0; i < n; ++i) g[i] = Act(g[i], act) * u[i];
+  }
+
+  void Add(const Tensor& x, Tensor* y) override {
+    float* yd = y->data();
+    const float* xd = x.data();
+    const int64_t n = y->size();
+    for (int64_t i = 0; i < n; ++i) yd[i] += xd[i];
+  }
+
+  void GatherRows(const Tensor& table, const std::vector<int64_t>& ids, Tensor* out) override {
+    const int64_t d = table.cols();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      std::memcpy(out->data() + i * d, table.data() + ids[i] * d, d * sizeof(float));
+    }
+  }
+
+  std::vector<RowScore> ScoreRows(const Tensor& logits, const std::vector<int32_t>& gold) override {
+    const int64_t n = logits.rows(), V = logits.cols();
+    std::vector<RowScore> res(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* r = logits.data() + i * V;
+      float mx = r[0];
+      int32_t am = 0;
+      for (int64_t j = 1; j < V; ++j) {
+        if (r[j] > mx) {
+          mx = r[j];
+          am = static_cast<int32_t>(j);
+        }
+      }
+      double sum = 0.0;
+      const float g = r[gold[i]];
+      int64_t greater = 0;
+      for (int64_t j = 0; j < V; ++j) {
+        sum += std::exp(static_cast<double>(r[j] - mx));
+        greater += r[j] > g;
+      }
+      res[i].logprob = static_cast<float>(static_cast<double>(g - mx) - std::log(sum));
+      res[i].argmax = am;
+      res[i].greater = greater;
+    }
+    return res;
+  }
+};
+
+}  // namespace
+
+SeqLayout SeqLayout::FromLengths(const std::vector<int64_t>& lengths) {
+  SeqLayout l;
+  l.lengths = lengths;
+  l.offsets.resize(lengths.size());
+  int64_t off = 0;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    l.offsets[i] = off;
+    off += lengths[i];
+  }
+  return l;
+}
+
+std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace laserd::kernels

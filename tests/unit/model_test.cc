@@ -1,0 +1,170 @@
+// Logits of every supported architecture against transformers' fp32 logits on
+// tiny random models (tests/fixtures/models, made by
+// scripts/fixtures/make_tiny_models.py).
+#include "engine/model/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "engine/formats/weights.h"
+
+namespace laserd::model {
+namespace {
+
+using nlohmann::json;
+
+std::string FixtureDir() { return std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/"; }
+
+json ReadJson(const std::string& path) {
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good()) << path;
+  return json::parse(f);
+}
+
+struct Loaded {
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<formats::WeightSource> src;
+  std::unique_ptr<Model> model;
+};
+
+Loaded LoadFixture(const std::string& dir) {
+  Loaded l;
+  l.backend = kernels::MakeCpuBackend();
+  auto src = formats::OpenSafetensors(FixtureDir() + dir);
+  EXPECT_TRUE(src.ok()) << src.status();
+  if (!src.ok()) return l;
+  l.src = *std::move(src);
+  auto m = Model::Load(*l.src, l.backend.get());
+  EXPECT_TRUE(m.ok()) << m.status();
+  if (m.ok()) l.model = *std::move(m);
+  return l;
+}
+
+class TinyModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TinyModelTest, LogitsMatchTransformers) {
+  const json manifest = ReadJson(FixtureDir() + "manifest.json");
+  json entry;
+  for (const json& m : manifest["models"])
+    if (m["name"] == GetParam()) entry = m;
+  ASSERT_FALSE(entry.is_null()) << GetParam();
+  Loaded l = LoadFixture(entry["dir"]);
+  ASSERT_NE(l.model, nullptr);
+  const json ref = ReadJson(FixtureDir() + entry["reference"].get<std::string>());
+  const int64_t V = l.model->config().vocab_size;
+  ASSERT_EQ(V, ref["vocab_size"].get<int64_t>());
+
+  std::vector<std::vector<int32_t>> all;
+  std::vector<std::vector<float>> want;  // reference rows at `positions`
+  std::vector<std::vector<int64_t>> positions;
+  for (const json& s : ref["sequences"]) {
+    all.push_back(s["ids"].get<std::vector<int32_t>>());
+    positions.push_back(s["positions"].get<std::vector<int64_t>>());
+    std::vector<float> w;
+    for (const json& row : s["logits"])
+      for (const json& x : row) w.push_back(x.get<float>());
+    ASSERT_EQ(w.size(), positions.back().size() * V);
+    want.push_back(std::move(w));
+  }
+  // Max abs difference between reference rows and a logits block of one sequence.
+  auto diff = [&](size_t i, const float* got) {
+    double d = 0;
+    for (size_t r = 0; r < positions[i].size(); ++r)
+      for (int64_t v = 0; v < V; ++v)
+        d = std::max<double>(d, std::fabs(got[positions[i][r] * V + v] - want[i][r * V + v]));
+    return d;
+  };
+  // Each sequence alone, then all of them packed into one batch.
+  double worst = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    auto got = l.model->Logits({all[i]});
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->size(), all[i].size() * V);
+    worst = std::max(worst, diff(i, got->data()));
+  }
+  EXPECT_LE(worst, 1e-4) << GetParam() << ": single-sequence max abs error";
+  auto packed = l.model->Logits(all);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  double worst_packed = 0;
+  size_t off = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    worst_packed = std::max(worst_packed, diff(i, packed->data() + off));
+    off += all[i].size() * V;
+  }
+  EXPECT_EQ(off, packed->size());
+  EXPECT_LE(worst_packed, 1e-4) << GetParam() << ": packed-batch max abs error";
+  std::printf("%s: max abs logit error vs transformers %.3g (single), %.3g (packed)\n",
+              GetParam().c_str(), worst, worst_packed);
+
+  // Score() agrees with a log-softmax of the full logits.
+  std::vector<ScoreRequest> reqs;
+  for (const auto& s : all)
+    if (s.size() >= 2) reqs.push_back({s, static_cast<int64_t>(s.size() / 2)});
+  auto scores = l.model->Score(reqs);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    auto full = l.model->Logits({reqs[r].tokens});
+    ASSERT_TRUE(full.ok());
+    for (size_t p = reqs[r].answer_start; p < reqs[r].tokens.size(); ++p) {
+      const float* row = full->data() + (p - 1) * V;
+      double mx = row[0];
+      int32_t am = 0;
+      for (int64_t v = 1; v < V; ++v)
+        if (row[v] > mx) mx = row[v], am = v;
+      double sum = 0;
+      int64_t greater = 0;
+      const float g = row[reqs[r].tokens[p]];
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx), greater += row[v] > g;
+      const TokenScore& ts = (*scores)[r][p - reqs[r].answer_start];
+      EXPECT_NEAR(ts.logprob, g - mx - std::log(sum), 1e-5);
+      EXPECT_EQ(ts.argmax, am);
+      EXPECT_EQ(ts.greater, greater);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
+                         ::testing::Values("llama", "llama_float16", "llama_bfloat16",
+                                           "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
+                                           "gptj", "gpt_neox", "gpt_neox_seq"));
+
+TEST(ModelTest, CanonicalMatrices) {
+  Loaded l = LoadFixture("llama");
+  ASSERT_NE(l.model, nullptr);
+  EXPECT_EQ(l.model->MatrixTypes(), CanonicalMatrixTypes());
+  auto q = l.model->Matrix("attn.q", 1);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ((*q)->rows(), 64);
+  EXPECT_EQ((*q)->cols(), 64);
+  auto k = l.model->Matrix("attn.k", 0);
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ((*k)->rows(), 32);  // 2 kv heads x 16
+  EXPECT_EQ(l.model->Matrix("attn.q", 2).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.model->Matrix("mlp.fc", 0).status().code(), absl::StatusCode::kNotFound);
+
+  Loaded g = LoadFixture("gpt2");
+  ASSERT_NE(g.model, nullptr);
+  // GPT-2's fused c_attn is exposed as q, k, v blocks; it has no gated mlp.up.
+  EXPECT_EQ(g.model->MatrixTypes(), (std::vector<std::string>{"attn.q", "attn.k", "attn.v",
+                                                              "attn.o", "mlp.in", "mlp.out"}));
+  auto gq = g.model->Matrix("attn.v", 1);
+  ASSERT_TRUE(gq.ok());
+  EXPECT_EQ((*gq)->rows(), 64);
+}
+
+TEST(ModelTest, RejectsBadTokens) {
+  Loaded l = LoadFixture("llama");
+  ASSERT_NE(l.model, nullptr);
+  EXPECT_EQ(l.model->Logits({{1, 2, 999}}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(l.model->Score({{{1, 2}, 0}}).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<int32_t> too_long(l.model->config().max_positions + 1, 3);
+  auto s = l.model->Logits({too_long});
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("context"), std::string::npos) << s.status();
+}
+
+}  // namespace
+}  // namespace laserd::model
