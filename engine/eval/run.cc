@@ -1,0 +1,223 @@
+#include "engine/eval/run.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace laserd::eval {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+std::string Fmt(double v, int prec) {
+  return std::isfinite(v) ? absl::StrFormat("%.*f", prec, v) : std::string("-");
+}
+
+}  // namespace
+
+std::string TokenizerJsonBeside(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(model_path);
+  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
+  return (dir / "tokenizer.json").string();
+}
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device,
+                                      const std::string& tokenizer_path) {
+  LoadedModel lm;
+  auto weights = formats::OpenWeights(path);
+  if (!weights.ok()) return weights.status();
+  lm.weights = *std::move(weights);
+  if (!tokenizer_path.empty()) {
+    auto tok = tokenizer::LoadTokenizerJson(tokenizer_path);
+    if (!tok.ok()) return tok.status();
+    lm.tokenizer = *std::move(tok);
+    lm.tokenizer_source = tokenizer_path;
+  } else if (lm.weights->format() == formats::FileFormat::kGguf) {
+    auto tok = tokenizer::LoadGgufTokenizer(lm.weights->metadata());
+    if (!tok.ok()) {
+      return absl::Status(
+          tok.status().code(),
+          absl::StrCat(path, ": tokenizer from GGUF metadata: ", tok.status().message()));
+    }
+    lm.tokenizer = *std::move(tok);
+    lm.tokenizer_source = "GGUF metadata";
+  } else {
+    const std::string tj = TokenizerJsonBeside(path);
+    std::error_code ec;
+    if (!std::filesystem::exists(tj, ec)) {
+      return absl::NotFoundError(absl::StrCat("no tokenizer for ", path, ": ", tj,
+                                              " does not exist (pass a tokenizer.json)"));
+    }
+    auto tok = tokenizer::LoadTokenizerJson(tj);
+    if (!tok.ok()) return tok.status();
+    lm.tokenizer = *std::move(tok);
+    lm.tokenizer_source = tj;
+  }
+  auto backend = kernels::MakeBackend(device);
+  if (!backend.ok()) return backend.status();
+  lm.backend = *std::move(backend);
+  auto model = model::Model::Load(*lm.weights, lm.backend.get());
+  if (!model.ok()) return model.status();
+  lm.model = *std::move(model);
+  return lm;
+}
+
+absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const EvalConfig& cfg) {
+  EvalReport r;
+  r.model_path = cfg.model_path;
+  r.data_path = ds.source;
+  r.device = lm.backend->name();
+  const model::ModelConfig& mc = lm.model->config();
+  r.arch = mc.model_type.empty() ? model::ArchName(mc.arch) : mc.model_type;
+  r.tokenizer_source = lm.tokenizer_source;
+  r.parameters = lm.model->ParameterCount();
+  r.context = mc.max_positions;
+  r.adds_bos = lm.tokenizer->adds_bos();
+  r.split_options = cfg.split;
+  r.topk = cfg.score.topk;
+  r.examples = static_cast<int64_t>(ds.examples.size());
+
+  auto split = MakeSplit(r.examples, cfg.split);
+  if (!split.ok()) return split.status();
+  r.split = *std::move(split);
+
+  auto tokenized = TokenizeDataset(*lm.tokenizer, ds, mc.max_positions);
+  if (!tokenized.ok()) return tokenized.status();
+  for (const TokenizedExample& ex : *tokenized) {
+    for (const TokenizedSequence& s : ex.seqs) {
+      ++r.sequences;
+      r.tokens += static_cast<int64_t>(s.tokens.size());
+      r.answer_tokens += s.answer_tokens();
+      r.boundary_mismatches += s.boundary_mismatch ? 1 : 0;
+    }
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto results = ScoreExamples(*lm.model, *tokenized, cfg.score);
+  if (!results.ok()) return results.status();
+  r.score_seconds = Seconds(t0);
+  r.results = *std::move(results);
+
+  r.splits.push_back({"validation", ComputeAggregate(r.results, r.topk, &r.split.validation)});
+  r.splits.push_back({"test", ComputeAggregate(r.results, r.topk, &r.split.test)});
+  r.splits.push_back({"all", ComputeAggregate(r.results, r.topk)});
+  return r;
+}
+
+absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg) {
+  // Cheap checks first, so a typo does not cost a model load.
+  if (!(cfg.split.val_fraction > 0.0 && cfg.split.val_fraction < 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("val_fraction must be in (0, 1), got ", cfg.split.val_fraction));
+  }
+  if (cfg.score.topk.empty()) return absl::InvalidArgumentError("topk: empty list");
+  if (cfg.score.batch_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_tokens must be positive, got ", cfg.score.batch_tokens));
+  }
+  auto ds = LoadDataset(cfg.data_path);
+  if (!ds.ok()) return ds.status();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto lm = LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path);
+  if (!lm.ok()) return lm.status();
+  const double load_seconds = Seconds(t0);
+  auto report = EvalLoaded(*lm, *ds, cfg);
+  if (!report.ok()) return report.status();
+  report->load_seconds = load_seconds;
+  if (!cfg.per_example_out.empty()) {
+    std::ofstream out(cfg.per_example_out, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot open ", cfg.per_example_out, " for writing"));
+    }
+    absl::Status st = WritePerExampleJsonl(report->results, report->topk, report->split, out);
+    if (!st.ok())
+      return absl::Status(st.code(), absl::StrCat(cfg.per_example_out, ": ", st.message()));
+  }
+  return report;
+}
+
+nlohmann::json ReportJson(const EvalReport& r) {
+  nlohmann::json j;
+  j["model"] = {{"path", r.model_path},  {"arch", r.arch},     {"parameters", r.parameters},
+                {"context", r.context},  {"device", r.device}, {"tokenizer", r.tokenizer_source},
+                {"adds_bos", r.adds_bos}};
+  j["data"] = {{"path", r.data_path},
+               {"examples", r.examples},
+               {"sequences", r.sequences},
+               {"tokens", r.tokens},
+               {"answer_tokens", r.answer_tokens},
+               {"boundary_mismatches", r.boundary_mismatches}};
+  j["split"] = {{"mode", SplitModeName(r.split_options.mode)},
+                {"val_fraction", r.split_options.val_fraction},
+                {"validation", r.split.validation.size()},
+                {"test", r.split.test.size()}};
+  if (r.split_options.mode == SplitMode::kShuffle) j["split"]["seed"] = r.split_options.seed;
+  nlohmann::json m = nlohmann::json::object();
+  for (const SplitAggregates& s : r.splits) m[s.name] = AggregateJson(s.agg);
+  j["metrics"] = m;
+  j["timing"] = {
+      {"load_seconds", r.load_seconds},
+      {"score_seconds", r.score_seconds},
+      {"tokens_per_second",
+       r.score_seconds > 0 ? nlohmann::json(r.tokens / r.score_seconds) : nlohmann::json()}};
+  return j;
+}
+
+std::string FormatReport(const EvalReport& r) {
+  std::string s;
+  absl::StrAppendFormat(&s, "model    %s (%s, %d parameters, context %d) on %s\n", r.model_path,
+                        r.arch, r.parameters, r.context, r.device);
+  absl::StrAppendFormat(&s, "data     %s: %d examples, %d sequences, %d tokens (%d answer)\n",
+                        r.data_path, r.examples, r.sequences, r.tokens, r.answer_tokens);
+  if (r.split_options.mode == SplitMode::kShuffle) {
+    absl::StrAppendFormat(&s, "split    shuffle (seed %d), validation fraction %g\n",
+                          r.split_options.seed, r.split_options.val_fraction);
+  } else {
+    absl::StrAppendFormat(&s, "split    first %g of the file is validation\n",
+                          r.split_options.val_fraction);
+  }
+  if (r.boundary_mismatches > 0) {
+    absl::StrAppendFormat(&s,
+                          "note     %d sequences tokenize differently at the prompt/answer "
+                          "boundary (lm-eval rule applied)\n",
+                          r.boundary_mismatches);
+  }
+  s += "\n";
+  std::vector<std::string> head = {"split", "count", "accuracy", "log-loss"};
+  for (int k : r.topk) head.push_back(absl::StrCat("top-", k));
+  std::vector<std::vector<std::string>> rows = {head};
+  for (const SplitAggregates& sp : r.splits) {
+    std::vector<std::string> row = {sp.name, absl::StrCat(sp.agg.count), Fmt(sp.agg.accuracy, 2),
+                                    Fmt(sp.agg.log_loss, 4)};
+    for (double t : sp.agg.topk_accuracy) row.push_back(Fmt(t, 2));
+    rows.push_back(row);
+  }
+  std::vector<size_t> width(head.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(width[c] - row[c].size(), ' ');
+      s += c == 0 ? row[c] + pad : "  " + pad + row[c];
+    }
+    s += "\n";
+  }
+  s += "\naccuracy and top-k in %, log-loss = mean of -logprob/answer_tokens (nats)\n";
+  absl::StrAppendFormat(&s, "time     load %.2fs, scoring %.2fs (%.0f tokens/s)\n", r.load_seconds,
+                        r.score_seconds, r.score_seconds > 0 ? r.tokens / r.score_seconds : 0.0);
+  return s;
+}
+
+}  // namespace laserd::eval

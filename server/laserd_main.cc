@@ -1,0 +1,60 @@
+// laserd: the LASER sweep service and its headless commands.
+//
+//   laserd eval --model PATH --data FILE ...   score a model on a held-out set
+//
+// Later subcommands (serve, sweep, export) register themselves the same way, each
+// in its own file (see commands.h).
+#include <cstdio>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "server/commands.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace laserd::server {
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return kExitBadInput;
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitNotFound;
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnimplemented:
+    case absl::StatusCode::kFailedPrecondition:
+      return kExitBadModel;
+    case absl::StatusCode::kResourceExhausted:
+      return kExitResources;
+    default:
+      return kExitInternal;
+  }
+}
+
+}  // namespace laserd::server
+
+int main(int argc, char** argv) {
+  // Logs go to stderr so that stdout carries only results (tables, --json).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("laserd"));
+  spdlog::set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+
+  CLI::App app{"laserd: LASER rank-reduction sweeps on transformer language models"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Debug logging");
+  laserd::server::Runner run;
+  laserd::server::AddEvalCommand(app, &run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help or the error
+    return code == 0 ? laserd::server::kExitOk : laserd::server::kExitUsage;
+  }
+  if (verbose) spdlog::set_level(spdlog::level::debug);
+  if (!run) return laserd::server::kExitUsage;
+  return run();
+}
