@@ -18,7 +18,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # utility libraries
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libsqlite3-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev
   # fuzzing (libFuzzer) with clang
   clang-14 libclang-rt-14-dev
   # fact data for the capitals dataset
