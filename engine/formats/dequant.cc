@@ -268,6 +268,7 @@ BlockGeometry Geometry(DType t) {
 }
 
 void DequantizeRow(DType t, const uint8_t* src, int64_t n, float* dst) {
+  if (n <= 0) return;  // nothing to do (and an empty output may have a null data())
   const BlockGeometry g = Geometry(t);
   void (*block_fn)(const uint8_t*, float*) = nullptr;
   switch (t) {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds a libFuzzer target with clang-14 (ASan + UBSan) in build-fuzz/ and runs it for
+# SECONDS, one job, seeded with the format fixtures. The corpus grows in
+# build-fuzz/corpus/TARGET; findings (crash-*, leak-*, timeout-*) land in build-fuzz/.
+#   scripts/fuzz.sh fuzz_gguf 600
+#   scripts/fuzz.sh fuzz_safetensors 600
+set -euo pipefail
+TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors SECONDS}
+SECONDS_TO_RUN=${2:-60}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$ROOT/build-fuzz
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+  -DLASERD_FUZZ=ON -DLASERD_WITH_CUDA=OFF -DLASERD_BUILD_TESTS=OFF -DLASERD_BUILD_BENCH=OFF >/dev/null
+cmake --build "$BUILD" --target "$TARGET" -j2
+CORPUS=$BUILD/corpus/$TARGET
+SEEDS=$BUILD/seeds/$TARGET
+mkdir -p "$CORPUS" "$SEEDS"
+FIX=$ROOT/tests/fixtures/formats
+case "$TARGET" in
+  fuzz_gguf) cp "$FIX"/*.gguf "$SEEDS"/ ;;
+  fuzz_safetensors) cp "$FIX"/*.safetensors "$FIX"/sharded/*.safetensors "$SEEDS"/ ;;
+  *) echo "unknown target $TARGET" >&2; exit 2 ;;
+esac
+cd "$BUILD"
+set +e
+"$BUILD/tests/fuzz/$TARGET" -jobs=1 -workers=1 -max_total_time="$SECONDS_TO_RUN" \
+  -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix="$BUILD/" "$CORPUS" "$SEEDS"
+rc=$?
+set -e
+LOG=$BUILD/fuzz-0.log
+tail -n 25 "$LOG"
+if ls "$BUILD"/crash-* "$BUILD"/leak-* "$BUILD"/timeout-* "$BUILD"/oom-* >/dev/null 2>&1; then
+  echo "FINDINGS in $BUILD" >&2
+  exit 1
+fi
+exit $rc
