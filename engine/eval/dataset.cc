@@ -187,8 +187,8 @@ ParseResult ParseDatasetLines(std::string_view content, std::string_view source)
 absl::StatusOr<Dataset> ParseDataset(std::string_view content, std::string_view source) {
   ParseResult r = ParseDatasetLines(content, source);
   if (!r.errors.empty()) {
-    std::string msg = absl::StrCat("dataset ", std::string(source), ": ", r.errors.size(), " bad record",
-                                   r.errors.size() == 1 ? "" : "s");
+    std::string msg = absl::StrCat("dataset ", std::string(source), ": ", r.errors.size(),
+                                   " bad record", r.errors.size() == 1 ? "" : "s");
     const size_t shown = std::min<size_t>(r.errors.size(), kMaxReportedErrors);
     for (size_t i = 0; i < shown; ++i) {
       absl::StrAppend(&msg, i == 0 ? ": " : "; ", "line ", r.errors[i].line, ": ",
@@ -198,7 +198,8 @@ absl::StatusOr<Dataset> ParseDataset(std::string_view content, std::string_view 
     return absl::InvalidArgumentError(msg);
   }
   if (r.dataset.examples.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("dataset ", std::string(source), " has no records"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset ", std::string(source), " has no records"));
   }
   return std::move(r.dataset);
 }

@@ -58,8 +58,8 @@ absl::StatusOr<TokenizedSequence> TokenizePair(const tokenizer::Tokenizer& tok,
   auto [ctx, cont] = MoveTrailingWhitespace(prompt, answer);
   auto whole = tok.Encode(ctx + cont, /*add_special=*/true);
   if (!whole.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(std::string(what), ": cannot tokenize prompt + answer: ", whole.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(what), ": cannot tokenize prompt + answer: ", whole.status().message()));
   }
   auto ctx_ids = tok.Encode(ctx, /*add_special=*/true);
   if (!ctx_ids.ok()) {
@@ -76,17 +76,21 @@ absl::StatusOr<TokenizedSequence> TokenizePair(const tokenizer::Tokenizer& tok,
                      "nothing to predict the first answer token from"));
   }
   if (static_cast<int64_t>(seq.tokens.size()) <= seq.answer_start) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(std::string(what), ": the answer has no tokens past the prompt's ", seq.answer_start,
-                     " (prompt + answer encodes to ", seq.tokens.size(), " tokens)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(what), ": the answer has no tokens past the prompt's ", seq.answer_start,
+        " (prompt + answer encodes to ", seq.tokens.size(), " tokens)"));
   }
   if (max_tokens > 0 && static_cast<int64_t>(seq.tokens.size()) > max_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(what), ": prompt + answer is ", seq.tokens.size(),
-                                                   " tokens, longer than the model's context of ",
-                                                   max_tokens,
-                                                   " tokens (examples are never truncated)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(what), ": prompt + answer is ", seq.tokens.size(),
+                     " tokens, longer than the model's context of ", max_tokens,
+                     " tokens (examples are never truncated)"));
   }
   seq.boundary_mismatch = !std::equal(ctx_ids->begin(), ctx_ids->end(), seq.tokens.begin());
+  // The model input is ctx + whole[len(ctx):], as lm-eval feeds it
+  // (context_enc + continuation_enc); it differs from whole only when a token
+  // merges across the prompt/answer boundary.
+  std::copy(ctx_ids->begin(), ctx_ids->end(), seq.tokens.begin());
   return seq;
 }
 

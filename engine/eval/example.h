@@ -5,9 +5,10 @@
 //      whitespace moves to the front of the answer.
 //   2. whole = Encode(prompt + answer), ctx = Encode(prompt), both with
 //      add_special = true (BOS exactly when the tokenizer adds one by default).
-//   3. The answer tokens are whole[len(ctx):]. When whole does not start with
-//      ctx (a merge across the boundary), that is still the rule; the sequence
-//      is flagged `boundary_mismatch`.
+//   3. The answer tokens are whole[len(ctx):] and the model input is
+//      ctx + whole[len(ctx):] (lm-eval's context_enc + continuation_enc). When
+//      whole does not start with ctx (a token merges across the boundary), that
+//      is still the rule; the sequence is flagged `boundary_mismatch`.
 //
 // An answer with no tokens past the prompt, a prompt with no tokens (nothing to
 // predict the first answer token from), and prompt + answer longer than the
@@ -27,11 +28,12 @@
 
 namespace laserd::eval {
 
-// One teacher-forced sequence: tokens[answer_start..] are the answer.
+// One teacher-forced sequence: tokens[..answer_start) = Encode(prompt),
+// tokens[answer_start..] = the answer tokens.
 struct TokenizedSequence {
   std::vector<int32_t> tokens;
   int64_t answer_start = 0;        // = number of prompt tokens (BOS included), >= 1
-  bool boundary_mismatch = false;  // tokens does not start with Encode(prompt)
+  bool boundary_mismatch = false;  // Encode(prompt + answer) does not start with Encode(prompt)
   int64_t answer_tokens() const { return static_cast<int64_t>(tokens.size()) - answer_start; }
 };
 

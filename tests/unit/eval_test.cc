@@ -227,10 +227,11 @@ TEST(ExampleTest, LmEvalRuleOnSmolLM2) {
               ElementsAre(65, 42, 1812, 314, 260, 3575, 282, 3085, 47, 198, 49, 42, 19081));
   EXPECT_EQ(qa->answer_start, 12);
   // A merge across the boundary: "hello" = [28120], "helloworld" = [2797, 683, 1886].
-  // The rule still takes whole[len(prompt):] and flags the mismatch.
+  // The rule still takes whole[len(prompt):] = [683, 1886] as the answer, after the
+  // prompt's own tokens (lm-eval's input), and flags the mismatch.
   auto merged = TokenizePair(*tok, "hello", "world", 0, "line 1");
   ASSERT_TRUE(merged.ok()) << merged.status();
-  EXPECT_THAT(merged->tokens, ElementsAre(2797, 683, 1886));
+  EXPECT_THAT(merged->tokens, ElementsAre(28120, 683, 1886));
   EXPECT_EQ(merged->answer_start, 1);
   EXPECT_TRUE(merged->boundary_mismatch);
   // "hel" = [2797] is a prefix of "helloworld": no mismatch.
@@ -253,7 +254,7 @@ TEST(ExampleTest, ZeroAnswerTokensIsAnError) {
   // With more text the answer has tokens again, past a mismatching boundary.
   auto more = TokenizePair(*tok, "The capital of Fr", "ance is", 0, "line 9");
   ASSERT_TRUE(more.ok()) << more.status();
-  EXPECT_THAT(more->tokens, ElementsAre(504, 3575, 282, 4649, 314));
+  EXPECT_THAT(more->tokens, ElementsAre(504, 3575, 282, 2133, 314));
   EXPECT_EQ(more->answer_start, 4);
   EXPECT_TRUE(more->boundary_mismatch);
 }
