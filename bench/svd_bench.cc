@@ -6,7 +6,9 @@
 //   svd_bench --random 4096x4096 --rho 0.01,0.05,0.1
 //   svd_bench --model ... --p 0,5,10,-1 --q 0,1,2,4   (calibrating the defaults)
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "engine/formats/weights.h"
@@ -30,7 +32,7 @@ int main(int argc, char** argv) {
   std::vector<double> rhos = {0.01, 0.05, 0.1, 0.2, 0.5};
   std::vector<int64_t> ps = {-1};
   std::vector<int> qs = {-1};
-  bool paper = true;
+  bool paper = true, exact64 = true;
   uint64_t seed = 1;
   app.add_option("--model", model_path, "GGUF or safetensors model");
   app.add_option("--type", type, "matrix type");
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--q", qs, "power iteration counts (-1 = default)")->delimiter(',');
   app.add_option("--paper", paper, "also run the paper recipe");
   app.add_option("--seed", seed, "sketch seed");
+  app.add_option("--exact64", exact64, "also time dgesdd");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<float> w;
@@ -90,6 +93,21 @@ int main(int argc, char** argv) {
   std::printf("%-28s %8.3fs  err", "exact (sgesdd, all k)", t_exact);
   for (double e : e_exact) std::printf(" %.6f", e);
   std::printf("\n");
+
+  if (exact64) {
+    auto t2 = std::chrono::steady_clock::now();
+    kernels::SvdOptions ed = ex;
+    ed.exact_in_double = true;
+    auto exact64 = kernels::ComputeTruncatedSvd(w.data(), m, n, kmax, ed);
+    const double t_exact64 = Seconds(t2);
+    auto e64 = *kernels::TruncationErrors(w.data(), *exact64, ks);
+    std::printf("%-28s %8.3fs  max |err32 - err64| over k:", "exact (dgesdd, all k)", t_exact64);
+    double worst = 0.0;
+    for (size_t i = 0; i < ks.size(); ++i) worst = std::max(worst, std::abs(e64[i] - e_exact[i]));
+    std::printf(" %.2e\n", worst);
+  }
+  bool auto_randomized = kernels::AutoPicksRandomized(m, n, kmax);
+  std::printf("auto for k_max=%ld: %s\n", kmax, auto_randomized ? "randomized" : "exact");
 
   auto run = [&](const char* label, kernels::SvdOptions o) {
     for (size_t i = 0; i < ks.size(); ++i) {

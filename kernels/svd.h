@@ -58,10 +58,16 @@ inline constexpr int kPaperPowerIters = 2;
 inline constexpr int kPaperEncoderPowerIters = 20;
 // p = max(10, k_max / 2).
 int64_t DefaultOversampling(int64_t k_max);
-// The auto rule: randomized when its sketch width l = k_max + p (defaults) is
-// at most min(m, n) / 4, exact otherwise. Measured on this machine (see
-// docs/laser.md): randomized with q = 4 costs about (2q + 2) GEMMs of m·n·l
-// plus QRs, which beats sgesdd only while l is a small fraction of min(m, n).
+// The auto rule: randomized (default p and q) when its flop count is below
+// exact's. Flops: exact (LAPACK gesdd, thin U and V) ≈ 6·max·min² + 20·min³
+// (Golub & Van Loan's R-SVD count); randomized ≈ (2q+2)·2mnl GEMM flops +
+// 4l²((q+1)m + qn) for the QRs + 4l²n + 8l³ for the SVD of B + 2mlk. Both ran
+// at about the same rate on this machine (≈20 GFLOP/s: 4096×4096 exact 85 s,
+// randomized k=204 6.5 s; docs/laser.md), so the flop counts are compared
+// directly. The switch: randomized up to k = 161 (ρ ≈ 0.28) on 576×1536,
+// up to k = 1545 (ρ ≈ 0.38) on 4096×4096.
+double ExactSvdFlops(int64_t m, int64_t n);
+double RandomizedSvdFlops(int64_t m, int64_t n, int64_t k, int64_t l, int q);
 bool AutoPicksRandomized(int64_t m, int64_t n, int64_t k_max);
 
 // W ≈ U diag(s) Vᵀ truncated to k columns. U is [m, k] and V is [n, k], both

@@ -142,9 +142,22 @@ const char* SvdMethodName(SvdMethod m) {
 
 int64_t DefaultOversampling(int64_t k_max) { return std::max<int64_t>(10, k_max / 2); }
 
+double ExactSvdFlops(int64_t m, int64_t n) {
+  const double mx = std::max(m, n), mn = std::min(m, n);
+  return 6.0 * mx * mn * mn + 20.0 * mn * mn * mn;
+}
+
+double RandomizedSvdFlops(int64_t m, int64_t n, int64_t k, int64_t l, int q) {
+  const double M = m, N = n, L = l, K = k;
+  const double gemms = (2.0 * q + 2.0) * 2.0 * M * N * L;    // sketch, power steps, B
+  const double qrs = 4.0 * L * L * ((q + 1.0) * M + q * N);  // geqrf + orgqr
+  const double small = 4.0 * L * L * N + 8.0 * L * L * L;    // gesdd of B [l, n]
+  return gemms + qrs + small + 2.0 * M * L * K;              // + U = Q Ũ_k
+}
+
 bool AutoPicksRandomized(int64_t m, int64_t n, int64_t k_max) {
-  const int64_t l = k_max + DefaultOversampling(k_max);
-  return 4 * l <= std::min(m, n);
+  const int64_t l = std::min(std::min(m, n), k_max + DefaultOversampling(k_max));
+  return RandomizedSvdFlops(m, n, k_max, l, kDefaultPowerIters) < ExactSvdFlops(m, n);
 }
 
 void GaussianFill(uint64_t seed, float* out, int64_t count) {

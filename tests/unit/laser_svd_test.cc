@@ -237,10 +237,15 @@ TEST(TruncatedSvd, GaussianFillIsStandardNormalAndPrefixStable) {
 }
 
 TEST(TruncatedSvd, AutoPicksByCost) {
-  EXPECT_TRUE(kernels::AutoPicksRandomized(576, 1536, 28));    // l = 42 <= 144
-  EXPECT_FALSE(kernels::AutoPicksRandomized(576, 1536, 115));  // l = 172 > 144
+  EXPECT_TRUE(kernels::AutoPicksRandomized(576, 1536, 28));
+  EXPECT_TRUE(kernels::AutoPicksRandomized(1536, 576, 115));  // l = 172
+  // The switch (flop model, kernels/svd.h): k = 161 on 576x1536, 1545 on 4096².
+  EXPECT_TRUE(kernels::AutoPicksRandomized(576, 1536, 161));   // l = 241
+  EXPECT_FALSE(kernels::AutoPicksRandomized(576, 1536, 162));  // l = 243
   EXPECT_FALSE(kernels::AutoPicksRandomized(576, 1536, 518));
-  EXPECT_TRUE(kernels::AutoPicksRandomized(4096, 4096, 409));  // l = 613 <= 1024
+  EXPECT_TRUE(kernels::AutoPicksRandomized(4096, 4096, 1545));
+  EXPECT_FALSE(kernels::AutoPicksRandomized(4096, 4096, 1546));
+  EXPECT_FALSE(kernels::AutoPicksRandomized(10, 10, 9));
   std::vector<float> w(300 * 200);
   kernels::GaussianFill(1, w.data(), w.size());
   EXPECT_EQ(Svd(w, 300, 200, 5, SvdMethod::kAuto).method, SvdMethod::kRandomized);
