@@ -264,6 +264,19 @@ TEST(GgufTokenizer, SmolLM2MatchesLlamaCpp) {
   EXPECT_EQ((*tok)->Decode(*ids), "<|im_start|>");
 }
 
+// A SentencePiece ("llama") GGUF vocabulary written by make_tokenizer_refs.py,
+// reference ids from llama.cpp.
+TEST(GgufTokenizer, SentencePieceMatchesLlamaCpp) {
+  auto src = formats::OpenGguf(kFix + "spm_llama.gguf");
+  ASSERT_TRUE(src.ok()) << src.status();
+  auto tok = LoadGgufTokenizer((*src)->metadata());
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  EXPECT_TRUE((*tok)->adds_bos());  // llama.cpp default for SPM vocabularies
+  EXPECT_EQ((*tok)->bos_id(), std::optional<int32_t>(1));
+  EXPECT_EQ((*tok)->eos_id(), std::optional<int32_t>(2));
+  CheckAgainstRefs(**tok, "spm_gguf", true);
+}
+
 // A tiny byte-level vocabulary: the 256 byte characters, then merges.
 json TinyGpt2Metadata() {
   json md;
