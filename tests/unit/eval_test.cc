@@ -313,6 +313,34 @@ TEST(ExampleTest, WhitespaceOnlyPromptWithoutBosIsAnError) {
   EXPECT_THAT(seq.status().message(), HasSubstr("line 2: the prompt encodes to no tokens"));
 }
 
+// A tokenizer that adds BOS by default (Llama-2 style SentencePiece BPE, committed
+// fixture). Expected ids from `tokenizers` encode(add_special_tokens=True).
+TEST(ExampleTest, LmEvalRuleWithBos) {
+  const std::string path =
+      std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/tokenizer/llama2_spm.json";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  auto tok = tokenizer::LoadTokenizerJson(path);
+  ASSERT_TRUE(tok.ok()) << tok.status();
+  ASSERT_TRUE((*tok)->adds_bos());
+  auto seq = TokenizePair(**tok, "The capital of France is", " Paris", 0, "line 1");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_THAT(seq->tokens, ElementsAre(1, 566, 1066, 402, 504, 509, 447, 449, 982));
+  EXPECT_EQ(seq->answer_start, 8);  // BOS + 7 prompt tokens
+  EXPECT_FALSE(seq->boundary_mismatch);
+  // Trailing space moves to the answer.
+  auto qa = TokenizePair(**tok, "Q: capital?\nA: ", "Paris", 0, "line 1");
+  ASSERT_TRUE(qa.ok()) << qa.status();
+  EXPECT_THAT(qa->tokens, ElementsAre(1, 369, 84, 285, 1066, 290, 13, 292, 285, 982));
+  EXPECT_EQ(qa->answer_start, 9);
+  // "hello" = [1, 433, 1034], "helloworld" = [1, 433, 922, 544, 384, 529]: the
+  // answer is whole[3:] = [544, 384, 529] after the prompt's own tokens.
+  auto merged = TokenizePair(**tok, "hello", "world", 0, "line 1");
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_THAT(merged->tokens, ElementsAre(1, 433, 1034, 544, 384, 529));
+  EXPECT_EQ(merged->answer_start, 3);
+  EXPECT_TRUE(merged->boundary_mismatch);
+}
+
 // ---------------------------------------------------------------- split
 
 TEST(SplitTest, ValidationCount) {
