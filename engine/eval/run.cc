@@ -181,11 +181,14 @@ std::string FormatReport(const EvalReport& r) {
   absl::StrAppendFormat(&s, "data     %s: %d examples, %d sequences, %d tokens (%d answer)\n",
                         r.data_path, r.examples, r.sequences, r.tokens, r.answer_tokens);
   if (r.split_options.mode == SplitMode::kShuffle) {
-    absl::StrAppendFormat(&s, "split    shuffle (seed %d), validation fraction %g\n",
-                          r.split_options.seed, r.split_options.val_fraction);
+    absl::StrAppendFormat(
+        &s, "split    shuffle (seed %d, validation fraction %g): %d validation, %d test\n",
+        r.split_options.seed, r.split_options.val_fraction, r.split.validation.size(),
+        r.split.test.size());
   } else {
-    absl::StrAppendFormat(&s, "split    first %g of the file is validation\n",
-                          r.split_options.val_fraction);
+    absl::StrAppendFormat(&s, "split    first %g of the file: %d validation, %d test\n",
+                          r.split_options.val_fraction, r.split.validation.size(),
+                          r.split.test.size());
   }
   if (r.boundary_mismatches > 0) {
     absl::StrAppendFormat(&s,
