@@ -6,7 +6,7 @@ documented in docs/metrics.md ("Split"), so a split can be reproduced (and
 engine/eval/split.cc checked) without laserd. Prints JSON:
 {"validation": [...], "test": [...]} with 0-based example indices in file order.
 
-    python3 scripts/seeded_split.py --n 250 --seed 42 [--val-fraction 0.2]
+    python3 scripts/seeded_split.py --n 250 --seed 42 [--validation-fraction 0.2]
     python3 scripts/seeded_split.py --n 10 --seed 42 --permutation
 """
 import argparse
@@ -68,14 +68,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, required=True, help="number of examples")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val-fraction", type=float, default=0.2)
+    ap.add_argument("--validation-fraction", type=float, default=0.2)
     ap.add_argument("--permutation", action="store_true", help="print the permutation only")
     a = ap.parse_args()
     p = permutation(a.n, a.seed)
     if a.permutation:
         print(json.dumps(p))
         return
-    k = validation_count(a.n, a.val_fraction)
+    k = validation_count(a.n, a.validation_fraction)
     print(json.dumps({"validation": sorted(p[:k]), "test": sorted(p[k:])}))
 
 

@@ -23,6 +23,7 @@ requirements=(
   safetensors==0.8.0
   sentencepiece==0.2.3
   numpy==2.4.6
+  accelerate==1.15.0
 )
 if [[ ${1:-} == --with-llama-cpp ]]; then
   requirements+=(llama-cpp-python)

@@ -100,13 +100,13 @@ void AddEvalCommand(CLI::App& app, Runner* run) {
   sub->add_option("--split", f->split, "Validation/test split: first (the paper's) or shuffle")
       ->check(CLI::IsMember({"first", "shuffle"}))
       ->capture_default_str();
-  sub->add_option("--val-fraction", f->val_fraction, "Fraction of examples used for validation")
+  sub->add_option("--validation-fraction", f->val_fraction, "Fraction of examples used for validation")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sub->add_option("--seed", f->seed, "Seed of --split shuffle")->capture_default_str();
-  sub->add_option("--topk", f->topk, "Comma-separated k of the first-token top-k accuracy")
+  sub->add_option("--top-k", f->topk, "Comma-separated k of the first-token top-k accuracy")
       ->capture_default_str();
-  sub->add_option("--batch-tokens", f->batch_tokens, "Token budget of one scoring batch")
+  sub->add_option("--max-batch-tokens", f->batch_tokens, "Token budget of one scoring batch")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--per-example", f->per_example, "Write per-example results to this JSONL file");
