@@ -83,22 +83,32 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const json& cfg, const std::string& whe
     return it != cfg.end() && it->is_boolean() ? it->get<bool>() : dflt;
   };
   const std::string& t = c.model_type;
+  if (t != "llama" && t != "mistral" && t != "qwen2" && t != "gpt2" && t != "gptj" &&
+      t != "gpt_neox") {
+    return absl::UnimplementedError(
+        absl::StrCat(where, ": unsupported model_type '", t,
+                     "' (supported: llama, mistral, qwen2, gpt2, gptj, gpt_neox)"));
+  }
+  // Dimensions every architecture has, under either naming convention.
+  auto h = get({"hidden_size", "n_embd"});
+  auto l = get({"num_hidden_layers", "n_layer"});
+  auto nh = get({"num_attention_heads", "n_head"});
+  auto v = get({"vocab_size"});
+  for (auto* s : {&h, &l, &nh, &v})
+    if (!s->ok()) return s->status();
+  c.hidden = *h;
+  c.layers = *l;
+  c.heads = *nh;
+  c.kv_heads = c.heads;
+  c.head_dim = c.heads ? c.hidden / c.heads : 0;
+  c.vocab_size = *v;
   if (t == "llama" || t == "mistral" || t == "qwen2") {
     c.arch = Arch::kLlama;
-    auto h = get({"hidden_size"});
-    auto l = get({"num_hidden_layers"});
-    auto nh = get({"num_attention_heads"});
     auto im = get({"intermediate_size"});
-    auto v = get({"vocab_size"});
-    for (auto* s : {&h, &l, &nh, &im, &v})
-      if (!s->ok()) return s->status();
-    c.hidden = *h;
-    c.layers = *l;
-    c.heads = *nh;
+    if (!im.ok()) return im.status();
     c.kv_heads = Num(cfg, {"num_key_value_heads"}).value_or(c.heads);
-    c.head_dim = Num(cfg, {"head_dim"}).value_or(c.heads ? c.hidden / c.heads : 0);
+    c.head_dim = Num(cfg, {"head_dim"}).value_or(c.head_dim);
     c.intermediate = *im;
-    c.vocab_size = *v;
     c.max_positions = Num(cfg, {"max_position_embeddings"}).value_or(2048);
     c.norm_eps = Num(cfg, {"rms_norm_eps"}).value_or(1e-6);
     c.rope_theta = RopeTheta(cfg, 10000.0);
@@ -112,19 +122,7 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const json& cfg, const std::string& whe
     if (auto s = CheckRopeScaling(cfg, where); !s.ok()) return s;
   } else if (t == "gpt2") {
     c.arch = Arch::kGpt2;
-    auto h = get({"n_embd", "hidden_size"});
-    auto l = get({"n_layer", "num_hidden_layers"});
-    auto nh = get({"n_head", "num_attention_heads"});
-    auto v = get({"vocab_size"});
-    for (auto* s : {&h, &l, &nh, &v})
-      if (!s->ok()) return s->status();
-    c.hidden = *h;
-    c.layers = *l;
-    c.heads = *nh;
-    c.kv_heads = c.heads;
-    c.head_dim = c.hidden / c.heads;
     c.intermediate = Num(cfg, {"n_inner"}).value_or(4 * c.hidden);
-    c.vocab_size = *v;
     c.max_positions = Num(cfg, {"n_positions", "max_position_embeddings"}).value_or(1024);
     c.norm_eps = Num(cfg, {"layer_norm_epsilon"}).value_or(1e-5);
     c.tied_embeddings = flag("tie_word_embeddings", true);
@@ -133,19 +131,7 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const json& cfg, const std::string& whe
     c.act = *act;
   } else if (t == "gptj") {
     c.arch = Arch::kGptJ;
-    auto h = get({"n_embd", "hidden_size"});
-    auto l = get({"n_layer", "num_hidden_layers"});
-    auto nh = get({"n_head", "num_attention_heads"});
-    auto v = get({"vocab_size"});
-    for (auto* s : {&h, &l, &nh, &v})
-      if (!s->ok()) return s->status();
-    c.hidden = *h;
-    c.layers = *l;
-    c.heads = *nh;
-    c.kv_heads = c.heads;
-    c.head_dim = c.hidden / c.heads;
     c.intermediate = Num(cfg, {"n_inner"}).value_or(4 * c.hidden);
-    c.vocab_size = *v;
     c.max_positions = Num(cfg, {"n_positions", "max_position_embeddings"}).value_or(2048);
     c.norm_eps = Num(cfg, {"layer_norm_epsilon"}).value_or(1e-5);
     c.rotary_dim = Num(cfg, {"rotary_dim"}).value_or(c.head_dim);
@@ -156,22 +142,11 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const json& cfg, const std::string& whe
     auto act = ParseAct(str("activation_function", "gelu_new"));
     if (!act.ok()) return act.status();
     c.act = *act;
-  } else if (t == "gpt_neox") {
+  } else {  // gpt_neox
     c.arch = Arch::kGptNeoX;
-    auto h = get({"hidden_size"});
-    auto l = get({"num_hidden_layers"});
-    auto nh = get({"num_attention_heads"});
     auto im = get({"intermediate_size"});
-    auto v = get({"vocab_size"});
-    for (auto* s : {&h, &l, &nh, &im, &v})
-      if (!s->ok()) return s->status();
-    c.hidden = *h;
-    c.layers = *l;
-    c.heads = *nh;
-    c.kv_heads = c.heads;
-    c.head_dim = c.hidden / c.heads;
+    if (!im.ok()) return im.status();
     c.intermediate = *im;
-    c.vocab_size = *v;
     c.max_positions = Num(cfg, {"max_position_embeddings"}).value_or(2048);
     c.norm_eps = Num(cfg, {"layer_norm_eps"}).value_or(1e-5);
     double pct = Num(cfg, {"rotary_pct", "partial_rotary_factor"}).value_or(1.0);
@@ -186,10 +161,6 @@ absl::StatusOr<ModelConfig> ConfigFromHf(const json& cfg, const std::string& whe
     auto act = ParseAct(str("hidden_act", "gelu"));
     if (!act.ok()) return act.status();
     c.act = *act;
-  } else {
-    return absl::UnimplementedError(
-        absl::StrCat(where, ": unsupported model_type '", t,
-                     "' (supported: llama, mistral, qwen2, gpt2, gptj, gpt_neox)"));
   }
   auto id = [&](const char* key) -> std::optional<int32_t> {
     auto it = cfg.find(key);
@@ -289,6 +260,8 @@ const std::vector<std::string>& CanonicalMatrixTypes() {
 struct Model::Layer {
   // Canonical matrices W [out, in] and their biases (empty when absent).
   std::map<std::string, Tensor> w, b;
+  // Low-rank overrides {us [out, k], v [in, k]} (Model::SetLowRank).
+  std::map<std::string, std::pair<Tensor, Tensor>> lowrank;
   Tensor ln1_w, ln1_b, ln2_w, ln2_b;  // ln2 empty for GPT-J (shares ln1)
 };
 
@@ -644,6 +617,30 @@ absl::StatusOr<Tensor*> Model::Matrix(const std::string& type, int64_t layer) {
   return &it->second;
 }
 
+absl::Status Model::SetLowRank(const std::string& type, int64_t layer, Tensor us, Tensor v) {
+  auto w = Matrix(type, layer);
+  if (!w.ok()) return w.status();
+  if (us.rows() != (*w)->rows() || v.rows() != (*w)->cols() || us.cols() != v.cols() ||
+      us.cols() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "low-rank factors [", us.rows(), ", ", us.cols(), "] and [", v.rows(), ", ", v.cols(),
+        "] do not fit ", type, " of layer ", layer, " [", (*w)->rows(), ", ", (*w)->cols(), "]"));
+  }
+  w_->layers[layer].lowrank[type] = {std::move(us), std::move(v)};
+  return absl::OkStatus();
+}
+
+void Model::ClearLowRank(const std::string& type, int64_t layer) {
+  if (layer >= 0 && layer < static_cast<int64_t>(w_->layers.size())) {
+    w_->layers[layer].lowrank.erase(type);
+  }
+}
+
+bool Model::HasLowRank(const std::string& type, int64_t layer) const {
+  return layer >= 0 && layer < static_cast<int64_t>(w_->layers.size()) &&
+         w_->layers[layer].lowrank.count(type) > 0;
+}
+
 int64_t Model::ParameterCount() const {
   int64_t n = w_->embed.size() + w_->pos_embed.size() + w_->norm_w.size() + w_->norm_b.size();
   if (!config_.tied_embeddings) n += w_->lm_head.size() + w_->lm_head_b.size();
@@ -707,13 +704,25 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     auto it = ly.b.find(t);
     return it == ly.b.end() ? nullptr : &it->second;
   };
+  // y (+)= x · Wᵀ + b, or (x · v) · usᵀ + b under a low-rank override.
+  auto linear = [&](const Layer& ly, const char* t, const Tensor& x, Tensor* y, bool acc) {
+    auto lr = ly.lowrank.find(t);
+    if (lr == ly.lowrank.end()) {
+      be->Linear(x, ly.w.at(t), bias(ly, t), y, acc);
+      return;
+    }
+    const auto& [us, v] = lr->second;
+    Tensor xv = be->Empty(x.rows(), v.cols());
+    be->MatMul(x, v, &xv);
+    be->Linear(xv, us, bias(ly, t), y, acc);
+  };
   for (int64_t i = from; i < to; ++i) {
     const Layer& ly = w_->layers[i];
     norm(*h, ly.ln1_w, ly.ln1_b, &a);
     // Attention.
-    be->Linear(a, ly.w.at("attn.q"), bias(ly, "attn.q"), &q);
-    be->Linear(a, ly.w.at("attn.k"), bias(ly, "attn.k"), &k);
-    be->Linear(a, ly.w.at("attn.v"), bias(ly, "attn.v"), &v);
+    linear(ly, "attn.q", a, &q, false);
+    linear(ly, "attn.k", a, &k, false);
+    linear(ly, "attn.v", a, &v, false);
     if (c.rotary_dim > 0 && !w_->inv_freq.empty()) {
       be->Rope(&q, layout, c.heads, c.head_dim, c.rotary_dim, w_->inv_freq, c.rope_style);
       be->Rope(&k, layout, c.kv_heads, c.head_dim, c.rotary_dim, w_->inv_freq, c.rope_style);
@@ -727,19 +736,19 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
         norm(*h, ly.ln2_w, ly.ln2_b, &a2);
         mlp_in = &a2;
       }
-      be->Linear(ctx, ly.w.at("attn.o"), bias(ly, "attn.o"), h, /*accumulate=*/true);
+      linear(ly, "attn.o", ctx, h, /*acc=*/true);
     } else {
-      be->Linear(ctx, ly.w.at("attn.o"), bias(ly, "attn.o"), h, /*accumulate=*/true);
+      linear(ly, "attn.o", ctx, h, /*acc=*/true);
       norm(*h, ly.ln2_w, ly.ln2_b, &a);
     }
-    be->Linear(*mlp_in, ly.w.at("mlp.in"), bias(ly, "mlp.in"), &g);
+    linear(ly, "mlp.in", *mlp_in, &g, false);
     if (c.gated_mlp) {
-      be->Linear(*mlp_in, ly.w.at("mlp.up"), bias(ly, "mlp.up"), &u);
+      linear(ly, "mlp.up", *mlp_in, &u, false);
       be->GatedActivate(&g, u, c.act);
     } else {
       be->Activate(&g, c.act);
     }
-    be->Linear(g, ly.w.at("mlp.out"), bias(ly, "mlp.out"), h, /*accumulate=*/true);
+    linear(ly, "mlp.out", g, h, /*acc=*/true);
   }
 }
 
@@ -760,11 +769,11 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   return logits;
 }
 
-absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
-    const std::vector<ScoreRequest>& batch) {
+absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(
+    const std::vector<ScoreRequest>& batch) const {
   // The last token is never an input to a scored prediction, so it is not fed.
-  std::vector<std::vector<int32_t>> inputs;
-  inputs.reserve(batch.size());
+  ScoreLayout p;
+  p.inputs.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
     if (r.answer_start < 1 || r.answer_start >= static_cast<int64_t>(r.tokens.size())) {
@@ -772,8 +781,9 @@ absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
                                                      r.answer_start, " must be in [1, ",
                                                      r.tokens.size(), ")"));
     }
-    inputs.emplace_back(r.tokens.begin(), r.tokens.end() - 1);
+    p.inputs.emplace_back(r.tokens.begin(), r.tokens.end() - 1);
   }
+  std::vector<int64_t> lengths;
   for (size_t i = 0; i < batch.size(); ++i) {
     for (int32_t t : batch[i].tokens) {
       if (t < 0 || t >= config_.vocab_size) {
@@ -781,21 +791,24 @@ absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
             absl::StrCat("score request ", i, ": token id ", t, " is outside the vocabulary"));
       }
     }
+    lengths.push_back(static_cast<int64_t>(p.inputs[i].size()));
   }
-  kernels::SeqLayout layout;
-  auto h = Embed(inputs, &layout);
-  if (!h.ok()) return h.status();
-  RunLayers(&*h, layout, 0, config_.layers);
-  std::vector<int64_t> rows;
-  std::vector<int32_t> gold;
+  p.layout = kernels::SeqLayout::FromLengths(lengths);
   for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
-    for (int64_t p = r.answer_start; p < static_cast<int64_t>(r.tokens.size()); ++p) {
-      rows.push_back(layout.offsets[i] + p - 1);
-      gold.push_back(r.tokens[p]);
+    for (int64_t q = r.answer_start; q < static_cast<int64_t>(r.tokens.size()); ++q) {
+      p.rows.push_back(p.layout.offsets[i] + q - 1);
+      p.gold.push_back(r.tokens[q]);
     }
+    p.counts.push_back(static_cast<int64_t>(r.tokens.size()) - r.answer_start);
   }
-  std::vector<std::vector<TokenScore>> out(batch.size());
+  return p;
+}
+
+std::vector<std::vector<TokenScore>> Model::ScoreHidden(const Tensor& h, const ScoreLayout& p) {
+  const std::vector<int64_t>& rows = p.rows;
+  const std::vector<int32_t>& gold = p.gold;
+  std::vector<std::vector<TokenScore>> out(p.counts.size());
   // The LM head runs only on scored rows, in chunks that bound the logits' memory.
   constexpr int64_t kChunk = 256;
   std::vector<kernels::Backend::RowScore> scores;
@@ -804,18 +817,28 @@ absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
     const size_t e = std::min(rows.size(), s + kChunk);
     std::vector<int64_t> r(rows.begin() + s, rows.begin() + e);
     std::vector<int32_t> g(gold.begin() + s, gold.begin() + e);
-    Tensor logits = Head(*h, r);
+    Tensor logits = Head(h, r);
     auto sc = backend_->ScoreRows(logits, g);
     scores.insert(scores.end(), sc.begin(), sc.end());
   }
   size_t j = 0;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    for (int64_t p = batch[i].answer_start; p < static_cast<int64_t>(batch[i].tokens.size());
-         ++p, ++j) {
+  for (size_t i = 0; i < p.counts.size(); ++i) {
+    for (int64_t q = 0; q < p.counts[i]; ++q, ++j) {
       out[i].push_back({scores[j].logprob, scores[j].argmax, scores[j].greater});
     }
   }
   return out;
+}
+
+absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
+    const std::vector<ScoreRequest>& batch) {
+  auto p = PrepareScore(batch);
+  if (!p.ok()) return p.status();
+  kernels::SeqLayout layout;
+  auto h = Embed(p->inputs, &layout);
+  if (!h.ok()) return h.status();
+  RunLayers(&*h, layout, 0, config_.layers);
+  return ScoreHidden(*h, *p);
 }
 
 absl::StatusOr<std::vector<float>> Model::Logits(const std::vector<std::vector<int32_t>>& seqs) {
