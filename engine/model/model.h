@@ -89,6 +89,34 @@ class Model {
   // Final norm + LM head on the given rows of h: logits [rows.size(), vocab].
   kernels::Tensor Head(const kernels::Tensor& h, const std::vector<int64_t>& rows);
 
+  // Score split into pieces, for callers that run the layers themselves
+  // (prefix reuse, issue 3). PrepareScore validates a batch and lays it out:
+  // the model input is every sequence minus its last token; `rows`/`gold` are
+  // the scored rows of the packed activations and their gold tokens, `counts`
+  // the number of scored positions per request. ScoreHidden runs the final
+  // norm and LM head on those rows of the final residual stream h only, so
+  // Score(b) == ScoreHidden(RunLayers(Embed(p.inputs), 0, layers), p).
+  struct ScoreLayout {
+    std::vector<std::vector<int32_t>> inputs;
+    kernels::SeqLayout layout;
+    std::vector<int64_t> rows;
+    std::vector<int32_t> gold;
+    std::vector<int64_t> counts;
+  };
+  absl::StatusOr<ScoreLayout> PrepareScore(const std::vector<ScoreRequest>& batch) const;
+  std::vector<std::vector<TokenScore>> ScoreHidden(const kernels::Tensor& h, const ScoreLayout& p);
+
+  // Low-rank overrides (factored apply, issue 3): while one is set, RunLayers
+  // uses W(type, layer) ≈ us · vᵀ, computed as (x · v) · usᵀ (Backend::MatMul
+  // then Backend::Linear, the bias unchanged), instead of the stored W, which
+  // is left untouched. us [out, k], v [in, k] on this model's backend;
+  // INVALID_ARGUMENT on a shape mismatch, NOT_FOUND for an unknown matrix.
+  absl::Status SetLowRank(const std::string& type, int64_t layer, kernels::Tensor us,
+                          kernels::Tensor v);
+  // Removes the override of (type, layer), if any.
+  void ClearLowRank(const std::string& type, int64_t layer);
+  bool HasLowRank(const std::string& type, int64_t layer) const;
+
   struct Layer;
   // Number of parameters (for FLOP counts).
   int64_t ParameterCount() const;
