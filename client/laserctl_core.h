@@ -1,0 +1,172 @@
+// The parts of laserctl that do not talk to a server: building a SweepSpec from
+// flags, exit codes, result tables (text, CSV, JSON lines), the watch cursor that
+// makes a resumed stream neither miss nor repeat a result, the progress line,
+// and merging `laserd sweep` shard files. laserctl knows only the public API
+// (proto/laser/v1); nothing here links server/ code.
+#ifndef LASERD_CLIENT_LASERCTL_CORE_H_
+#define LASERD_CLIENT_LASERCTL_CORE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "laser/v1/sweep.pb.h"
+
+namespace laserd::client {
+
+// Exit codes of laserctl (docs/cli.md, "laserctl").
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,         // anything else: INTERNAL, DATA_LOSS, UNKNOWN, local I/O
+  kExitUsage = 2,         // bad command line
+  kExitRejected = 3,      // INVALID_ARGUMENT, FAILED_PRECONDITION, ALREADY_EXISTS,
+                          // OUT_OF_RANGE, RESOURCE_EXHAUSTED
+  kExitNotFound = 4,      // NOT_FOUND
+  kExitAuth = 5,          // UNAUTHENTICATED, PERMISSION_DENIED
+  kExitUnavailable = 6,   // UNAVAILABLE, DEADLINE_EXCEEDED
+  kExitJobFailed = 7,     // the watched job ended FAILED
+  kExitJobCancelled = 8,  // the watched job ended CANCELLED
+};
+
+// Maps a status code (google.rpc.Code numbering, shared by gRPC and absl) to the
+// exit code. 0 (OK) is kExitOk.
+int ExitCodeForStatusCode(int code);
+// Exit code of a job that has ended: SUCCEEDED 0, FAILED 7, CANCELLED 8; a
+// state that is not terminal is kExitError.
+int ExitCodeForJobState(::laser::v1::JobState state);
+bool IsTerminal(::laser::v1::JobState state);
+// "INVALID_ARGUMENT" for 3, ...; "CODE_<n>" for an unknown number.
+std::string StatusCodeName(int code);
+
+// The SweepSpec fields laserctl submit sets from flags. Empty/absent fields are
+// left unset in the spec (the server's defaults apply).
+struct SpecFlags {
+  std::string dataset_id;
+  std::string dataset_path;
+  std::string task;                       // completion | choice
+  std::vector<std::string> matrix_types;  // names, aliases or groups
+  std::string layers;  // "22", "0,4,8", "20-29", "20:30:2", "20:" (mixed, comma-separated)
+  std::vector<double> rho;
+  std::vector<double> rate;
+  bool add_suggested_rank = false;
+  std::string svd_method;  // auto | exact | randomized | paper
+  std::optional<int32_t> oversampling;
+  std::optional<int32_t> power_iterations;
+  std::optional<uint64_t> seed;
+  std::string split;  // first | shuffle
+  std::optional<double> validation_fraction;
+  std::optional<uint64_t> split_seed;
+  std::vector<int32_t> top_k;
+  std::optional<int32_t> batch_size;
+  std::optional<int64_t> max_batch_tokens;
+  std::string composition;  // none | greedy
+  std::optional<int32_t> max_interventions;
+  std::optional<int32_t> priority;
+  std::vector<std::string> labels;  // k=v
+  std::string model;
+};
+
+// Parses a spec in protobuf JSON (proto or JSON field names); INVALID_ARGUMENT
+// naming `source` on error.
+absl::StatusOr<::laser::v1::SweepSpec> ParseSpecJson(const std::string& text,
+                                                     const std::string& source);
+// Applies the flags on top of `base` (a spec file's contents, or empty): a flag
+// that is given replaces the field. INVALID_ARGUMENT naming the flag on a value
+// that cannot be parsed; the server checks everything else.
+absl::StatusOr<::laser::v1::SweepSpec> ApplySpecFlags(const SpecFlags& f,
+                                                      ::laser::v1::SweepSpec base = {});
+// Parses "22", "0,4,8", "20-29" (inclusive), "20:30", "20:30:2", "20:" into a
+// LayerSelection.
+absl::StatusOr<::laser::v1::LayerSelection> ParseLayers(const std::string& text);
+// "k=v" → (k, v).
+absl::StatusOr<std::pair<std::string, std::string>> ParseLabel(const std::string& text);
+// "queued", "JOB_STATE_QUEUED", ... → JobState.
+absl::StatusOr<::laser::v1::JobState> ParseJobState(const std::string& text);
+// JOB_STATE_SUCCEEDED → "SUCCEEDED".
+std::string JobStateName(::laser::v1::JobState state);
+
+// One JSON line (no newline) of a message: protobuf JSON with the proto field
+// names, maps (top_k_accuracy) in ascending key order, as `laserd sweep` writes.
+std::string JsonLine(const google::protobuf::Message& m);
+
+// Output of `laserctl results` / `watch`.
+enum class Format { kTable, kCsv, kJson };
+absl::StatusOr<Format> ParseFormat(const std::string& text);
+// Column names of the flat form of a result (also the CSV header and the keys
+// of the Python client's rows). top_k columns are added for every k present in
+// `results` (validation.top_k.<k>, test.top_k.<k>).
+std::vector<std::string> ResultColumns(const std::vector<::laser::v1::Result>& results);
+// One flat row: column name → value as text ("" when absent).
+std::map<std::string, std::string> FlattenResult(const ::laser::v1::Result& r);
+// The whole output: a fixed-width table, CSV (RFC 4180 quoting) with a header
+// line, or JSON lines. Every form ends with a newline when non-empty.
+std::string FormatResults(const std::vector<::laser::v1::Result>& results, Format format);
+// One row of the live table of `watch` (table format): same columns as
+// FormatResults' default table without the top_k columns.
+std::string TableHeader();
+std::string TableRow(const ::laser::v1::Result& r);
+
+// Keeps a watch stream exact across reconnects: results are accepted only in
+// dense index order; a replayed result (index < next) is dropped.
+class WatchCursor {
+ public:
+  explicit WatchCursor(int64_t from = 0) : next_(from) {}
+  enum class Verdict { kAccept, kDuplicate, kGap };
+  // kAccept advances the cursor. kGap (index > next) means results were skipped:
+  // the caller must reconnect from next_index().
+  Verdict Offer(const ::laser::v1::Result& r);
+  int64_t next_index() const { return next_; }
+
+ private:
+  int64_t next_;
+};
+
+// Best-so-far ordering (the server's Progress.best rule): higher validation
+// accuracy, ties broken by lower validation log-loss, then lower index.
+bool BetterResult(const ::laser::v1::Result& a, const ::laser::v1::Result& b);
+// Keeps the n best results seen.
+class BestTable {
+ public:
+  explicit BestTable(size_t n) : n_(n) {}
+  // True when the table changed.
+  bool Add(const ::laser::v1::Result& r);
+  const std::vector<::laser::v1::Result>& rows() const { return rows_; }
+
+ private:
+  size_t n_;
+  std::vector<::laser::v1::Result> rows_;
+};
+
+// "[#########...........] 42/100  42%  3.1/s  ETA 0:18" in `width` columns of bar;
+// the ETA is omitted when the progress has none.
+std::string ProgressBar(const ::laser::v1::Progress& p, int width = 30);
+// "progress 42/100 (42%) 3.1/s eta 18s" for logs.
+std::string ProgressLine(const ::laser::v1::Progress& p);
+// Seconds → "1:02:03" / "2:03".
+std::string FormatDuration(double seconds);
+
+// A results file of `laserd sweep`: a laser.v1.Job header line, then
+// laser.v1.Result lines.
+struct ResultsFile {
+  ::laser::v1::Job header;
+  std::vector<::laser::v1::Result> results;
+};
+// Parses one file's text. FAILED_PRECONDITION when it has no header or its last
+// line is incomplete; DATA_LOSS naming the line when a line does not parse.
+absl::StatusOr<ResultsFile> ParseResultsFile(const std::string& text, const std::string& name);
+// Joins shard files (name, text) into the text one unsharded run writes: the
+// header once, results ordered by plan_index, index renumbered densely and
+// shard_index cleared. FAILED_PRECONDITION when the files come from different
+// sweeps, when a plan_index appears twice, or when planned results are missing
+// (unless allow_incomplete).
+absl::StatusOr<std::string> MergeResults(
+    const std::vector<std::pair<std::string, std::string>>& files, bool allow_incomplete);
+
+}  // namespace laserd::client
+
+#endif  // LASERD_CLIENT_LASERCTL_CORE_H_
