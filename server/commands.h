@@ -29,6 +29,8 @@ int ExitCodeFor(const absl::Status& status);
 // that executes it and returns the process exit code.
 using Runner = std::function<int()>;
 void AddEvalCommand(CLI::App& app, Runner* run);
+void AddSweepCommand(CLI::App& app, Runner* run);
+void AddMergeCommand(CLI::App& app, Runner* run);
 
 }  // namespace laserd::server
 

@@ -1,6 +1,8 @@
 // laserd: the LASER sweep service and its headless commands.
 //
 //   laserd eval --model PATH --data FILE ...   score a model on a held-out set
+//   laserd sweep --model PATH --spec FILE --out FILE   run a LASER sweep headless
+//   laserd merge A.jsonl B.jsonl ... --out FILE  join shard result files
 //
 // Later subcommands (serve, sweep, export) register themselves the same way, each
 // in its own file (see commands.h).
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   laserd::server::Runner run;
   laserd::server::AddEvalCommand(app, &run);
+  laserd::server::AddSweepCommand(app, &run);
+  laserd::server::AddMergeCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

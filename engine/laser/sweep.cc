@@ -1,0 +1,458 @@
+#include "engine/laser/sweep.h"
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/eval/scorer.h"
+#include "engine/laser/intervention.h"
+#include "engine/laser/rank.h"
+
+namespace laserd::laser {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
+  return absl::Status(s.code(), absl::StrCat(prefix, s.message()));
+}
+
+}  // namespace
+
+bool BetterOnValidation(double acc_a, double loss_a, double acc_b, double loss_b) {
+  if (acc_a != acc_b) return acc_a > acc_b;  // false when either is NaN
+  return loss_a < loss_b;
+}
+
+struct SweepRunner::Batch {
+  std::vector<std::pair<size_t, size_t>> refs;  // (example, sequence)
+  model::Model::ScoreLayout score;
+  kernels::Tensor cache;  // residual stream entering cache_layer_
+  bool cached = false;    // within the cache budget
+};
+
+SweepRunner::~SweepRunner() { Unapply(); }
+
+absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* model,
+                                                                 const tokenizer::Tokenizer& tok,
+                                                                 const eval::Dataset& dataset,
+                                                                 const SweepConfig& cfg) {
+  std::unique_ptr<SweepRunner> r(new SweepRunner());
+  r->model_ = model;
+  r->cfg_ = cfg;
+  r->editor_ = std::make_unique<Editor>(model);
+  const int64_t L = model->config().layers;
+
+  if (cfg.shard_count < 0 ||
+      (cfg.shard_count > 1 && (cfg.shard_index < 0 || cfg.shard_index >= cfg.shard_count)) ||
+      (cfg.shard_count <= 1 && cfg.shard_index != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("shard: index ", cfg.shard_index,
+                                                   " is not in [0, ",
+                                                   std::max<int64_t>(1, cfg.shard_count), ")"));
+  }
+  if (cfg.compose && cfg.shard_count > 1) {
+    return absl::InvalidArgumentError(
+        "composition: greedy composition requires an unsharded sweep (shard.count <= 1)");
+  }
+  if (cfg.batch_sequences < 0 || cfg.batch_tokens < 0) {
+    return absl::InvalidArgumentError("batch: sizes must not be negative");
+  }
+  for (size_t i = 0; i < cfg.topk.size(); ++i) {
+    if (cfg.topk[i] < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("top_k[", i, "]: ", cfg.topk[i], " is not >= 1"));
+    }
+  }
+
+  // Types.
+  std::vector<std::string> names = cfg.matrix_types;
+  if (names.empty()) names = {"all"};
+  auto types = ExpandMatrixTypes(names, model->MatrixTypes());
+  if (!types.ok()) return Prefixed(types.status(), "matrix_types: ");
+
+  // Layers.
+  std::set<int64_t> layer_set;
+  for (size_t i = 0; i < cfg.layer_indices.size(); ++i) {
+    const int64_t l = cfg.layer_indices[i];
+    if (l < 0 || l >= L) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layers.indices[", i, "]: ", l, " is outside the model's layers [0, ", L, ")"));
+    }
+    layer_set.insert(l);
+  }
+  for (size_t i = 0; i < cfg.layer_ranges.size(); ++i) {
+    const LayerRange& lr = cfg.layer_ranges[i];
+    const std::string where = absl::StrCat("layers.ranges[", i, "]");
+    if (lr.start < 0 || lr.start >= L) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".start: ", lr.start, " is outside the model's layers [0, ", L, ")"));
+    }
+    const int64_t stop = lr.stop.value_or(L);
+    if (stop <= lr.start || stop > L) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".stop: ", stop, " is not in (", lr.start, ", ", L, "]"));
+    }
+    if (lr.step < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".step: ", lr.step, " is negative"));
+    }
+    const int64_t step = lr.step == 0 ? 1 : lr.step;
+    for (int64_t l = lr.start; l < stop; l += step) layer_set.insert(l);
+  }
+  if (cfg.layer_indices.empty() && cfg.layer_ranges.empty()) {
+    for (int64_t l = 0; l < L; ++l) layer_set.insert(l);
+  }
+
+  // Ranks.
+  const char* rank_field = cfg.ranks_are_rates ? "rate" : "rho";
+  if (cfg.ranks.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(rank_field, ".values: at least one value is required"));
+  }
+
+  // The plan: layer-major, then canonical type order, then the ranks as given.
+  int64_t pi = 0;
+  for (int64_t layer : layer_set) {
+    for (const std::string& type : *types) {
+      auto w = model->Matrix(type, layer);
+      if (!w.ok()) return w.status();
+      PlanMatrix m;
+      m.matrix_index = static_cast<int64_t>(r->plan_.size());
+      m.type = type;
+      m.layer = layer;
+      m.rows = (*w)->rows();
+      m.cols = (*w)->cols();
+      for (size_t i = 0; i < cfg.ranks.size(); ++i) {
+        const double v = cfg.ranks[i];
+        auto k = cfg.ranks_are_rates ? KeptRankFromRate(m.rows, m.cols, v)
+                                     : KeptRankFromRho(m.rows, m.cols, v);
+        if (!k.ok()) {
+          return Prefixed(k.status(), absl::StrCat(rank_field, ".values[", i, "]: "));
+        }
+        Intervention iv;
+        iv.plan_index = pi++;
+        iv.type = type;
+        iv.layer = layer;
+        iv.rho = cfg.ranks_are_rates ? 1.0 - v / 10.0 : v;
+        if (cfg.ranks_are_rates) iv.rate = v;
+        iv.rank = *k;
+        iv.max_rank = std::min(m.rows, m.cols);
+        iv.rows = m.rows;
+        iv.cols = m.cols;
+        m.k_max = std::max(m.k_max, *k);
+        m.interventions.push_back(iv);
+      }
+      r->plan_.push_back(std::move(m));
+    }
+  }
+  r->total_ = pi;
+
+  // The dataset: filtered, split and tokenized once.
+  for (const eval::Example& ex : dataset.examples) {
+    if (cfg.task == TaskFilter::kCompletion && ex.kind != eval::ExampleKind::kCompletion) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("task: ", dataset.source, " line ", ex.line,
+                       " is a choice record, but the task is completion"));
+    }
+    if (cfg.task == TaskFilter::kChoice && ex.kind != eval::ExampleKind::kChoice) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("task: ", dataset.source, " line ", ex.line,
+                       " is a completion record, but the task is choice"));
+    }
+  }
+  auto split = eval::MakeSplit(static_cast<int64_t>(dataset.examples.size()), cfg.split);
+  if (!split.ok()) return Prefixed(split.status(), "split: ");
+  r->split_ = *std::move(split);
+  auto tokenized = eval::TokenizeDataset(tok, dataset, model->config().max_positions);
+  if (!tokenized.ok()) return tokenized.status();
+  r->examples_ = *std::move(tokenized);
+
+  // Batches, fixed for the whole sweep.
+  std::vector<std::pair<size_t, size_t>> refs;
+  std::vector<int64_t> lengths;
+  for (size_t e = 0; e < r->examples_.size(); ++e) {
+    for (size_t s = 0; s < r->examples_[e].seqs.size(); ++s) {
+      refs.push_back({e, s});
+      lengths.push_back(static_cast<int64_t>(r->examples_[e].seqs[s].tokens.size()));
+      r->tokens_ += lengths.back();
+    }
+  }
+  r->sequences_ = static_cast<int64_t>(refs.size());
+  const int64_t budget = cfg.batch_tokens > 0 ? cfg.batch_tokens : 4096;
+  int64_t cache_used = 0;
+  for (const std::vector<int64_t>& planned : eval::PlanBatches(lengths, budget)) {
+    for (size_t start = 0; start < planned.size();) {
+      const size_t n = cfg.batch_sequences > 0
+                           ? std::min<size_t>(cfg.batch_sequences, planned.size() - start)
+                           : planned.size() - start;
+      Batch b;
+      std::vector<model::ScoreRequest> reqs;
+      for (size_t i = start; i < start + n; ++i) {
+        b.refs.push_back(refs[planned[i]]);
+        const eval::TokenizedSequence& seq =
+            r->examples_[b.refs.back().first].seqs[b.refs.back().second];
+        reqs.push_back({seq.tokens, seq.answer_start});
+      }
+      auto p = model->PrepareScore(reqs);
+      if (!p.ok()) return p.status();
+      b.score = *std::move(p);
+      const int64_t bytes = b.score.layout.total_rows() * model->config().hidden *
+                            static_cast<int64_t>(sizeof(float));
+      if (cfg.prefix_reuse && cache_used + bytes <= cfg.cache_budget_bytes) {
+        b.cached = true;
+        cache_used += bytes;
+      }
+      r->batches_.push_back(std::move(b));
+      start += n;
+    }
+  }
+  return r;
+}
+
+int64_t SweepRunner::shard_interventions() const {
+  int64_t n = 0;
+  for (const PlanMatrix& m : plan_) {
+    if (InShard(m)) n += static_cast<int64_t>(m.interventions.size());
+  }
+  return n;
+}
+
+bool SweepRunner::InShard(const PlanMatrix& m) const {
+  return cfg_.shard_count <= 1 || m.matrix_index % cfg_.shard_count == cfg_.shard_index;
+}
+
+void SweepRunner::AdvanceCache(int64_t layer) {
+  if (!cfg_.prefix_reuse) return;
+  const auto t0 = Clock::now();
+  if (cache_layer_ < 0 || layer < cache_layer_) {
+    for (Batch& b : batches_) {
+      if (!b.cached) continue;
+      kernels::SeqLayout layout;
+      auto h = model_->Embed(b.score.inputs, &layout);
+      // PrepareScore validated the ids and lengths, so Embed cannot fail here.
+      b.cache = *std::move(h);
+    }
+    cache_layer_ = 0;
+  }
+  if (layer > cache_layer_) {
+    for (Batch& b : batches_) {
+      if (b.cached) model_->RunLayers(&b.cache, b.score.layout, cache_layer_, layer);
+    }
+    cache_layer_ = layer;
+  }
+  timings_.cache_seconds += Since(t0);
+}
+
+absl::StatusOr<std::vector<eval::ExampleResult>> SweepRunner::Evaluate(int64_t from_layer) {
+  const auto t0 = Clock::now();
+  kernels::Backend* be = model_->backend();
+  const int64_t L = model_->config().layers;
+  std::vector<std::vector<std::vector<model::TokenScore>>> scores(examples_.size());
+  for (size_t e = 0; e < examples_.size(); ++e) scores[e].resize(examples_[e].seqs.size());
+  for (Batch& b : batches_) {
+    kernels::Tensor h;
+    if (b.cached && cache_layer_ == from_layer) {
+      h = be->Empty(b.cache.rows(), b.cache.cols());
+      be->Copy(b.cache, &h);
+      model_->RunLayers(&h, b.score.layout, from_layer, L);
+    } else {
+      kernels::SeqLayout layout;
+      auto e = model_->Embed(b.score.inputs, &layout);
+      if (!e.ok()) return e.status();
+      h = *std::move(e);
+      model_->RunLayers(&h, b.score.layout, 0, L);
+    }
+    auto out = model_->ScoreHidden(h, b.score);
+    for (size_t i = 0; i < b.refs.size(); ++i) {
+      scores[b.refs[i].first][b.refs[i].second] = std::move(out[i]);
+    }
+  }
+  std::vector<eval::ExampleResult> results;
+  results.reserve(examples_.size());
+  for (size_t e = 0; e < examples_.size(); ++e) {
+    std::vector<const std::vector<model::TokenScore>*> mine;
+    for (const auto& s : scores[e]) mine.push_back(&s);
+    auto r = eval::ScoreExample(examples_[e], mine, cfg_.topk);
+    if (!r.ok()) return r.status();
+    results.push_back(*std::move(r));
+  }
+  timings_.forward_seconds += Since(t0);
+  return results;
+}
+
+SplitMetrics SweepRunner::Aggregate(const std::vector<eval::ExampleResult>& r) const {
+  SplitMetrics m;
+  m.validation = eval::ComputeAggregate(r, cfg_.topk, &split_.validation);
+  m.test = eval::ComputeAggregate(r, cfg_.topk, &split_.test);
+  return m;
+}
+
+absl::StatusOr<SplitMetrics> SweepRunner::Baseline() {
+  Unapply();
+  AdvanceCache(0);
+  auto r = Evaluate(0);
+  if (!r.ok()) return r.status();
+  return Aggregate(*r);
+}
+
+absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::TruncatedSvd& svd) {
+  const auto t0 = Clock::now();
+  const int64_t m = svd.m, n = svd.n, k = iv.rank;
+  absl::Status st;
+  if (cfg_.factored_apply && k * (m + n) < m * n) {
+    auto f = MakeFactors(model_->backend(), svd, k);
+    if (!f.ok()) return f.status();
+    st = model_->SetLowRank(iv.type, iv.layer, std::move(f->us), std::move(f->v));
+    if (st.ok()) lowrank_applied_.push_back({iv.type, iv.layer});
+  } else {
+    st = editor_->ApplyDense(iv.type, iv.layer, svd, k);
+  }
+  timings_.apply_seconds += Since(t0);
+  return st;
+}
+
+void SweepRunner::Unapply() {
+  const auto t0 = Clock::now();
+  for (const auto& [type, layer] : lowrank_applied_) model_->ClearLowRank(type, layer);
+  lowrank_applied_.clear();
+  if (editor_) editor_->RestoreAll();
+  timings_.apply_seconds += Since(t0);
+}
+
+absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
+                              const std::function<absl::Status(const SweepResult&)>& on_result) {
+  for (const PlanMatrix& m : plan_) {
+    if (!InShard(m)) continue;
+    std::vector<const Intervention*> todo;
+    for (const Intervention& iv : m.interventions) {
+      if (!skip.count(iv.plan_index)) todo.push_back(&iv);
+    }
+    if (todo.empty()) continue;
+    Unapply();
+    AdvanceCache(m.layer);
+    // One decomposition to the largest rank, and every rank's truncation error.
+    auto t0 = Clock::now();
+    auto host = MatrixToHost(model_, m.type, m.layer);
+    if (!host.ok()) return host.status();
+    auto svd = kernels::ComputeTruncatedSvd(host->data(), m.rows, m.cols, m.k_max, cfg_.svd);
+    if (!svd.ok()) {
+      return Prefixed(svd.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+    }
+    std::vector<int64_t> ks;
+    for (const Intervention* iv : todo) ks.push_back(iv->rank);
+    auto errors = kernels::TruncationErrors(host->data(), *svd, ks);
+    if (!errors.ok()) return errors.status();
+    const double svd_seconds = Since(t0);
+    timings_.svd_seconds += svd_seconds;
+    ++timings_.decompositions;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      SweepResult res;
+      res.intervention = *todo[i];
+      res.intervention.relative_error = (*errors)[i];
+      res.intervention.svd_method = svd->method;
+      res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
+      res.svd_seconds = i == 0 ? svd_seconds : 0.0;
+      auto te = Clock::now();
+      if (auto st = Apply(res.intervention, *svd); !st.ok()) return st;
+      auto ex = Evaluate(m.layer);
+      Unapply();
+      if (!ex.ok()) return ex.status();
+      res.metrics = Aggregate(*ex);
+      res.eval_seconds = Since(te);
+      if (cfg_.keep_examples) res.examples = *std::move(ex);
+      ++timings_.interventions;
+      if (auto st = on_result(res); !st.ok()) return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SweepRunner::Compose(
+    const std::vector<SingleSummary>& singles, const SplitMetrics& baseline,
+    const std::set<int64_t>& skip,
+    const std::function<absl::Status(const CompositionStep&)> on_step) {
+  if (cfg_.shard_count > 1) {
+    return absl::FailedPreconditionError("composition requires an unsharded sweep");
+  }
+  // The best single of each matrix, then all of them best first.
+  std::map<std::pair<std::string, int64_t>, const SingleSummary*> best;
+  auto better = [](const SingleSummary* a, const SingleSummary* b) {
+    if (a->validation_accuracy != b->validation_accuracy ||
+        a->validation_log_loss != b->validation_log_loss) {
+      return BetterOnValidation(a->validation_accuracy, a->validation_log_loss,
+                                b->validation_accuracy, b->validation_log_loss);
+    }
+    return a->intervention.plan_index < b->intervention.plan_index;
+  };
+  for (const SingleSummary& s : singles) {
+    auto key = std::make_pair(s.intervention.type, s.intervention.layer);
+    auto it = best.find(key);
+    if (it == best.end() || better(&s, it->second)) best[key] = &s;
+  }
+  std::vector<const SingleSummary*> order;
+  for (const auto& [key, s] : best) order.push_back(s);
+  std::stable_sort(order.begin(), order.end(), better);
+
+  std::map<std::pair<std::string, int64_t>, const PlanMatrix*> matrices;
+  for (const PlanMatrix& m : plan_) matrices[{m.type, m.layer}] = &m;
+  std::map<std::pair<std::string, int64_t>, kernels::TruncatedSvd> svds;
+
+  std::vector<Intervention> stack;
+  double cur_acc = baseline.validation.accuracy, cur_loss = baseline.validation.log_loss;
+  for (size_t step = 0; step < order.size(); ++step) {
+    if (cfg_.compose_max > 0 && static_cast<int64_t>(stack.size()) >= cfg_.compose_max) break;
+    const Intervention& add = order[step]->intervention;
+    std::vector<Intervention> edits = stack;
+    edits.push_back(add);
+    int64_t from = add.layer;
+    for (const Intervention& iv : edits) {
+      auto key = std::make_pair(iv.type, iv.layer);
+      from = std::min(from, iv.layer);
+      if (svds.count(key)) continue;
+      auto mit = matrices.find(key);
+      if (mit == matrices.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("composition: ", iv.type, " of layer ",
+                                                       iv.layer, " is not in the sweep's plan"));
+      }
+      auto t0 = Clock::now();
+      auto svd = DecomposeMatrix(model_, iv.type, iv.layer, mit->second->k_max, cfg_.svd);
+      if (!svd.ok()) return svd.status();
+      timings_.svd_seconds += Since(t0);
+      ++timings_.decompositions;
+      svds.emplace(key, *std::move(svd));
+    }
+    Unapply();
+    AdvanceCache(from);
+    for (const Intervention& iv : edits) {
+      if (auto st = Apply(iv, svds.at({iv.type, iv.layer})); !st.ok()) {
+        Unapply();
+        return st;
+      }
+    }
+    auto ex = Evaluate(from);
+    Unapply();
+    if (!ex.ok()) return ex.status();
+    ++timings_.interventions;
+    CompositionStep cs;
+    cs.plan_index = total_ + static_cast<int64_t>(step);
+    cs.added = add;
+    cs.stacked_on = stack;
+    cs.metrics = Aggregate(*ex);
+    cs.kept = BetterOnValidation(cs.metrics.validation.accuracy, cs.metrics.validation.log_loss,
+                                 cur_acc, cur_loss);
+    if (!skip.count(cs.plan_index)) {
+      if (auto st = on_step(cs); !st.ok()) return st;
+    }
+    if (!cs.kept) break;
+    stack.push_back(add);
+    cur_acc = cs.metrics.validation.accuracy;
+    cur_loss = cs.metrics.validation.log_loss;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace laserd::laser

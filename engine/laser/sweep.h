@@ -1,0 +1,236 @@
+// LASER sweeps on a resident model (DESIGN.md §1, §3; issue 3 "Sweep
+// execution"). A SweepRunner loads nothing itself: it is given a loaded model,
+// its tokenizer and a parsed dataset, splits and tokenizes the dataset once,
+// scores the unedited baseline, then evaluates every planned intervention
+// (T, ℓ, ρ), each applied to the model and removed again.
+//
+// The plan. Matrices are ordered by layer (ascending), then by matrix type in
+// canonical order; each matrix's interventions follow in the order of the
+// requested ranks. plan_index numbers the interventions densely in that order,
+// the same for every shard. Shard i of N owns the matrices whose position in
+// the matrix order is ≡ i (mod N), so each matrix is decomposed by exactly one
+// shard and deep and shallow layers are spread evenly.
+//
+// Speed levers, each exact (the same model is scored; only floating-point
+// summation order differs):
+//   one decomposition per matrix  one truncated SVD of (T, ℓ) to the largest k
+//                                 any requested rank needs; each rank takes the
+//                                 prefix U_k Σ_k V_kᵀ.
+//   prefix reuse                  the residual stream entering layer ℓ of every
+//                                 batch is cached (as long as the cache fits
+//                                 `cache_budget_bytes`; batches past it are
+//                                 recomputed from the embeddings), so an
+//                                 intervention at ℓ runs layers ℓ..L−1 only.
+//                                 Interventions run in layer order, so the cache
+//                                 advances by the unedited layers between them.
+//   factored apply                when k(m+n) < mn the edited matrix is applied
+//                                 as (x·V_k)·(U_kΣ_k)ᵀ (Model::SetLowRank);
+//                                 otherwise W_k is written densely (Editor).
+//   answer-only head              Model::ScoreHidden runs the LM head only on
+//                                 answer positions.
+#ifndef LASERD_ENGINE_LASER_SWEEP_H_
+#define LASERD_ENGINE_LASER_SWEEP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/eval/dataset.h"
+#include "engine/eval/example.h"
+#include "engine/eval/metrics.h"
+#include "engine/eval/split.h"
+#include "engine/laser/intervention.h"
+#include "engine/model/model.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "kernels/svd.h"
+
+namespace laserd::laser {
+
+// Which records a dataset may hold.
+enum class TaskFilter { kAny, kCompletion, kChoice };
+
+// Layers [start, stop) by step; stop absent = through the last layer.
+struct LayerRange {
+  int64_t start = 0;
+  std::optional<int64_t> stop;
+  int64_t step = 1;
+};
+
+// Everything about one sweep, in engine terms (server/ converts the API's
+// SweepSpec into this).
+struct SweepConfig {
+  TaskFilter task = TaskFilter::kAny;
+  // Canonical names, aliases or groups; empty = every type the model has.
+  std::vector<std::string> matrix_types;
+  // Union of indices and ranges, sorted and deduplicated; both empty = all.
+  std::vector<int64_t> layer_indices;
+  std::vector<LayerRange> layer_ranges;
+  // Kept ranks: ρ values, or the paper's rate values when `ranks_are_rates`.
+  std::vector<double> ranks;
+  bool ranks_are_rates = false;
+  kernels::SvdOptions svd;
+  eval::SplitOptions split;
+  std::vector<int> topk = eval::DefaultTopK();
+  // Batching: at most `batch_sequences` sequences (0: no limit) and
+  // `batch_tokens` tokens (0: 4096) per forward pass.
+  int64_t batch_sequences = 0;
+  int64_t batch_tokens = 0;
+  // Greedy composition after the singles (unsharded sweeps only).
+  bool compose = false;
+  int64_t compose_max = 0;  // 0: no limit
+  // Shard index of count (count <= 1: unsharded).
+  int64_t shard_index = 0;
+  int64_t shard_count = 1;
+  // Speed levers (both exact; switches exist for tests and benchmarks).
+  bool prefix_reuse = true;
+  int64_t cache_budget_bytes = int64_t{1} << 30;
+  bool factored_apply = true;
+  // Keep per-example results in each SweepResult (tests).
+  bool keep_examples = false;
+};
+
+// One planned intervention.
+struct Intervention {
+  int64_t plan_index = 0;
+  std::string type;  // canonical
+  int64_t layer = 0;
+  double rho = 0;              // requested ρ (1 − rate/10 for rates)
+  std::optional<double> rate;  // when given as a rate
+  int64_t rank = 0;            // kept k
+  int64_t max_rank = 0;        // min(rows, cols)
+  int64_t rows = 0, cols = 0;  // W [rows = out, cols = in]
+  // Filled in once performed:
+  double relative_error = 0;                                   // ‖W − W_k‖_F / ‖W‖_F
+  kernels::SvdMethod svd_method = kernels::SvdMethod::kExact;  // never kAuto
+};
+
+// One matrix of the plan and its interventions.
+struct PlanMatrix {
+  int64_t matrix_index = 0;  // position in the matrix order
+  std::string type;
+  int64_t layer = 0;
+  int64_t rows = 0, cols = 0;
+  int64_t k_max = 0;  // largest kept rank of its interventions
+  std::vector<Intervention> interventions;
+};
+
+// Aggregates of one model state on both splits.
+struct SplitMetrics {
+  eval::Aggregate validation, test;
+};
+
+struct SweepResult {
+  Intervention intervention;
+  SplitMetrics metrics;
+  int64_t shard_index = 0;
+  double svd_seconds = 0;  // 0 when the matrix's decomposition was reused
+  double eval_seconds = 0;
+  std::vector<eval::ExampleResult> examples;  // only with keep_examples
+};
+
+// What composition needs of a single result (also rebuilt from a results file).
+struct SingleSummary {
+  Intervention intervention;
+  double validation_accuracy = 0;
+  double validation_log_loss = 0;
+};
+
+struct CompositionStep {
+  int64_t plan_index = 0;  // total singles + step number (0-based)
+  Intervention added;
+  std::vector<Intervention> stacked_on;
+  SplitMetrics metrics;
+  bool kept = false;
+};
+
+// a is better than b: higher validation accuracy, ties by lower log-loss.
+bool BetterOnValidation(double acc_a, double loss_a, double acc_b, double loss_b);
+
+// Where the time went.
+struct SweepTimings {
+  double svd_seconds = 0;      // truncated SVDs and truncation errors
+  double forward_seconds = 0;  // scoring forwards (layers, head, scores)
+  double cache_seconds = 0;    // advancing the prefix cache
+  double apply_seconds = 0;    // building factors, editing and restoring
+  int64_t interventions = 0;   // evaluated (singles and composition steps)
+  int64_t decompositions = 0;
+};
+
+class SweepRunner {
+ public:
+  // Validates `cfg` against the model (types, layers, ranks), builds the plan,
+  // filters, splits and tokenizes the dataset. The model must outlive the
+  // runner and is left as it was found after every call.
+  static absl::StatusOr<std::unique_ptr<SweepRunner>> Create(model::Model* model,
+                                                             const tokenizer::Tokenizer& tok,
+                                                             const eval::Dataset& dataset,
+                                                             const SweepConfig& cfg);
+  ~SweepRunner();
+
+  const SweepConfig& config() const { return cfg_; }
+  // The whole plan (every shard's matrices).
+  const std::vector<PlanMatrix>& plan() const { return plan_; }
+  int64_t total_interventions() const { return total_; }
+  // Interventions of this runner's shard.
+  int64_t shard_interventions() const;
+  bool InShard(const PlanMatrix& m) const;
+  const eval::Split& split() const { return split_; }
+  int64_t sequences() const { return sequences_; }
+  int64_t tokens() const { return tokens_; }
+
+  // Scores the unedited model.
+  absl::StatusOr<SplitMetrics> Baseline();
+
+  // Evaluates the shard's interventions in plan order, skipping the plan
+  // indices in `skip`; `on_result` is called after each (an error from it
+  // stops the run and is returned).
+  absl::Status Run(const std::set<int64_t>& skip,
+                   const std::function<absl::Status(const SweepResult&)>& on_result);
+
+  // Greedy composition over the singles of the whole sweep: the best single of
+  // each matrix, best first (validation accuracy, then log-loss, then
+  // plan_index), each stacked while it improves validation over the previous
+  // state (the baseline at first); the first that does not is reported
+  // (kept = false) and ends it. `baseline` is the unedited validation state.
+  // Steps whose plan_index is in `skip` are evaluated but not reported.
+  absl::Status Compose(const std::vector<SingleSummary>& singles, const SplitMetrics& baseline,
+                       const std::set<int64_t>& skip,
+                       const std::function<absl::Status(const CompositionStep&)> on_step);
+
+  const SweepTimings& timings() const { return timings_; }
+
+ private:
+  struct Batch;
+  struct Edit;
+  SweepRunner() = default;
+  absl::StatusOr<std::vector<eval::ExampleResult>> Evaluate(int64_t from_layer);
+  void AdvanceCache(int64_t layer);
+  SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
+  absl::StatusOr<const kernels::TruncatedSvd*> Decompose(const PlanMatrix& m, bool* computed);
+  absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
+  void Unapply();
+
+  model::Model* model_ = nullptr;
+  SweepConfig cfg_;
+  std::vector<PlanMatrix> plan_;
+  int64_t total_ = 0;
+  std::vector<eval::TokenizedExample> examples_;
+  eval::Split split_;
+  int64_t sequences_ = 0, tokens_ = 0;
+  std::vector<Batch> batches_;
+  int64_t cache_layer_ = -1;  // the cached states enter this layer; -1: none
+  SweepTimings timings_;
+  // Decomposition in use (one matrix at a time; more during composition).
+  std::vector<std::pair<std::pair<std::string, int64_t>, kernels::TruncatedSvd>> svds_;
+  std::vector<std::pair<std::string, int64_t>> lowrank_applied_;
+  std::unique_ptr<Editor> editor_;
+};
+
+}  // namespace laserd::laser
+
+#endif  // LASERD_ENGINE_LASER_SWEEP_H_

@@ -1,0 +1,490 @@
+// laserd sweep: run a LASER sweep headless from a spec file into a JSONL
+// results file (docs/sweep.md); laserd merge: join shard result files.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "engine/eval/run.h"
+#include "engine/laser/sweep.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "server/commands.h"
+#include "server/sweep_io.h"
+#include "spdlog/spdlog.h"
+
+namespace laserd::server {
+namespace {
+
+namespace pb = ::laser::v1;
+using Clock = std::chrono::steady_clock;
+
+struct SweepFlags {
+  std::string model, spec, out, shard, device = "auto", tokenizer;
+  int64_t shards = 0;
+  bool resume = false;
+  bool no_progress = false;
+  int64_t cache_budget_mb = 1024;
+  bool no_prefix_reuse = false;
+  bool no_factored = false;
+};
+
+std::string Duration(double s) {
+  if (!(s >= 0) || s > 1e8) return "?";
+  const int64_t t = static_cast<int64_t>(s + 0.5);
+  if (t >= 3600) return absl::StrFormat("%dh%02dm", t / 3600, (t % 3600) / 60);
+  if (t >= 60) return absl::StrFormat("%dm%02ds", t / 60, t % 60);
+  return absl::StrFormat("%ds", t);
+}
+
+// A progress bar with ETA on a terminal; plain lines (every 5% or 30 s) otherwise.
+class SweepProgress {
+ public:
+  SweepProgress(int64_t total, bool enabled)
+      : total_(total), enabled_(enabled), tty_(isatty(fileno(stderr))), t0_(Clock::now()) {}
+  void Update(int64_t done) {
+    if (!enabled_ || total_ <= 0) return;
+    const double el = std::chrono::duration<double>(Clock::now() - t0_).count();
+    const double rate = done > 0 ? done / el : 0;  // per second
+    const double eta = rate > 0 ? (total_ - done) / rate : -1;
+    const double frac = static_cast<double>(done) / total_;
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int fill = static_cast<int>(frac * kWidth);
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld %5.1f%%  %.1f/min  ETA %s   ",
+                   std::string(fill, '#').c_str(), std::string(kWidth - fill, '.').c_str(),
+                   (long long)done, (long long)total_, 100 * frac, rate * 60,
+                   Duration(eta).c_str());
+      if (done == total_) std::fputc('\n', stderr);
+      std::fflush(stderr);
+    } else if (done == total_ || done * 20 / total_ != last_step_ || el - last_print_ >= 30) {
+      last_step_ = done * 20 / total_;
+      last_print_ = el;
+      std::fprintf(stderr, "sweep: %lld/%lld interventions (%.1f%%), %.1f/min, ETA %s\n",
+                   (long long)done, (long long)total_, 100 * frac, rate * 60,
+                   Duration(eta).c_str());
+    }
+  }
+
+ private:
+  int64_t total_;
+  bool enabled_, tty_;
+  Clock::time_point t0_;
+  int64_t last_step_ = -1;
+  double last_print_ = 0;
+};
+
+// "i/N" → (i, N).
+absl::StatusOr<std::pair<uint32_t, uint32_t>> ParseShard(const std::string& s) {
+  std::vector<std::string> parts = absl::StrSplit(s, '/');
+  uint32_t i = 0, n = 0;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &i) || !absl::SimpleAtoi(parts[1], &n) ||
+      n < 1 || i >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shard: '", s, "' is not i/N with 0 <= i < N"));
+  }
+  return std::make_pair(i, n);
+}
+
+// The shard: --shard, else JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID with the
+// count from --shards, the spec or SLURM_ARRAY_TASK_COUNT, else the spec's.
+absl::Status ResolveShard(const SweepFlags& f, pb::SweepSpec* spec) {
+  if (!f.shard.empty()) {
+    auto s = ParseShard(f.shard);
+    if (!s.ok()) return s.status();
+    spec->mutable_shard()->set_index(s->first);
+    spec->mutable_shard()->set_count(s->second);
+    return absl::OkStatus();
+  }
+  const char* env_name = nullptr;
+  const char* env = nullptr;
+  for (const char* name : {"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"}) {
+    if ((env = std::getenv(name)) != nullptr && *env) {
+      env_name = name;
+      break;
+    }
+  }
+  if (!env_name) {
+    if (f.shards > 0) {
+      return absl::InvalidArgumentError(
+          "--shards is given but neither --shard, JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID "
+          "says which shard this is");
+    }
+    return absl::OkStatus();
+  }
+  uint32_t index = 0;
+  if (!absl::SimpleAtoi(env, &index)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(env_name, "='", env, "' is not a non-negative integer"));
+  }
+  uint32_t count = 0;
+  if (f.shards > 0) {
+    count = static_cast<uint32_t>(f.shards);
+  } else if (spec->shard().count() > 1) {
+    count = spec->shard().count();
+  } else if (const char* c = std::getenv("SLURM_ARRAY_TASK_COUNT");
+             env_name[0] == 'S' && c && absl::SimpleAtoi(c, &count)) {
+  }
+  if (count < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        env_name, " is set but the shard count is unknown: give --shards N or spec.shard.count"));
+  }
+  if (index >= count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(env_name, "=", index, " is not < the shard count ", count));
+  }
+  spec->mutable_shard()->set_index(index);
+  spec->mutable_shard()->set_count(count);
+  return absl::OkStatus();
+}
+
+// The model's identity for the sweep id: its file name and size in bytes (for
+// a safetensors directory: config.json and the weight files).
+std::string ModelIdentity(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p(path);
+  uintmax_t size = 0;
+  if (fs::is_directory(p, ec)) {
+    std::vector<std::pair<std::string, uintmax_t>> files;
+    for (const auto& e : fs::directory_iterator(p, ec)) {
+      const std::string name = e.path().filename().string();
+      const bool weights = name == "config.json" || name == "model.safetensors.index.json" ||
+                           e.path().extension() == ".safetensors";
+      if (e.is_regular_file() && weights) files.push_back({name, e.file_size()});
+    }
+    std::sort(files.begin(), files.end());
+    std::string id = p.filename().string();
+    for (const auto& [n, s] : files) absl::StrAppend(&id, ";", n, ":", s);
+    return id;
+  }
+  size = fs::file_size(p, ec);
+  return absl::StrCat(p.filename().string(), ":", size);
+}
+
+absl::Status Fail(const absl::Status& s) {
+  spdlog::error("{}", s.ToString());
+  return s;
+}
+
+std::string MetricsLine(const pb::Metrics& m) {
+  return absl::StrFormat("acc %6.2f%%  log-loss %.4f  (%d ex)", m.accuracy(), m.log_loss(),
+                         m.examples());
+}
+
+std::string InterventionName(const pb::Intervention& iv) {
+  return absl::StrFormat("%s:%d:%g (k=%d of %d, err %.3f)", iv.matrix_type(), iv.layer(), iv.rho(),
+                         iv.rank(), iv.max_rank(), iv.relative_error());
+}
+
+absl::Status RunSweep(const SweepFlags& f) {
+  const auto t_start = Clock::now();
+  auto spec = ReadSweepSpec(f.spec);
+  if (!spec.ok()) return spec.status();
+  if (auto st = ResolveShard(f, &*spec); !st.ok()) return st;
+  auto hs = SweepConfigFromSpec(*spec);
+  if (!hs.ok()) return hs.status();
+  laser::SweepConfig cfg = hs->config;
+  cfg.cache_budget_bytes = f.cache_budget_mb * (int64_t{1} << 20);
+  cfg.prefix_reuse = !f.no_prefix_reuse;
+  cfg.factored_apply = !f.no_factored;
+  std::string out = f.out;
+  if (auto p = out.find("{shard}"); p != std::string::npos) {
+    out.replace(p, 7, std::to_string(cfg.shard_index));
+  }
+
+  // Model, dataset, runner.
+  auto t0 = Clock::now();
+  auto lm = eval::LoadModel(f.model, f.device, f.tokenizer);
+  if (!lm.ok()) return lm.status();
+  const std::string identity = ModelIdentity(f.model);
+  if (!spec->model().empty()) {
+    const std::string base = std::filesystem::path(f.model).filename().string();
+    const std::string stem = std::filesystem::path(f.model).stem().string();
+    if (spec->model() != base && spec->model() != stem) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.model: '", spec->model(), "' does not name the model ", f.model));
+    }
+  }
+  auto ds = eval::LoadDataset(hs->data_path);
+  if (!ds.ok()) return SpecError(ds.status());
+  auto runner = laser::SweepRunner::Create(lm->model.get(), *lm->tokenizer, *ds, cfg);
+  if (!runner.ok()) return SpecError(runner.status());
+  laser::SweepRunner& R = **runner;
+  const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  spdlog::info(
+      "loaded {} ({} layers) and {} examples ({} validation, {} test) in {:.1f} s; plan: "
+      "{} matrices, {} interventions, this shard ({}/{}) {}",
+      f.model, lm->model->config().layers, ds->examples.size(), R.split().validation.size(),
+      R.split().test.size(), load_s, R.plan().size(), R.total_interventions(), cfg.shard_index,
+      cfg.shard_count, R.shard_interventions());
+
+  pb::Job header;
+  header.set_id(SweepId(RecordedSpec(*spec), identity));
+  *header.mutable_spec() = RecordedSpec(*spec);
+  header.set_validation_examples(static_cast<int64_t>(R.split().validation.size()));
+  header.set_test_examples(static_cast<int64_t>(R.split().test.size()));
+  header.mutable_progress()->set_interventions_total(R.total_interventions());
+
+  // Resume: keep what the file already holds.
+  std::set<int64_t> done;
+  std::vector<laser::SingleSummary> singles;
+  int64_t next_index = 0;
+  bool have_header = false;
+  if (f.resume && std::filesystem::exists(out)) {
+    auto rf = ReadResultsFile(out);
+    if (!rf.ok()) return rf.status();
+    if (rf->has_header) {
+      google::protobuf::util::MessageDifferencer diff;
+      std::string report;
+      diff.ReportDifferencesToString(&report);
+      if (!diff.Compare(rf->header.spec(), header.spec())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "--resume: ", out, " was written by a different sweep; spec differences: ", report));
+      }
+      if (rf->header.id() != header.id()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--resume: ", out, " was written by sweep ", rf->header.id(),
+                         " of another model (", "this one is ", header.id(), ")"));
+      }
+      *header.mutable_baseline() = rf->header.baseline();
+      have_header = true;
+      for (const pb::Result& r : rf->results) {
+        done.insert(r.plan_index());
+        if (r.kind() == pb::RESULT_KIND_SINGLE) {
+          singles.push_back({InterventionFromProto(r.intervention(), r.plan_index()),
+                             r.metrics().validation().accuracy(),
+                             r.metrics().validation().log_loss()});
+        }
+      }
+      next_index = static_cast<int64_t>(rf->results.size());
+    }
+    if (!have_header) rf->valid_bytes = 0;
+    if (::truncate(out.c_str(), rf->valid_bytes) != 0) {
+      return absl::DataLossError(absl::StrCat("--resume: cannot truncate ", out));
+    }
+    spdlog::info("resuming {}: {} results kept{}", out, next_index,
+                 rf->truncated_tail ? ", an incomplete last line dropped" : "");
+  }
+  std::ofstream o(
+      out, have_header ? std::ios::binary | std::ios::app : std::ios::binary | std::ios::trunc);
+  if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", out));
+
+  double baseline_s = 0;
+  if (!have_header) {
+    auto tb = Clock::now();
+    auto base = R.Baseline();
+    if (!base.ok()) return base.status();
+    baseline_s = std::chrono::duration<double>(Clock::now() - tb).count();
+    *header.mutable_baseline() = EvaluationProto(*base);
+    o << JsonLine(header) << '\n';
+    o.flush();
+  }
+  const pb::Evaluation baseline = header.baseline();
+  spdlog::info("baseline: validation {} | test {}", MetricsLine(baseline.validation()),
+               MetricsLine(baseline.test()));
+
+  auto make_result = [&](pb::ResultKind kind, const laser::Intervention& iv,
+                         const laser::SplitMetrics& m, int64_t plan_index) {
+    pb::Result r;
+    r.set_job_id(header.id());
+    r.set_index(next_index++);
+    r.set_plan_index(plan_index);
+    r.set_kind(kind);
+    *r.mutable_intervention() = InterventionProto(iv);
+    *r.mutable_metrics() = EvaluationProto(m);
+    *r.mutable_validation_delta() = Deltas(r.metrics().validation(), baseline.validation());
+    *r.mutable_test_delta() = Deltas(r.metrics().test(), baseline.test());
+    r.set_shard_index(static_cast<uint32_t>(cfg.shard_count > 1 ? cfg.shard_index : 0));
+    return r;
+  };
+  auto write = [&](const pb::Result& r) -> absl::Status {
+    o << JsonLine(r) << '\n';
+    o.flush();
+    if (!o) return absl::DataLossError(absl::StrCat("error writing ", out));
+    return absl::OkStatus();
+  };
+
+  int64_t todo = 0;
+  for (const laser::PlanMatrix& m : R.plan()) {
+    if (!R.InShard(m)) continue;
+    for (const laser::Intervention& iv : m.interventions) todo += !done.count(iv.plan_index);
+  }
+  SweepProgress progress(todo, !f.no_progress);
+  int64_t ran = 0;
+  const auto t_sweep = Clock::now();
+  auto st = R.Run(done, [&](const laser::SweepResult& res) -> absl::Status {
+    pb::Result r = make_result(pb::RESULT_KIND_SINGLE, res.intervention, res.metrics,
+                               res.intervention.plan_index);
+    if (auto s = write(r); !s.ok()) return s;
+    singles.push_back(
+        {res.intervention, res.metrics.validation.accuracy, res.metrics.validation.log_loss});
+    progress.Update(++ran);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+
+  // Composition.
+  std::optional<pb::Result> best_composition;
+  if (cfg.compose) {
+    spdlog::info("composition: greedy stacking of the best single interventions");
+    st = R.Compose(
+        singles,
+        laser::SplitMetrics{{.accuracy = baseline.validation().accuracy(),
+                             .log_loss = baseline.validation().log_loss()},
+                            {}},
+        done, [&](const laser::CompositionStep& cs) -> absl::Status {
+          pb::Result r =
+              make_result(pb::RESULT_KIND_COMPOSITION, cs.added, cs.metrics, cs.plan_index);
+          for (const laser::Intervention& iv : cs.stacked_on) {
+            *r.add_stacked_on() = InterventionProto(iv);
+          }
+          r.set_kept(cs.kept);
+          spdlog::info("composition step {}: + {} on {} stacked -> validation {} {}",
+                       cs.plan_index - R.total_interventions() + 1,
+                       InterventionName(r.intervention()), cs.stacked_on.size(),
+                       MetricsLine(r.metrics().validation()), cs.kept ? "kept" : "not kept (stop)");
+          if (cs.kept) best_composition = r;
+          return write(r);
+        });
+    if (!st.ok()) return st;
+  }
+  o.close();
+  const double sweep_s = std::chrono::duration<double>(Clock::now() - t_sweep).count();
+
+  // Best single intervention of this file (validation, then log-loss).
+  auto rf = ReadResultsFile(out);
+  if (!rf.ok()) return rf.status();
+  const pb::Result* best = nullptr;
+  for (const pb::Result& r : rf->results) {
+    if (r.kind() != pb::RESULT_KIND_SINGLE) continue;
+    const auto& v = r.metrics().validation();
+    if (!best || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
+                                           best->metrics().validation().accuracy(),
+                                           best->metrics().validation().log_loss())) {
+      best = &r;
+    }
+  }
+  std::printf("sweep %s: %lld results in %s%s\n", header.id().c_str(),
+              (long long)rf->results.size(), out.c_str(),
+              cfg.shard_count > 1 ? absl::StrFormat(" (shard %d of %d; best of this shard)",
+                                                    cfg.shard_index, cfg.shard_count)
+                                        .c_str()
+                                  : "");
+  std::printf("baseline       validation %s | test %s\n",
+              MetricsLine(baseline.validation()).c_str(), MetricsLine(baseline.test()).c_str());
+  if (best) {
+    std::printf(
+        "best single    %s\n               validation %s | test %s (test delta %+.2f pp, "
+        "log-loss %+.4f)\n",
+        InterventionName(best->intervention()).c_str(),
+        MetricsLine(best->metrics().validation()).c_str(),
+        MetricsLine(best->metrics().test()).c_str(), best->test_delta().accuracy(),
+        best->test_delta().log_loss());
+  }
+  if (best_composition) {
+    std::string stack;
+    for (const auto& iv : best_composition->stacked_on()) {
+      absl::StrAppend(&stack, iv.matrix_type(), ":", iv.layer(), ":", iv.rho(), " + ");
+    }
+    const auto& a = best_composition->intervention();
+    absl::StrAppend(&stack, a.matrix_type(), ":", a.layer(), ":", a.rho());
+    std::printf("best stack     %s\n               validation %s | test %s\n", stack.c_str(),
+                MetricsLine(best_composition->metrics().validation()).c_str(),
+                MetricsLine(best_composition->metrics().test()).c_str());
+  }
+  std::fflush(stdout);
+
+  const laser::SweepTimings& t = R.timings();
+  const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  const double rest = total_s - t.svd_seconds - t.forward_seconds - t.cache_seconds;
+  auto pct = [&](double x) { return total_s > 0 ? 100.0 * x / total_s : 0.0; };
+  std::fprintf(stderr,
+               "sweep time %.1f s: %lld interventions (%.1f per minute of sweep), %lld SVDs\n"
+               "  SVD      %8.2f s  %5.1f%%\n"
+               "  forward  %8.2f s  %5.1f%%  (baseline %.2f s included)\n"
+               "  prefix   %8.2f s  %5.1f%%  (advancing the residual-stream cache)\n"
+               "  rest     %8.2f s  %5.1f%%  (load %.2f s, apply/restore %.2f s, I/O)\n",
+               total_s, (long long)t.interventions,
+               sweep_s > 0 ? 60.0 * t.interventions / sweep_s : 0.0, (long long)t.decompositions,
+               t.svd_seconds, pct(t.svd_seconds), t.forward_seconds, pct(t.forward_seconds),
+               baseline_s, t.cache_seconds, pct(t.cache_seconds), rest, pct(rest), load_s,
+               t.apply_seconds);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddSweepCommand(CLI::App& app, Runner* run) {
+  auto f = std::make_shared<SweepFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "sweep", "Run a LASER sweep headless: a SweepSpec (JSON) in, a JSONL results file out");
+  cmd->add_option("--model", f->model, "GGUF file or safetensors model directory")->required();
+  cmd->add_option("--spec", f->spec, "Sweep spec: a laser.v1.SweepSpec in protobuf JSON")
+      ->required();
+  cmd->add_option("--out", f->out, "Results file (JSONL); '{shard}' is replaced by the shard index")
+      ->required();
+  cmd->add_option("--shard", f->shard,
+                  "Run shard i of N ('i/N'); default: JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID "
+                  "with --shards, else spec.shard");
+  cmd->add_option("--shards", f->shards,
+                  "Shard count when the index comes from JOB_COMPLETION_INDEX/SLURM_ARRAY_TASK_ID");
+  cmd->add_flag("--resume", f->resume,
+                "Keep the results already in --out (by plan_index) and compute only the rest");
+  cmd->add_option("--device", f->device, "auto | cpu | cuda")->default_val("auto");
+  cmd->add_option("--tokenizer", f->tokenizer,
+                  "tokenizer.json (safetensors models; default: beside the weights)");
+  cmd->add_option("--cache-budget-mb", f->cache_budget_mb,
+                  "Memory for the cached residual streams (prefix reuse), MiB")
+      ->default_val(1024);
+  cmd->add_flag("--no-prefix-reuse", f->no_prefix_reuse,
+                "Run every layer for every intervention (benchmarks)");
+  cmd->add_flag("--no-factored", f->no_factored,
+                "Always write W_k densely instead of applying factors (benchmarks)");
+  cmd->add_flag("--no-progress", f->no_progress, "No progress output on stderr");
+  cmd->callback([f, run]() {
+    *run = [f]() {
+      absl::Status st = RunSweep(*f);
+      if (!st.ok()) {
+        Fail(st);
+        return ExitCodeFor(st);
+      }
+      return static_cast<int>(kExitOk);
+    };
+  });
+}
+
+void AddMergeCommand(CLI::App& app, Runner* run) {
+  auto inputs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  auto allow = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "merge", "Join shard result files of one sweep into what one unsharded run writes");
+  cmd->add_option("inputs", *inputs, "Shard result files (JSONL)")->required();
+  cmd->add_option("--out", *out, "Merged results file")->required();
+  cmd->add_flag("--allow-incomplete", *allow, "Merge even when planned results are missing");
+  cmd->callback([inputs, out, allow, run]() {
+    *run = [inputs, out, allow]() {
+      absl::Status st = MergeResultFiles(*inputs, *out, *allow);
+      if (!st.ok()) {
+        Fail(st);
+        return ExitCodeFor(st);
+      }
+      std::printf("merged %zu files into %s\n", inputs->size(), out->c_str());
+      return static_cast<int>(kExitOk);
+    };
+  });
+}
+
+}  // namespace laserd::server

@@ -1,0 +1,524 @@
+#include "server/sweep_io.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+#include "google/protobuf/util/message_differencer.h"
+
+namespace laserd::server {
+namespace {
+
+namespace pb = ::laser::v1;
+using google::protobuf::util::JsonParseOptions;
+using google::protobuf::util::JsonPrintOptions;
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<pb::SweepSpec> ParseSweepSpecJson(const std::string& text,
+                                                 const std::string& source) {
+  pb::SweepSpec spec;
+  JsonParseOptions opts;
+  opts.ignore_unknown_fields = false;
+  auto st = google::protobuf::util::JsonStringToMessage(text, &spec, opts);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": not a laser.v1.SweepSpec in JSON form: ", st.message().ToString()));
+  }
+  return spec;
+}
+
+absl::StatusOr<pb::SweepSpec> ReadSweepSpec(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open spec file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseSweepSpecJson(ss.str(), path);
+}
+
+absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
+  HeadlessSweep h;
+  laser::SweepConfig& c = h.config;
+  // dataset
+  if (!spec.has_dataset() || spec.dataset().source_case() == pb::DatasetRef::SOURCE_NOT_SET) {
+    return Invalid("dataset", "required (set dataset.path to a JSONL file)");
+  }
+  if (spec.dataset().has_dataset_id()) {
+    return Invalid("dataset.dataset_id",
+                   "uploaded datasets exist only in a running server; the headless sweep "
+                   "needs dataset.path");
+  }
+  if (spec.dataset().path().empty()) return Invalid("dataset.path", "must not be empty");
+  h.data_path = spec.dataset().path();
+  // task
+  switch (spec.task()) {
+    case pb::TASK_KIND_COMPLETION:
+      c.task = laser::TaskFilter::kCompletion;
+      break;
+    case pb::TASK_KIND_CHOICE:
+      c.task = laser::TaskFilter::kChoice;
+      break;
+    case pb::TASK_KIND_UNSPECIFIED:
+      c.task = laser::TaskFilter::kAny;
+      break;
+    default:
+      return Invalid("task", absl::StrCat("unknown value ", spec.task()));
+  }
+  c.matrix_types.assign(spec.matrix_types().begin(), spec.matrix_types().end());
+  // layers
+  for (int i = 0; i < spec.layers().indices_size(); ++i) {
+    c.layer_indices.push_back(spec.layers().indices(i));
+  }
+  for (int i = 0; i < spec.layers().ranges_size(); ++i) {
+    const pb::LayerRange& r = spec.layers().ranges(i);
+    laser::LayerRange lr;
+    lr.start = r.start();
+    if (r.has_stop()) lr.stop = r.stop();
+    if (r.step() < 0) {
+      return Invalid(absl::StrCat("layers.ranges[", i, "].step"),
+                     absl::StrCat(r.step(), " is negative"));
+    }
+    lr.step = r.step();
+    c.layer_ranges.push_back(lr);
+  }
+  // ranks
+  if (spec.has_rho()) {
+    if (spec.rho().values_size() == 0)
+      return Invalid("rho.values", "at least one value is required");
+    for (int i = 0; i < spec.rho().values_size(); ++i) {
+      const double v = spec.rho().values(i);
+      if (!(v > 0.0 && v <= 1.0)) {
+        return Invalid(absl::StrCat("rho.values[", i, "]"), absl::StrCat(v, " is not in (0, 1]"));
+      }
+      c.ranks.push_back(v);
+    }
+  } else if (spec.has_rate()) {
+    if (spec.rate().values_size() == 0) {
+      return Invalid("rate.values", "at least one value is required");
+    }
+    for (int i = 0; i < spec.rate().values_size(); ++i) {
+      const double v = spec.rate().values(i);
+      if (!(v >= 0.0 && v < 10.0)) {
+        return Invalid(absl::StrCat("rate.values[", i, "]"), absl::StrCat(v, " is not in [0, 10)"));
+      }
+      c.ranks.push_back(v);
+    }
+    c.ranks_are_rates = true;
+  } else {
+    return Invalid("rank", "required: give rho.values or rate.values");
+  }
+  if (spec.add_suggested_rank()) {
+    return absl::UnimplementedError(
+        "spec.add_suggested_rank: rank suggestion is not implemented in this build");
+  }
+  // svd
+  const pb::SvdOptions& svd = spec.svd();
+  switch (svd.method()) {
+    case pb::SVD_METHOD_UNSPECIFIED:
+    case pb::SVD_METHOD_AUTO:
+      c.svd.method = kernels::SvdMethod::kAuto;
+      break;
+    case pb::SVD_METHOD_EXACT:
+      c.svd.method = kernels::SvdMethod::kExact;
+      break;
+    case pb::SVD_METHOD_RANDOMIZED:
+      c.svd.method = kernels::SvdMethod::kRandomized;
+      break;
+    case pb::SVD_METHOD_PAPER:
+      c.svd.method = kernels::SvdMethod::kPaper;
+      break;
+    default:
+      return Invalid("svd.method", absl::StrCat("unknown value ", svd.method()));
+  }
+  if (svd.has_oversampling()) {
+    if (svd.oversampling() < 0) {
+      return Invalid("svd.oversampling", absl::StrCat(svd.oversampling(), " is negative"));
+    }
+    if (c.svd.method == kernels::SvdMethod::kPaper && svd.oversampling() != 0) {
+      return Invalid(
+          "svd.oversampling",
+          absl::StrCat(svd.oversampling(), ": the paper method uses none (absent or 0)"));
+    }
+    c.svd.oversampling = svd.oversampling();
+  }
+  if (svd.has_power_iterations()) {
+    if (svd.power_iterations() < 0) {
+      return Invalid("svd.power_iterations", absl::StrCat(svd.power_iterations(), " is negative"));
+    }
+    if (c.svd.method == kernels::SvdMethod::kPaper && svd.power_iterations() != 2) {
+      return Invalid(
+          "svd.power_iterations",
+          absl::StrCat(svd.power_iterations(), ": the paper method uses 2 (absent or 2)"));
+    }
+    c.svd.power_iters = svd.power_iterations();
+  }
+  c.svd.seed = svd.seed();
+  // split
+  switch (spec.split().mode()) {
+    case pb::SPLIT_MODE_UNSPECIFIED:
+    case pb::SPLIT_MODE_FIRST:
+      c.split.mode = eval::SplitMode::kFirst;
+      break;
+    case pb::SPLIT_MODE_SHUFFLE:
+      c.split.mode = eval::SplitMode::kShuffle;
+      break;
+    default:
+      return Invalid("split.mode", absl::StrCat("unknown value ", spec.split().mode()));
+  }
+  if (spec.split().has_validation_fraction()) {
+    const double f = spec.split().validation_fraction();
+    if (!(f > 0.0 && f < 1.0)) {
+      return Invalid("split.validation_fraction", absl::StrCat(f, " is not in (0, 1)"));
+    }
+    c.split.val_fraction = f;
+  }
+  c.split.seed = spec.split().seed();
+  // top_k
+  if (spec.top_k_size() > 0) {
+    c.topk.clear();
+    std::set<int> seen;
+    for (int i = 0; i < spec.top_k_size(); ++i) {
+      const int k = spec.top_k(i);
+      if (k < 1) return Invalid(absl::StrCat("top_k[", i, "]"), absl::StrCat(k, " is not >= 1"));
+      if (!seen.insert(k).second) {
+        return Invalid(absl::StrCat("top_k[", i, "]"), absl::StrCat(k, " is repeated"));
+      }
+      c.topk.push_back(k);
+    }
+  }
+  // batch
+  if (spec.batch().batch_size() < 0) {
+    return Invalid("batch.batch_size", absl::StrCat(spec.batch().batch_size(), " is negative"));
+  }
+  if (spec.batch().max_batch_tokens() < 0) {
+    return Invalid("batch.max_batch_tokens",
+                   absl::StrCat(spec.batch().max_batch_tokens(), " is negative"));
+  }
+  c.batch_sequences = spec.batch().batch_size();
+  c.batch_tokens = spec.batch().max_batch_tokens();
+  // composition
+  switch (spec.composition().mode()) {
+    case pb::COMPOSITION_MODE_UNSPECIFIED:
+    case pb::COMPOSITION_MODE_NONE:
+      c.compose = false;
+      break;
+    case pb::COMPOSITION_MODE_GREEDY:
+      c.compose = true;
+      break;
+    default:
+      return Invalid("composition.mode", absl::StrCat("unknown value ", spec.composition().mode()));
+  }
+  if (spec.composition().max_interventions() < 0) {
+    return Invalid("composition.max_interventions",
+                   absl::StrCat(spec.composition().max_interventions(), " is negative"));
+  }
+  c.compose_max = spec.composition().max_interventions();
+  // shard
+  const uint32_t count = spec.shard().count(), index = spec.shard().index();
+  if (count <= 1 && index != 0) {
+    return Invalid("shard.index", absl::StrCat(index, " needs shard.count > ", index));
+  }
+  if (count > 1 && index >= count) {
+    return Invalid("shard.index", absl::StrCat(index, " is not < shard.count ", count));
+  }
+  if (count > 1 && c.compose) {
+    return Invalid("composition.mode", "greedy composition requires an unsharded sweep");
+  }
+  c.shard_index = index;
+  c.shard_count = count <= 1 ? 1 : count;
+  return h;
+}
+
+absl::Status SpecError(const absl::Status& s) {
+  if (s.ok()) return s;
+  static const char* kFields[] = {"matrix_types", "layers.", "rho.",        "rate.", "task:",
+                                  "split:",       "shard:",  "composition", "top_k", "batch:"};
+  for (const char* f : kFields) {
+    if (absl::StartsWith(s.message(), f)) {
+      return absl::Status(s.code(), absl::StrCat("spec.", s.message()));
+    }
+  }
+  return s;
+}
+
+pb::SweepSpec RecordedSpec(const pb::SweepSpec& spec) {
+  pb::SweepSpec r = spec;
+  r.clear_shard();
+  return r;
+}
+
+std::string SweepId(const pb::SweepSpec& recorded, const std::string& model_identity) {
+  const std::string text = absl::StrCat(JsonLine(recorded), "\n", model_identity);
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  return absl::StrFormat("sweep-%016x", h);
+}
+
+pb::Metrics MetricsProto(const eval::Aggregate& a) {
+  pb::Metrics m;
+  m.set_examples(a.count);
+  m.set_correct(a.count > 0 ? std::llround(a.accuracy * a.count / 100.0) : 0);
+  m.set_accuracy(a.accuracy);
+  m.set_log_loss(a.log_loss);
+  for (size_t i = 0; i < a.topk.size() && i < a.topk_accuracy.size(); ++i) {
+    (*m.mutable_top_k_accuracy())[a.topk[i]] = a.topk_accuracy[i];
+  }
+  return m;
+}
+
+pb::Evaluation EvaluationProto(const laser::SplitMetrics& m) {
+  pb::Evaluation e;
+  *e.mutable_validation() = MetricsProto(m.validation);
+  *e.mutable_test() = MetricsProto(m.test);
+  return e;
+}
+
+namespace {
+
+pb::SvdMethod SvdMethodProto(kernels::SvdMethod m) {
+  switch (m) {
+    case kernels::SvdMethod::kExact:
+      return pb::SVD_METHOD_EXACT;
+    case kernels::SvdMethod::kRandomized:
+      return pb::SVD_METHOD_RANDOMIZED;
+    case kernels::SvdMethod::kPaper:
+      return pb::SVD_METHOD_PAPER;
+    case kernels::SvdMethod::kAuto:
+      return pb::SVD_METHOD_AUTO;
+  }
+  return pb::SVD_METHOD_UNSPECIFIED;
+}
+
+kernels::SvdMethod SvdMethodEngine(pb::SvdMethod m) {
+  switch (m) {
+    case pb::SVD_METHOD_RANDOMIZED:
+      return kernels::SvdMethod::kRandomized;
+    case pb::SVD_METHOD_PAPER:
+      return kernels::SvdMethod::kPaper;
+    default:
+      return kernels::SvdMethod::kExact;
+  }
+}
+
+}  // namespace
+
+pb::Intervention InterventionProto(const laser::Intervention& iv) {
+  pb::Intervention p;
+  p.set_matrix_type(iv.type);
+  p.set_layer(static_cast<int32_t>(iv.layer));
+  p.set_rho(iv.rho);
+  if (iv.rate) p.set_rate(*iv.rate);
+  p.set_rank_source(iv.rate ? pb::RANK_SOURCE_RATE : pb::RANK_SOURCE_RHO);
+  p.set_rank(iv.rank);
+  p.set_max_rank(iv.max_rank);
+  p.set_rows(iv.rows);
+  p.set_cols(iv.cols);
+  p.set_relative_error(iv.relative_error);
+  p.set_svd_method(SvdMethodProto(iv.svd_method));
+  return p;
+}
+
+laser::Intervention InterventionFromProto(const pb::Intervention& p, int64_t plan_index) {
+  laser::Intervention iv;
+  iv.plan_index = plan_index;
+  iv.type = p.matrix_type();
+  iv.layer = p.layer();
+  iv.rho = p.rho();
+  if (p.has_rate()) iv.rate = p.rate();
+  iv.rank = p.rank();
+  iv.max_rank = p.max_rank();
+  iv.rows = p.rows();
+  iv.cols = p.cols();
+  iv.relative_error = p.relative_error();
+  iv.svd_method = SvdMethodEngine(p.svd_method());
+  return iv;
+}
+
+pb::MetricDeltas Deltas(const pb::Metrics& edited, const pb::Metrics& base) {
+  pb::MetricDeltas d;
+  d.set_accuracy(edited.accuracy() - base.accuracy());
+  d.set_log_loss(edited.log_loss() - base.log_loss());
+  for (const auto& [k, v] : edited.top_k_accuracy()) {
+    auto it = base.top_k_accuracy().find(k);
+    if (it != base.top_k_accuracy().end()) (*d.mutable_top_k_accuracy())[k] = v - it->second;
+  }
+  return d;
+}
+
+std::string JsonLine(const google::protobuf::Message& m) {
+  JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  opts.add_whitespace = false;
+  std::string out;
+  auto st = google::protobuf::util::MessageToJsonString(m, &out, opts);
+  if (!st.ok()) return "{}";  // only for messages with unset required Any types
+  // The printer emits map entries in hash order, which differs between
+  // processes; sort every map (top_k_accuracy) by its integer key so that the
+  // same results always give the same bytes. Fields keep the proto's order.
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(out, nullptr, false);
+  if (j.is_discarded()) return out;
+  std::function<void(nlohmann::ordered_json&)> canon = [&](nlohmann::ordered_json& v) {
+    if (v.is_array()) {
+      for (auto& e : v) canon(e);
+    } else if (v.is_object()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (it.key() == "top_k_accuracy" && it.value().is_object()) {
+          std::vector<std::pair<long long, nlohmann::ordered_json>> kv;
+          for (auto e = it.value().begin(); e != it.value().end(); ++e) {
+            kv.push_back({std::atoll(e.key().c_str()), e.value()});
+          }
+          std::sort(kv.begin(), kv.end(),
+                    [](const auto& a, const auto& b) { return a.first < b.first; });
+          nlohmann::ordered_json sorted = nlohmann::ordered_json::object();
+          for (auto& [k, val] : kv) sorted[std::to_string(k)] = val;
+          it.value() = std::move(sorted);
+        } else {
+          canon(it.value());
+        }
+      }
+    }
+  };
+  canon(j);
+  return j.dump();
+}
+
+absl::StatusOr<ResultsFile> ReadResultsFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open results file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  ResultsFile f;
+  JsonParseOptions opts;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    ++line_no;
+    const size_t nl = text.find('\n', pos);
+    const bool complete = nl != std::string::npos;
+    const std::string line = text.substr(pos, (complete ? nl : text.size()) - pos);
+    const size_t next = complete ? nl + 1 : text.size();
+    google::protobuf::util::Status st;
+    if (line_no == 1) {
+      st = google::protobuf::util::JsonStringToMessage(line, &f.header, opts);
+      if (st.ok() && complete) f.has_header = true;
+    } else {
+      pb::Result r;
+      st = google::protobuf::util::JsonStringToMessage(line, &r, opts);
+      if (st.ok() && complete) f.results.push_back(std::move(r));
+    }
+    if (!st.ok() || !complete) {
+      if (next < text.size()) {
+        return absl::DataLossError(absl::StrCat(path, " line ", line_no, ": not a laser.v1.",
+                                                line_no == 1 ? "Job" : "Result", ": ",
+                                                st.ok() ? std::string("no newline") : st.message().ToString()));
+      }
+      f.truncated_tail = true;
+      break;
+    }
+    pos = next;
+    f.valid_bytes = static_cast<int64_t>(pos);
+  }
+  return f;
+}
+
+absl::Status MergeResultFiles(const std::vector<std::string>& inputs, const std::string& out,
+                              bool allow_incomplete) {
+  if (inputs.empty()) return absl::InvalidArgumentError("merge: no input files");
+  std::vector<ResultsFile> files;
+  for (const std::string& p : inputs) {
+    auto f = ReadResultsFile(p);
+    if (!f.ok()) return f.status();
+    if (!f->has_header) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(p, ": no header line (a laser.v1.Job); not a sweep results file"));
+    }
+    if (f->truncated_tail) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          p, ": the last line is incomplete (the run was interrupted); finish it with --resume"));
+    }
+    files.push_back(*std::move(f));
+  }
+  const pb::Job& head = files[0].header;
+  for (size_t i = 1; i < files.size(); ++i) {
+    const pb::Job& other = files[i].header;
+    google::protobuf::util::MessageDifferencer diff;
+    std::string report;
+    diff.ReportDifferencesToString(&report);
+    if (!diff.Compare(head.spec(), other.spec())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          inputs[i], " and ", inputs[0], " come from different sweeps: their specs differ (",
+          inputs[0], " -> ", inputs[i], "): ", report));
+    }
+    if (head.id() != other.id()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(inputs[i], " (", other.id(), ") and ", inputs[0], " (", head.id(),
+                       ") come from different sweeps: the specs agree, so the models differ"));
+    }
+  }
+  std::map<int64_t, std::pair<const pb::Result*, size_t>> by_plan;
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (const pb::Result& r : files[i].results) {
+      auto [it, fresh] = by_plan.emplace(r.plan_index(), std::make_pair(&r, i));
+      if (!fresh) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("plan_index ", r.plan_index(), " appears in both ",
+                         inputs[it->second.second], " and ", inputs[i]));
+      }
+    }
+  }
+  const int64_t total = head.progress().interventions_total();
+  if (!allow_incomplete) {
+    std::vector<int64_t> missing;
+    for (int64_t p = 0; p < total; ++p) {
+      if (!by_plan.count(p)) missing.push_back(p);
+    }
+    if (!missing.empty()) {
+      std::string list;
+      for (size_t i = 0; i < missing.size() && i < 10; ++i) {
+        absl::StrAppend(&list, i ? ", " : "", missing[i]);
+      }
+      if (missing.size() > 10) absl::StrAppend(&list, ", ...");
+      return absl::FailedPreconditionError(absl::StrCat(
+          "merge: ", missing.size(), " of ", total, " planned results are missing (plan_index ",
+          list, "); is a shard file absent or unfinished?"));
+    }
+  }
+  const std::string tmp = out + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", tmp));
+    o << JsonLine(head) << '\n';
+    int64_t index = 0;
+    for (const auto& [plan, ref] : by_plan) {
+      pb::Result r = *ref.first;
+      r.set_index(index++);
+      r.set_shard_index(0);
+      o << JsonLine(r) << '\n';
+    }
+    o.flush();
+    if (!o) return absl::DataLossError(absl::StrCat("error writing ", tmp));
+  }
+  if (std::rename(tmp.c_str(), out.c_str()) != 0) {
+    return absl::DataLossError(absl::StrCat("cannot rename ", tmp, " to ", out));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace laserd::server

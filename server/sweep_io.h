@@ -1,0 +1,85 @@
+// The headless sweep's files (docs/sweep.md): the spec (a laser.v1.SweepSpec
+// in protobuf JSON), its conversion to the engine's SweepConfig (the one place
+// where API fields become engine settings), and the results file: JSONL whose
+// first line is a laser.v1.Job (the sweep's identity, spec and baseline) and
+// every further line one laser.v1.Result, in plan order, protobuf JSON with the
+// proto field names. Merging shard files is here too, so that `laserd merge`
+// and a future `laserctl merge` share it.
+#ifndef LASERD_SERVER_SWEEP_IO_H_
+#define LASERD_SERVER_SWEEP_IO_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/laser/sweep.h"
+#include "laser/v1/sweep.pb.h"
+
+namespace laserd::server {
+
+// Parses a SweepSpec from protobuf JSON; INVALID_ARGUMENT naming `source` and
+// the offending field.
+absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecJson(const std::string& text,
+                                                        const std::string& source);
+// Reads and parses a spec file (NOT_FOUND when it cannot be read).
+absl::StatusOr<::laser::v1::SweepSpec> ReadSweepSpec(const std::string& path);
+
+// SweepSpec → SweepConfig: checks every field that can be checked without the
+// model ("spec.rho.values[2]: 1.5 is not in (0, 1]"). The dataset path is
+// returned separately; uploaded datasets (dataset_id) are INVALID_ARGUMENT in
+// the headless command.
+struct HeadlessSweep {
+  std::string data_path;
+  laser::SweepConfig config;
+};
+absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const ::laser::v1::SweepSpec& spec);
+
+// Prefixes "spec." to engine errors that name a spec field.
+absl::Status SpecError(const absl::Status& s);
+
+// The spec as recorded in a results file: the shard cleared (every shard and
+// the merged file record the same spec).
+::laser::v1::SweepSpec RecordedSpec(const ::laser::v1::SweepSpec& spec);
+// A deterministic sweep id: "sweep-" + 16 hex digits of FNV-1a 64 over the
+// recorded spec's JSON and the model identity.
+std::string SweepId(const ::laser::v1::SweepSpec& recorded, const std::string& model_identity);
+
+// Engine values → API messages.
+::laser::v1::Metrics MetricsProto(const eval::Aggregate& a);
+::laser::v1::Evaluation EvaluationProto(const laser::SplitMetrics& m);
+::laser::v1::Intervention InterventionProto(const laser::Intervention& iv);
+::laser::v1::MetricDeltas Deltas(const ::laser::v1::Metrics& edited, const ::laser::v1::Metrics& base);
+// API → engine (resuming from a results file).
+laser::Intervention InterventionFromProto(const ::laser::v1::Intervention& p, int64_t plan_index);
+
+// One JSONL line (no newline) of a message: protobuf JSON, proto field names.
+std::string JsonLine(const google::protobuf::Message& m);
+
+// A results file as read back.
+struct ResultsFile {
+  bool has_header = false;
+  ::laser::v1::Job header;
+  std::vector<::laser::v1::Result> results;
+  // Bytes of the file up to the end of the last complete, parsable line.
+  int64_t valid_bytes = 0;
+  // A line after valid_bytes that is incomplete or unparsable (a run killed
+  // while writing); only the last line may be.
+  bool truncated_tail = false;
+};
+// NOT_FOUND when the file does not exist; DATA_LOSS naming the line for a bad
+// line that is not the last one.
+absl::StatusOr<ResultsFile> ReadResultsFile(const std::string& path);
+
+// Joins shard files into what one unsharded run writes: the header once,
+// results ordered by plan_index, `index` renumbered densely and shard_index
+// cleared. FAILED_PRECONDITION naming the files when they come from different
+// sweeps (spec or model differ; the spec difference is spelled out), when a
+// plan_index appears twice, or when results are missing (unless
+// `allow_incomplete`).
+absl::Status MergeResultFiles(const std::vector<std::string>& inputs, const std::string& out,
+                              bool allow_incomplete = false);
+
+}  // namespace laserd::server
+
+#endif  // LASERD_SERVER_SWEEP_IO_H_
