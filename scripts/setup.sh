@@ -27,6 +27,22 @@ packages=(
   unzip python3 python3-pip
 )
 
+# Python packages of the Python client and its tests (client/python, tests/integration):
+# the gRPC runtime, the stub generator the committed stubs were made with, pytest.
+# Installed with pip only when one is missing.
+python_packages=("grpcio>=1.85.1" "protobuf>=7.35.1" "grpcio-tools==1.85.1" "pytest")
+setup_python() {
+  if python3 - <<'PY' 2>/dev/null; then
+import importlib.metadata as m, grpc, google.protobuf, grpc_tools, pytest
+assert m.version("grpcio-tools") == "1.85.1"
+PY
+    echo "setup: python packages present"
+    return
+  fi
+  echo "setup: pip installing ${python_packages[*]}"
+  python3 -m pip install --quiet "${python_packages[@]}"
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -36,6 +52,7 @@ done
 
 if ((${#missing[@]} == 0)); then
   echo "setup: all ${#packages[@]} system packages present"
+  setup_python
   exit 0
 fi
 
@@ -53,4 +70,5 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get update
 "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+setup_python
 echo "setup: done"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of laserd on a fresh Debian 12 machine (this is what CI runs):
 # installs the system dependencies, fetches the real model, builds the capitals
-# datasets, configures and builds with CMake/Ninja (Release) in ./build, runs ctest.
+# datasets, configures and builds with CMake/Ninja (Release) in ./build, runs ctest,
+# then pytest (client/python/tests and tests/integration).
 #
 # Environment: BUILD_DIR (default build), LASERD_JOBS (parallel build jobs, default 2),
 # LASERD_DATA_DIR (fetched model and generated data, default .data),
@@ -29,4 +30,14 @@ rc=0
 ctest --test-dir "$build_dir" --output-on-failure 2>&1 | tee "$log" || rc=$?
 echo
 echo "test: $(grep -E 'tests passed|No tests were found' "$log" | tail -n 1 || echo 'no ctest summary')"
+
+# Python: the client package's tests and the integration tests against the built
+# binaries (laserd serve, laserctl). pytest's exit code 5 (no tests collected) is not a
+# failure; a test that needs a missing part skips and says why (-rs).
+py_rc=0
+LASERD_BUILD_DIR=$build_dir PYTHONPATH=$PWD/client/python${PYTHONPATH:+:$PYTHONPATH} \
+  python3 -m pytest -rs -p no:cacheprovider client/python/tests tests/integration || py_rc=$?
+if ((py_rc == 5)); then py_rc=0; fi
+echo "test: pytest exit code $py_rc"
+if ((rc == 0)); then rc=$py_rc; fi
 exit "$rc"
