@@ -223,6 +223,15 @@ class Display {
     if (tty_) Redraw();
   }
 
+  // Before a line goes to stdout: on a terminal the block is erased first (stdout and
+  // stderr usually share it), and the next Result() redraws it below the line.
+  void BeforeOutput() {
+    if (enabled_ && tty_) {
+      Clear();
+      std::cerr.flush();
+    }
+  }
+
   void Finish() {
     if (enabled_ && tty_) std::cerr.flush();
   }
@@ -320,6 +329,7 @@ int Watch(Connection& conn, const std::string& job_id, int64_t from, const Watch
             gap = true;
             break;
           }
+          display.BeforeOutput();
           if (o.format == Format::kJson) {
             std::cout << JsonLine(r) << "\n";
           } else if (o.format == Format::kCsv) {
