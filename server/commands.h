@@ -31,6 +31,7 @@ using Runner = std::function<int()>;
 void AddEvalCommand(CLI::App& app, Runner* run);
 void AddSweepCommand(CLI::App& app, Runner* run);
 void AddMergeCommand(CLI::App& app, Runner* run);
+void AddExportCommand(CLI::App& app, Runner* run);
 
 }  // namespace laserd::server
 

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   laserd::server::AddEvalCommand(app, &run);
   laserd::server::AddSweepCommand(app, &run);
   laserd::server::AddMergeCommand(app, &run);
+  laserd::server::AddExportCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/model/laser_factors.h"
 
 namespace laserd::model {
 namespace {
@@ -352,6 +353,10 @@ std::vector<float> UnpermuteGgufQk(const std::vector<float>& w, int64_t heads, i
 
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const formats::WeightSource& src,
                                                    kernels::Backend* backend) {
+  // Factored LASER exports: load the dense tensors their factors stand for.
+  auto expanded = ExpandLaserFactors(src);
+  if (!expanded.ok()) return expanded.status();
+  if (*expanded) return Load(**expanded, backend);
   std::unique_ptr<Model> m(new Model());
   m->backend_ = backend;
   const std::string& where = src.path();

@@ -1,0 +1,661 @@
+#include "engine/laser/export.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engine/laser/rank.h"
+#include "engine/tokenizer/internal.h"
+
+namespace laserd::laser {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string ShapeStr(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) absl::StrAppend(&r, i ? ", " : "", s[i]);
+  return r + "]";
+}
+
+std::vector<float> Transpose(const std::vector<float>& a, int64_t rows, int64_t cols) {
+  std::vector<float> t(a.size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = a[i * cols + j];
+  return t;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) return absl::PermissionDeniedError(absl::StrCat("cannot create ", path));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  f.close();
+  if (!f) return absl::InternalError(absl::StrCat("error writing ", path));
+  return absl::OkStatus();
+}
+
+// Collects the output tensors of one model.
+class Collector {
+ public:
+  Collector(const formats::WeightSource& src, model::Model* model,
+            const std::vector<AppliedEdit>& applied, ExportFormat format)
+      : src_(src), model_(model), factored_(format == ExportFormat::kFactored) {
+    for (const AppliedEdit& e : applied) edits_[{e.spec.type, e.spec.layer}] = &e;
+  }
+
+  // Source tensors that the matrices replace.
+  void Consume(const std::string& name) { consumed_.insert(name); }
+
+  absl::StatusOr<std::vector<float>> Host(const std::string& type, int64_t layer) {
+    return MatrixToHost(model_, type, layer);
+  }
+
+  const AppliedEdit* Edit(const std::string& type, int64_t layer) const {
+    auto it = edits_.find({type, layer});
+    return it == edits_.end() ? nullptr : it->second;
+  }
+
+  // A matrix stored as its own tensor `name`: [out, in] (nn.Linear) or, with
+  // `conv1d`, [in, out] (GPT-2's Conv1D). Factored: `name`.laser_a [rows, k]
+  // and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
+  absl::Status Matrix(const std::string& type, int64_t layer, const std::string& name,
+                      bool conv1d) {
+    auto w = model_->Matrix(type, layer);
+    if (!w.ok()) return w.status();
+    const int64_t out = (*w)->rows(), in = (*w)->cols();
+    if (const AppliedEdit* e = Edit(type, layer); e && factored_) {
+      const std::vector<float>& a = conv1d ? e->v : e->us;
+      const std::vector<float>& b = conv1d ? e->us : e->v;
+      const int64_t ra = conv1d ? in : out, rb = conv1d ? out : in;
+      Add({name + ".laser_a", {ra, e->k}, a});
+      Add({name + ".laser_b", {rb, e->k}, b});
+      ++factored_count_;
+      return absl::OkStatus();
+    }
+    auto h = Host(type, layer);
+    if (!h.ok()) return h.status();
+    if (conv1d) {
+      Add({name, {in, out}, Transpose(*h, out, in)});
+    } else {
+      Add({name, {out, in}, *std::move(h)});
+    }
+    return absl::OkStatus();
+  }
+
+  // Counts the edited q/k/v of a fused tensor (stored dense in both formats).
+  void NoteFused(int64_t layer) {
+    if (!factored_) return;
+    for (const char* t : {"attn.q", "attn.k", "attn.v"})
+      if (Edit(t, layer)) ++kept_dense_;
+  }
+
+  void Add(StTensor t) { out_.push_back(std::move(t)); }
+
+  // Copies every source tensor not consumed, renamed by `rename`.
+  absl::Status CopyRest(
+      const std::function<absl::StatusOr<std::string>(const std::string&)>& rename) {
+    for (const formats::TensorInfo& ti : src_.tensors()) {
+      if (consumed_.count(ti.name)) continue;
+      auto name = rename(ti.name);
+      if (!name.ok()) return name.status();
+      auto t = src_.LoadF32(ti.name);
+      if (!t.ok()) return t.status();
+      Add({*name, t->shape, std::move(t->data)});
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<StTensor>& tensors() { return out_; }
+  int64_t factored_count() const { return factored_count_; }
+  int64_t kept_dense() const { return kept_dense_; }
+
+ private:
+  const formats::WeightSource& src_;
+  model::Model* model_;
+  bool factored_;
+  std::map<std::pair<std::string, int64_t>, const AppliedEdit*> edits_;
+  std::set<std::string> consumed_;
+  std::vector<StTensor> out_;
+  int64_t factored_count_ = 0, kept_dense_ = 0;
+};
+
+struct LlamaItem {
+  const char* type;
+  const char* hf;
+  const char* gg;
+};
+constexpr LlamaItem kLlamaItems[] = {
+    {"attn.q", "self_attn.q_proj", "attn_q"}, {"attn.k", "self_attn.k_proj", "attn_k"},
+    {"attn.v", "self_attn.v_proj", "attn_v"}, {"attn.o", "self_attn.o_proj", "attn_output"},
+    {"mlp.in", "mlp.gate_proj", "ffn_gate"},  {"mlp.up", "mlp.up_proj", "ffn_up"},
+    {"mlp.out", "mlp.down_proj", "ffn_down"},
+};
+
+// Hugging Face name of a non-matrix GGUF tensor of a Llama-family model.
+absl::StatusOr<std::string> GgufToHf(const std::string& name, const std::string& arch,
+                                     const std::string& where) {
+  static const std::map<std::string, std::string> kTop = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"}};
+  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
+  std::vector<std::string> parts = absl::StrSplit(name, '.');
+  int64_t layer = -1;
+  if (parts.size() == 4 && parts[0] == "blk" && absl::SimpleAtoi(parts[1], &layer)) {
+    const std::string pre = absl::StrCat("model.layers.", layer, ".");
+    const std::string& t = parts[2];
+    const std::string& kind = parts[3];
+    if (kind == "weight" && t == "attn_norm") return pre + "input_layernorm.weight";
+    if (kind == "weight" && t == "ffn_norm") return pre + "post_attention_layernorm.weight";
+    if (kind == "bias") {
+      // llama.cpp permutes Q/K rows (and their biases) of llama models only.
+      if (arch == "llama" && (t == "attn_q" || t == "attn_k")) {
+        return absl::UnimplementedError(
+            absl::StrCat(where, ": tensor ", name, ": Q/K biases of llama GGUF are not exported"));
+      }
+      for (const LlamaItem& it : kLlamaItems)
+        if (t == it.gg) return absl::StrCat(pre, it.hf, ".bias");
+    }
+  }
+  return absl::UnimplementedError(absl::StrCat(
+      where, ": GGUF tensor ", name, " has no Hugging Face counterpart known to laserd export"));
+}
+
+absl::Status CollectTensors(const formats::WeightSource& src, model::Model* model, Collector* c) {
+  const model::ModelConfig& cfg = model->config();
+  const bool gguf = src.format() == formats::FileFormat::kGguf;
+  const int64_t d = cfg.hidden;
+  switch (cfg.arch) {
+    case model::Arch::kLlama: {
+      for (int64_t i = 0; i < cfg.layers; ++i) {
+        for (const LlamaItem& it : kLlamaItems) {
+          const std::string hf = absl::StrCat("model.layers.", i, ".", it.hf, ".weight");
+          c->Consume(gguf ? absl::StrCat("blk.", i, ".", it.gg, ".weight") : hf);
+          if (auto s = c->Matrix(it.type, i, hf, false); !s.ok()) return s;
+        }
+      }
+      if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
+      const std::string arch = cfg.model_type, where = src.path();
+      return c->CopyRest([&](const std::string& n) { return GgufToHf(n, arch, where); });
+    }
+    case model::Arch::kGpt2: {
+      const std::string pre = src.Has("transformer.wte.weight") ? "transformer." : "";
+      for (int64_t i = 0; i < cfg.layers; ++i) {
+        const std::string p = absl::StrCat(pre, "h.", i, ".");
+        // c_attn: Conv1D [d, 3d] = [q; k; v]ᵀ.
+        std::vector<float> qkv(3 * d * d);
+        for (int j = 0; j < 3; ++j) {
+          auto h = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
+          if (!h.ok()) return h.status();
+          std::copy(h->begin(), h->end(), qkv.begin() + j * d * d);
+        }
+        c->Consume(p + "attn.c_attn.weight");
+        c->Add({p + "attn.c_attn.weight", {d, 3 * d}, Transpose(qkv, 3 * d, d)});
+        c->NoteFused(i);
+        for (auto [type, name] :
+             {std::pair{"attn.o", "attn.c_proj.weight"}, std::pair{"mlp.in", "mlp.c_fc.weight"},
+              std::pair{"mlp.out", "mlp.c_proj.weight"}}) {
+          c->Consume(p + name);
+          if (auto s = c->Matrix(type, i, p + name, true); !s.ok()) return s;
+        }
+      }
+      return c->CopyRest([](const std::string& n) { return n; });
+    }
+    case model::Arch::kGptJ: {
+      for (int64_t i = 0; i < cfg.layers; ++i) {
+        const std::string p = absl::StrCat("transformer.h.", i, ".");
+        for (auto [type, name] :
+             {std::pair{"attn.q", "attn.q_proj"}, std::pair{"attn.k", "attn.k_proj"},
+              std::pair{"attn.v", "attn.v_proj"}, std::pair{"attn.o", "attn.out_proj"},
+              std::pair{"mlp.in", "mlp.fc_in"}, std::pair{"mlp.out", "mlp.fc_out"}}) {
+          const std::string n = absl::StrCat(p, name, ".weight");
+          c->Consume(n);
+          if (auto s = c->Matrix(type, i, n, false); !s.ok()) return s;
+        }
+      }
+      return c->CopyRest([](const std::string& n) { return n; });
+    }
+    case model::Arch::kGptNeoX: {
+      const int64_t hd = cfg.head_dim, H = cfg.heads;
+      for (int64_t i = 0; i < cfg.layers; ++i) {
+        const std::string p = absl::StrCat("gpt_neox.layers.", i, ".");
+        // query_key_value rows are [heads, 3, head_dim].
+        std::vector<float> qkv(3 * d * d);
+        for (int j = 0; j < 3; ++j) {
+          auto w = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
+          if (!w.ok()) return w.status();
+          for (int64_t h = 0; h < H; ++h) {
+            std::copy(w->begin() + h * hd * d, w->begin() + (h + 1) * hd * d,
+                      qkv.begin() + (h * 3 + j) * hd * d);
+          }
+        }
+        const std::string qn = p + "attention.query_key_value.weight";
+        c->Consume(qn);
+        c->Add({qn, {3 * d, d}, std::move(qkv)});
+        c->NoteFused(i);
+        for (auto [type, name] : {std::pair{"attn.o", "attention.dense.weight"},
+                                  std::pair{"mlp.in", "mlp.dense_h_to_4h.weight"},
+                                  std::pair{"mlp.out", "mlp.dense_4h_to_h.weight"}}) {
+          c->Consume(p + name);
+          if (auto s = c->Matrix(type, i, p + name, false); !s.ok()) return s;
+        }
+      }
+      return c->CopyRest([](const std::string& n) { return n; });
+    }
+  }
+  return absl::InternalError("unknown architecture");
+}
+
+// Files beside a safetensors model that describe the model or its tokenizer.
+constexpr const char* kSideFiles[] = {
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "generation_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+};
+
+// tokenizer.json + tokenizer_config.json for a GGUF byte-level BPE vocabulary
+// (tokenizer.ggml.model "gpt2"): the vocabulary and merges as they are, the
+// pre-tokenizer llama.cpp uses for tokenizer.ggml.pre as a sequence of
+// isolating regex splits followed by the byte-level mapping, and control /
+// user-defined tokens as added tokens. Empty for other vocabularies.
+absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::WeightSource& src,
+                                                            const std::string& out_dir) {
+  const json& md = src.metadata();
+  auto str = [&](const char* k) -> std::string {
+    auto it = md.find(k);
+    return it != md.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (str("tokenizer.ggml.model") != "gpt2") return std::vector<std::string>();
+  const std::string where = src.path();
+  auto tokens_it = md.find("tokenizer.ggml.tokens");
+  auto merges_it = md.find("tokenizer.ggml.merges");
+  if (tokens_it == md.end() || !tokens_it->is_array() || merges_it == md.end() ||
+      !merges_it->is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": GGUF BPE vocabulary without tokenizer.ggml.tokens/merges"));
+  }
+  auto pre = tokenizer::internal::GgufPreTokenizerFor(str("tokenizer.ggml.pre"));
+  if (!pre.ok()) return pre.status();
+  const json& tokens = *tokens_it;
+  json types = md.value("tokenizer.ggml.token_type", json::array());
+  json vocab = json::object(), added = json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (!tokens[i].is_string()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": tokenizer.ggml.tokens[", i, "] is not a string"));
+    }
+    const std::string t = tokens[i].get<std::string>();
+    if (!vocab.contains(t)) vocab[t] = i;
+    const int type = i < types.size() && types[i].is_number_integer() ? types[i].get<int>() : 1;
+    if (type == 3 || type == 4) {  // CONTROL, USER_DEFINED
+      added.push_back({{"id", i},
+                       {"content", t},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", type == 4},
+                       {"special", type == 3}});
+    }
+  }
+  json merges = json::array();
+  for (const json& m : *merges_it) {
+    if (!m.is_string()) continue;
+    const std::string s = m.get<std::string>();
+    // llama.cpp splits a merge at the first space after position 0.
+    const size_t pos = s.size() > 1 ? s.find(' ', 1) : std::string::npos;
+    if (pos == std::string::npos) continue;
+    merges.push_back({s.substr(0, pos), s.substr(pos + 1)});
+  }
+  json pretoks = json::array();
+  for (const std::string& r : pre->regexes) {
+    pretoks.push_back({{"type", "Split"},
+                       {"pattern", {{"Regex", r}}},
+                       {"behavior", "Isolated"},
+                       {"invert", false}});
+  }
+  pretoks.push_back({{"type", "ByteLevel"},
+                     {"add_prefix_space", false},
+                     {"trim_offsets", true},
+                     {"use_regex", false}});
+  auto id = [&](const char* k) -> std::optional<int64_t> {
+    auto it = md.find(k);
+    if (it != md.end() && it->is_number_integer() && it->get<int64_t>() >= 0 &&
+        it->get<int64_t>() < static_cast<int64_t>(tokens.size()))
+      return it->get<int64_t>();
+    return std::nullopt;
+  };
+  auto bos = id("tokenizer.ggml.bos_token_id"), eos = id("tokenizer.ggml.eos_token_id"),
+       unk = id("tokenizer.ggml.unknown_token_id"), pad = id("tokenizer.ggml.padding_token_id");
+  bool add_bos = pre->add_bos_default;
+  if (auto it = md.find("tokenizer.ggml.add_bos_token"); it != md.end() && it->is_boolean())
+    add_bos = it->get<bool>();
+  json post = {{"type", "ByteLevel"},
+               {"add_prefix_space", true},
+               {"trim_offsets", false},
+               {"use_regex", true}};
+  if (add_bos && bos) {
+    const std::string b = tokens[*bos].get<std::string>();
+    post = {{"type", "TemplateProcessing"},
+            {"single",
+             {{{"SpecialToken", {{"id", b}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+            {"pair",
+             {{{"SpecialToken", {{"id", b}, {"type_id", 0}}}},
+              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+              {{"SpecialToken", {{"id", b}, {"type_id", 1}}}},
+              {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+            {"special_tokens", {{b, {{"id", b}, {"ids", {*bos}}, {"tokens", {b}}}}}}};
+  }
+  json tj = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pretoks}}},
+      {"post_processor", post},
+      {"decoder",
+       {{"type", "ByteLevel"},
+        {"add_prefix_space", true},
+        {"trim_offsets", true},
+        {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", unk ? json(tokens[*unk]) : json(nullptr)},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", pre->ignore_merges},
+        {"vocab", vocab},
+        {"merges", merges}}},
+  };
+  json cfg = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+              {"add_bos_token", add_bos},
+              {"add_eos_token", false},
+              {"clean_up_tokenization_spaces", false},
+              {"model_max_length",
+               src.metadata().value(absl::StrCat(str("general.architecture"), ".context_length"),
+                                    json(2048))}};
+  if (bos) cfg["bos_token"] = tokens[*bos];
+  if (eos) cfg["eos_token"] = tokens[*eos];
+  if (unk) cfg["unk_token"] = tokens[*unk];
+  if (pad) cfg["pad_token"] = tokens[*pad];
+  if (std::string ct = str("tokenizer.chat_template"); !ct.empty()) cfg["chat_template"] = ct;
+  const std::string tp = (fs::path(out_dir) / "tokenizer.json").string(),
+                    cp = (fs::path(out_dir) / "tokenizer_config.json").string();
+  if (auto s = WriteFile(tp, tj.dump(1) + "\n"); !s.ok()) return s;
+  if (auto s = WriteFile(cp, cfg.dump(2) + "\n"); !s.ok()) return s;
+  return std::vector<std::string>{tp, cp};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<EditSpec>> ParseEdits(const std::string& spec,
+                                                 const std::vector<std::string>& available,
+                                                 int64_t layers) {
+  std::vector<EditSpec> out;
+  std::set<std::pair<std::string, int64_t>> seen;
+  if (spec.empty()) return absl::InvalidArgumentError("--edit: no edit given (T:layer:rho)");
+  for (absl::string_view item : absl::StrSplit(spec, ',')) {
+    std::vector<std::string> f = absl::StrSplit(item, ':');
+    if (f.size() != 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit '", item, "': expected T:layer:rho (e.g. mlp.in:5:0.1)"));
+    }
+    auto type = CanonicalMatrixType(f[0]);
+    if (!type.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit '", item, "': ", type.status().message()));
+    }
+    if (std::find(available.begin(), available.end(), *type) == available.end()) {
+      std::string have;
+      for (const auto& t : available) absl::StrAppend(&have, have.empty() ? "" : ", ", t);
+      return absl::InvalidArgumentError(absl::StrCat("edit '", item, "': the model has no ", *type,
+                                                     " matrices (it has ", have, ")"));
+    }
+    EditSpec e;
+    e.type = *type;
+    if (!absl::SimpleAtoi(f[1], &e.layer) || e.layer < 0 || e.layer >= layers) {
+      return absl::InvalidArgumentError(absl::StrCat("edit '", item, "': layer '", f[1],
+                                                     "' is not an integer in [0, ", layers, ")"));
+    }
+    if (!absl::SimpleAtod(f[2], &e.rho) || !(e.rho > 0.0 && e.rho <= 1.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit '", item, "': rho '", f[2], "' is not a number in (0, 1]"));
+    }
+    if (!seen.insert({e.type, e.layer}).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("edit '", item, "': ", e.type, " of layer ", e.layer, " is edited twice"));
+    }
+    out.push_back(e);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<AppliedEdit>> ApplyEdits(model::Model* model,
+                                                    const std::vector<EditSpec>& edits,
+                                                    const kernels::SvdOptions& svd,
+                                                    Editor* editor) {
+  std::vector<AppliedEdit> out;
+  for (const EditSpec& e : edits) {
+    auto w = model->Matrix(e.type, e.layer);
+    if (!w.ok()) return w.status();
+    AppliedEdit a;
+    a.spec = e;
+    a.out = (*w)->rows();
+    a.in = (*w)->cols();
+    a.max_rank = std::min(a.out, a.in);
+    auto k = KeptRankFromRho(a.out, a.in, e.rho);
+    if (!k.ok()) return k.status();
+    a.k = *k;
+    auto host = MatrixToHost(model, e.type, e.layer);
+    if (!host.ok()) return host.status();
+    auto d = kernels::ComputeTruncatedSvd(host->data(), a.out, a.in, a.k, svd);
+    if (!d.ok()) {
+      return absl::Status(d.status().code(),
+                          absl::StrCat(e.type, " of layer ", e.layer, ": ", d.status().message()));
+    }
+    auto err = kernels::TruncationErrors(host->data(), *d, {a.k});
+    if (!err.ok()) return err.status();
+    a.rel_error = (*err)[0];
+    a.us.resize(a.out * a.k);
+    a.v.resize(a.in * a.k);
+    for (int64_t i = 0; i < a.out; ++i)
+      for (int64_t j = 0; j < a.k; ++j) a.us[i * a.k + j] = d->u[i * d->k + j] * d->s[j];
+    for (int64_t i = 0; i < a.in; ++i)
+      for (int64_t j = 0; j < a.k; ++j) a.v[i * a.k + j] = d->v[i * d->k + j];
+    if (auto s = editor->ApplyDense(e.type, e.layer, *d, a.k); !s.ok()) return s;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<ExportFormat> ParseExportFormat(const std::string& name) {
+  if (name == "merged") return ExportFormat::kMerged;
+  if (name == "factored") return ExportFormat::kFactored;
+  return absl::InvalidArgumentError(
+      absl::StrCat("export format '", name, "' is not one of merged, factored"));
+}
+
+const char* ExportFormatName(ExportFormat f) {
+  return f == ExportFormat::kMerged ? "merged" : "factored";
+}
+
+absl::Status WriteSafetensorsF32(const std::string& path, const std::vector<StTensor>& tensors,
+                                 const std::map<std::string, std::string>& metadata) {
+  static_assert(std::endian::native == std::endian::little, "safetensors is little-endian");
+  std::vector<const StTensor*> order;
+  for (const StTensor& t : tensors) order.push_back(&t);
+  std::sort(order.begin(), order.end(),
+            [](const StTensor* a, const StTensor* b) { return a->name < b->name; });
+  json header = json::object();
+  int64_t offset = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const StTensor& t = *order[i];
+    if (t.name.empty() || t.name == "__metadata__" || (i && order[i - 1]->name == t.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": invalid or duplicate tensor name '", t.name, "'"));
+    }
+    int64_t n = 1;
+    for (int64_t s : t.shape) n *= s;
+    if (n != static_cast<int64_t>(t.data.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has ",
+                                                     t.data.size(), " values for shape ",
+                                                     ShapeStr(t.shape)));
+    }
+    const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
+    header[t.name] = {
+        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  const uint64_t hl = h.size();
+  std::memcpy(bytes.data(), &hl, 8);
+  bytes += h;
+  bytes.reserve(bytes.size() + offset);
+  for (const StTensor* t : order) {
+    bytes.append(reinterpret_cast<const char*>(t->data.data()), t->data.size() * sizeof(float));
+  }
+  return WriteFile(path, bytes);
+}
+
+absl::StatusOr<json> HfConfigFromGguf(const formats::WeightSource& src,
+                                      const model::ModelConfig& c) {
+  const json& md = src.metadata();
+  if (c.arch != model::Arch::kLlama) {
+    return absl::UnimplementedError(
+        absl::StrCat(src.path(), ": GGUF architecture ", c.model_type, " cannot be exported"));
+  }
+  json cfg = {
+      {"architectures",
+       {c.model_type == "qwen2"     ? "Qwen2ForCausalLM"
+        : c.model_type == "mistral" ? "MistralForCausalLM"
+                                    : "LlamaForCausalLM"}},
+      {"model_type", c.model_type},
+      {"hidden_size", c.hidden},
+      {"intermediate_size", c.intermediate},
+      {"num_hidden_layers", c.layers},
+      {"num_attention_heads", c.heads},
+      {"num_key_value_heads", c.kv_heads},
+      {"head_dim", c.head_dim},
+      {"hidden_act", "silu"},
+      {"rms_norm_eps", c.norm_eps},
+      {"rope_theta", c.rope_theta},
+      {"max_position_embeddings", c.max_positions},
+      {"vocab_size", c.vocab_size},
+      {"tie_word_embeddings", !src.Has("output.weight")},
+      {"attention_bias", src.Has("blk.0.attn_q.bias")},
+      {"mlp_bias", false},
+      {"torch_dtype", "float32"},
+      {"dtype", "float32"},
+  };
+  if (c.model_type == "llama") cfg["pretraining_tp"] = 1;
+  if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
+  if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
+  if (auto it = md.find("tokenizer.ggml.padding_token_id");
+      it != md.end() && it->is_number_integer()) {
+    cfg["pad_token_id"] = *it;
+  }
+  if (auto it = md.find("general.name"); it != md.end() && it->is_string()) {
+    cfg["_name_or_path"] = *it;
+  }
+  return cfg;
+}
+
+absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model::Model* model,
+                                         const std::vector<AppliedEdit>& applied,
+                                         ExportFormat format, const std::string& out_dir) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec || !fs::is_directory(out_dir)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create output directory ", out_dir, ": ", ec.message()));
+  }
+  const bool gguf = src.format() == formats::FileFormat::kGguf;
+  ExportResult r;
+
+  // config.json first, so that an unsupported source fails before the big write.
+  json config;
+  if (gguf) {
+    auto c = HfConfigFromGguf(src, model->config());
+    if (!c.ok()) return c.status();
+    config = *std::move(c);
+  }
+
+  Collector c(src, model, applied, format);
+  if (auto s = CollectTensors(src, model, &c); !s.ok()) return s;
+  json edits = json::array();
+  for (const AppliedEdit& e : applied) {
+    edits.push_back({{"type", e.spec.type},
+                     {"layer", e.spec.layer},
+                     {"rho", e.spec.rho},
+                     {"k", e.k},
+                     {"max_rank", e.max_rank},
+                     {"rel_error", e.rel_error}});
+  }
+  std::map<std::string, std::string> meta = {
+      {"format", "pt"},
+      {"laserd_export", ExportFormatName(format)},
+      {"laserd_edits", edits.dump()},
+      {"laserd_source", fs::path(src.path()).filename().string()},
+  };
+  r.weights_path = (fs::path(out_dir) / "model.safetensors").string();
+  if (auto s = WriteSafetensorsF32(r.weights_path, c.tensors(), meta); !s.ok()) return s;
+  r.weights_bytes = static_cast<int64_t>(fs::file_size(r.weights_path, ec));
+  r.files.push_back(r.weights_path);
+  r.dense_tensors_factored = c.factored_count();
+  r.edits_kept_dense = c.kept_dense();
+
+  const std::string cfg_out = (fs::path(out_dir) / "config.json").string();
+  if (gguf) {
+    if (auto s = WriteFile(cfg_out, config.dump(2) + "\n"); !s.ok()) return s;
+    r.files.push_back(cfg_out);
+    auto tok = WriteGgufTokenizer(src, out_dir);
+    if (!tok.ok()) return tok.status();
+    r.files.insert(r.files.end(), tok->begin(), tok->end());
+  } else {
+    fs::path dir =
+        fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
+    // The source's config.json, with the dtype of the written weights.
+    json cfg = src.metadata();
+    for (const char* key : {"torch_dtype", "dtype"})
+      if (cfg.contains(key)) cfg[key] = "float32";
+    if (auto s = WriteFile(cfg_out, cfg.dump(2) + "\n"); !s.ok()) return s;
+    r.files.push_back(cfg_out);
+    for (const char* n : kSideFiles) {
+      const fs::path from = dir / n, to = fs::path(out_dir) / n;
+      if (!fs::exists(from)) continue;
+      if (fs::exists(to) && fs::equivalent(from, to)) continue;
+      fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("cannot copy ", from.string(), " to ", to.string(), ": ", ec.message()));
+      }
+      r.files.push_back(to.string());
+    }
+  }
+  return r;
+}
+
+}  // namespace laserd::laser
