@@ -32,6 +32,7 @@ void AddEvalCommand(CLI::App& app, Runner* run);
 void AddSweepCommand(CLI::App& app, Runner* run);
 void AddMergeCommand(CLI::App& app, Runner* run);
 void AddExportCommand(CLI::App& app, Runner* run);
+void AddServeCommand(CLI::App& app, Runner* run);
 
 }  // namespace laserd::server
 

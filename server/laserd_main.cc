@@ -3,9 +3,9 @@
 //   laserd eval --model PATH --data FILE ...   score a model on a held-out set
 //   laserd sweep --model PATH --spec FILE --out FILE   run a LASER sweep headless
 //   laserd merge A.jsonl B.jsonl ... --out FILE  join shard result files
+//   laserd serve --model PATH --state-dir DIR ...  serve laser.v1 over gRPC (docs/server.md)
 //
-// Later subcommands (serve, sweep, export) register themselves the same way, each
-// in its own file (see commands.h).
+// Each subcommand registers itself the same way, in its own file (see commands.h).
 #include <cstdio>
 #include <string>
 
@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   laserd::server::AddSweepCommand(app, &run);
   laserd::server::AddMergeCommand(app, &run);
   laserd::server::AddExportCommand(app, &run);
+  laserd::server::AddServeCommand(app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

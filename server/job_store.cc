@@ -1,0 +1,337 @@
+#include "server/job_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+
+namespace laserd::server {
+namespace {
+
+namespace pb = ::laser::v1;
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return s_; }
+  void Bind(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void BindText(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  int Step() { return sqlite3_step(s_); }
+  std::string Blob(int c) {
+    const void* p = sqlite3_column_blob(s_, c);
+    return std::string(static_cast<const char*>(p), sqlite3_column_bytes(s_, c));
+  }
+  int64_t Int(int c) { return sqlite3_column_int64(s_, c); }
+  absl::Status Error(const std::string& what) {
+    return absl::InternalError(absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db_)));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  request_id TEXT,
+  spec BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  priority INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  progress BLOB,
+  error TEXT,
+  job BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_request_id ON jobs(request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS results (
+  job_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  plan_index INTEGER NOT NULL,
+  result BLOB NOT NULL,
+  PRIMARY KEY (job_id, idx),
+  UNIQUE (job_id, plan_index));
+CREATE TABLE IF NOT EXISTS datasets (
+  id TEXT PRIMARY KEY,
+  bytes BLOB NOT NULL,
+  record_count INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  meta BLOB NOT NULL);
+)sql";
+
+std::string Bytes(const google::protobuf::Message& m) {
+  std::string s;
+  m.SerializeToString(&s);
+  return s;
+}
+
+absl::StatusOr<StoredJob> JobFromRow(Stmt& st) {
+  StoredJob j;
+  j.seq = st.Int(0);
+  if (!j.job.ParseFromString(st.Blob(1))) {
+    return absl::DataLossError(absl::StrCat("job store: job row ", j.seq, " is corrupt"));
+  }
+  return j;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("--state-dir: cannot create ", dir, ": ", ec.message()));
+  }
+  std::unique_ptr<JobStore> s(new JobStore);
+  s->path_ = (std::filesystem::path(dir) / "laserd.db").string();
+  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      nullptr) != SQLITE_OK) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("--state-dir: cannot open ", s->path_, ": ", sqlite3_errmsg(s->db_)));
+  }
+  sqlite3_busy_timeout(s->db_, 5000);
+  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
+    if (auto st = s->Exec(sql); !st.ok()) return st;
+  }
+  return s;
+}
+
+JobStore::~JobStore() {
+  if (db_) sqlite3_close(db_);
+}
+
+absl::Status JobStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    absl::Status s =
+        absl::InternalError(absl::StrCat("job store (", path_, "): ", err ? err : "?"));
+    sqlite3_free(err);
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> JobStore::InsertJob(const pb::Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "INSERT INTO jobs (id, request_id, spec, state, priority, created, progress, error, job) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!st.ok()) return st.Error("prepare insert");
+  st.BindText(1, job.id());
+  if (!job.request_id().empty()) st.BindText(2, job.request_id());
+  st.Bind(3, Bytes(job.spec()));
+  st.Bind(4, int64_t{job.state()});
+  st.Bind(5, int64_t{job.spec().priority()});
+  st.Bind(6, int64_t{job.create_time().seconds()} * 1000000000 + job.create_time().nanos());
+  st.Bind(7, Bytes(job.progress()));
+  st.BindText(8, job.error().message());
+  st.Bind(9, Bytes(job));
+  const int rc = st.Step();
+  if (rc == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("job ", job.id(), " or request_id '", job.request_id(), "' exists"));
+  }
+  if (rc != SQLITE_DONE) return st.Error("insert job");
+  return sqlite3_last_insert_rowid(db_);
+}
+
+absl::Status JobStore::UpdateJob(const pb::Job& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "UPDATE jobs SET state = ?, progress = ?, error = ?, job = ? WHERE id = ?");
+  if (!st.ok()) return st.Error("prepare update");
+  st.Bind(1, int64_t{job.state()});
+  st.Bind(2, Bytes(job.progress()));
+  st.BindText(3, job.error().message());
+  st.Bind(4, Bytes(job));
+  st.BindText(5, job.id());
+  if (st.Step() != SQLITE_DONE) return st.Error("update job");
+  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("job ", job.id()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredJob> JobStore::GetJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT seq, job FROM jobs WHERE id = ?");
+  if (!st.ok()) return st.Error("prepare get");
+  st.BindText(1, id);
+  const int rc = st.Step();
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+  if (rc != SQLITE_ROW) return st.Error("get job");
+  return JobFromRow(st);
+}
+
+std::optional<StoredJob> JobStore::FindByRequestId(const std::string& request_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT seq, job FROM jobs WHERE request_id = ?");
+  if (!st.ok()) return std::nullopt;
+  st.BindText(1, request_id);
+  if (st.Step() != SQLITE_ROW) return std::nullopt;
+  auto j = JobFromRow(st);
+  if (!j.ok()) return std::nullopt;
+  return *j;
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::ListJobs() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT seq, job FROM jobs ORDER BY created DESC, seq DESC");
+  if (!st.ok()) return st.Error("prepare list");
+  std::vector<StoredJob> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    auto j = JobFromRow(st);
+    if (!j.ok()) return j.status();
+    out.push_back(*std::move(j));
+  }
+  if (rc != SQLITE_DONE) return st.Error("list jobs");
+  return out;
+}
+
+absl::Status JobStore::DeleteJob(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  Stmt d1(db_, "DELETE FROM jobs WHERE id = ?");
+  d1.BindText(1, id);
+  if (d1.Step() != SQLITE_DONE) {
+    Exec("ROLLBACK");
+    return d1.Error("delete job");
+  }
+  const bool existed = sqlite3_changes(db_) > 0;
+  Stmt d2(db_, "DELETE FROM results WHERE job_id = ?");
+  d2.BindText(1, id);
+  if (d2.Step() != SQLITE_DONE) {
+    Exec("ROLLBACK");
+    return d2.Error("delete results");
+  }
+  if (auto s = Exec("COMMIT"); !s.ok()) return s;
+  if (!existed) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto fail = [&](absl::Status s) {
+    Exec("ROLLBACK");
+    return s;
+  };
+  {
+    Stmt up(db_, "UPDATE jobs SET state = ?, progress = ?, job = ? WHERE id = ?");
+    up.Bind(1, int64_t{updated.state()});
+    up.Bind(2, Bytes(updated.progress()));
+    up.Bind(3, Bytes(updated));
+    up.BindText(4, updated.id());
+    if (up.Step() != SQLITE_DONE) return fail(up.Error("update job"));
+    if (sqlite3_changes(db_) == 0) {
+      return fail(absl::NotFoundError(absl::StrCat("job ", updated.id(), " was deleted")));
+    }
+  }
+  {
+    Stmt ins(db_, "INSERT INTO results (job_id, idx, plan_index, result) VALUES (?, ?, ?, ?)");
+    ins.BindText(1, r.job_id());
+    ins.Bind(2, r.index());
+    ins.Bind(3, r.plan_index());
+    ins.Bind(4, Bytes(r));
+    const int rc = ins.Step();
+    if (rc == SQLITE_CONSTRAINT) {
+      return fail(absl::AlreadyExistsError(absl::StrCat("job ", r.job_id(), ": result ", r.index(),
+                                                        " / plan_index ", r.plan_index(),
+                                                        " is stored already")));
+    }
+    if (rc != SQLITE_DONE) return fail(ins.Error("insert result"));
+  }
+  return Exec("COMMIT");
+}
+
+absl::StatusOr<std::vector<pb::Result>> JobStore::Results(const std::string& job_id, int64_t from) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT result FROM results WHERE job_id = ? AND idx >= ? ORDER BY idx");
+  st.BindText(1, job_id);
+  st.Bind(2, from);
+  std::vector<pb::Result> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    pb::Result r;
+    if (!r.ParseFromString(st.Blob(0))) {
+      return absl::DataLossError(absl::StrCat("job store: a result of ", job_id, " is corrupt"));
+    }
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return st.Error("read results");
+  return out;
+}
+
+absl::StatusOr<std::set<int64_t>> JobStore::PlanIndices(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT plan_index FROM results WHERE job_id = ?");
+  st.BindText(1, job_id);
+  std::set<int64_t> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.insert(st.Int(0));
+  if (rc != SQLITE_DONE) return st.Error("read plan indices");
+  return out;
+}
+
+absl::Status JobStore::PutDataset(const pb::Dataset& meta, const std::string& bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "INSERT OR IGNORE INTO datasets (id, bytes, record_count, created, meta) "
+          "VALUES (?, ?, ?, ?, ?)");
+  st.BindText(1, meta.id());
+  st.Bind(2, bytes);
+  st.Bind(3, meta.example_count());
+  st.Bind(4, int64_t{meta.create_time().seconds()} * 1000000000 + meta.create_time().nanos());
+  st.Bind(5, Bytes(meta));
+  if (st.Step() != SQLITE_DONE) return st.Error("insert dataset");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<pb::Dataset> JobStore::GetDataset(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT meta FROM datasets WHERE id = ?");
+  st.BindText(1, id);
+  if (st.Step() != SQLITE_ROW) {
+    return absl::NotFoundError(absl::StrCat("dataset_id: no dataset '", id, "'"));
+  }
+  pb::Dataset d;
+  d.ParseFromString(st.Blob(0));
+  return d;
+}
+
+absl::StatusOr<std::string> JobStore::DatasetBytes(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT bytes FROM datasets WHERE id = ?");
+  st.BindText(1, id);
+  if (st.Step() != SQLITE_ROW) {
+    return absl::NotFoundError(absl::StrCat("dataset_id: no dataset '", id, "'"));
+  }
+  return st.Blob(0);
+}
+
+absl::StatusOr<std::vector<pb::Dataset>> JobStore::ListDatasets() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT meta FROM datasets ORDER BY created DESC, id");
+  std::vector<pb::Dataset> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    pb::Dataset d;
+    d.ParseFromString(st.Blob(0));
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return st.Error("list datasets");
+  return out;
+}
+
+}  // namespace laserd::server

@@ -1,0 +1,74 @@
+// laserd's durable state (DESIGN.md §4): jobs, their results and uploaded
+// datasets in one SQLite database (WAL mode, synchronous=FULL) under
+// --state-dir. Every write is one transaction, committed before the caller
+// streams what it wrote, so a killed server loses nothing it has reported.
+// Thread-safe (one connection behind a mutex).
+#ifndef LASERD_SERVER_JOB_STORE_H_
+#define LASERD_SERVER_JOB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "laser/v1/dataset.pb.h"
+#include "laser/v1/sweep.pb.h"
+
+struct sqlite3;
+
+namespace laserd::server {
+
+// A job as stored: the Job message plus its arrival number (FIFO order).
+struct StoredJob {
+  ::laser::v1::Job job;
+  int64_t seq = 0;
+};
+
+class JobStore {
+ public:
+  // Opens (creating if needed) DIR/laserd.db.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& dir);
+  ~JobStore();
+
+  // Inserts a new job; ALREADY_EXISTS when its id or request_id is taken.
+  absl::StatusOr<int64_t> InsertJob(const ::laser::v1::Job& job);
+  // Replaces the stored job (spec, state, progress, ...); NOT_FOUND if deleted.
+  absl::Status UpdateJob(const ::laser::v1::Job& job);
+  absl::StatusOr<StoredJob> GetJob(const std::string& id);
+  std::optional<StoredJob> FindByRequestId(const std::string& request_id);
+  // Every job, newest first.
+  absl::StatusOr<std::vector<StoredJob>> ListJobs();
+  // Deletes a job and its results; NOT_FOUND if absent.
+  absl::Status DeleteJob(const std::string& id);
+
+  // In one transaction: stores `r` (its index must be the job's result count)
+  // and the updated job. NOT_FOUND if the job was deleted; ALREADY_EXISTS when
+  // the plan_index is stored already (never duplicated).
+  absl::Status AppendResult(const ::laser::v1::Result& r, const ::laser::v1::Job& updated);
+  // Results with index >= from, in index order.
+  absl::StatusOr<std::vector<::laser::v1::Result>> Results(const std::string& job_id,
+                                                           int64_t from = 0);
+  absl::StatusOr<std::set<int64_t>> PlanIndices(const std::string& job_id);
+
+  // Datasets (content-addressed; inserting an existing id is a no-op).
+  absl::Status PutDataset(const ::laser::v1::Dataset& meta, const std::string& bytes);
+  absl::StatusOr<::laser::v1::Dataset> GetDataset(const std::string& id);
+  absl::StatusOr<std::string> DatasetBytes(const std::string& id);
+  // Newest first.
+  absl::StatusOr<std::vector<::laser::v1::Dataset>> ListDatasets();
+
+ private:
+  JobStore() = default;
+  absl::Status Exec(const char* sql);
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace laserd::server
+
+#endif  // LASERD_SERVER_JOB_STORE_H_

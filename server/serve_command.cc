@@ -1,0 +1,227 @@
+// laserd serve: load a model once and serve proto/laser/v1 over gRPC, with
+// grpc.health.v1, server reflection, a SQLite job store, bearer tokens, TLS,
+// JSON-lines logs and an HTTP endpoint for /metrics and dashboards
+// (docs/server.md).
+#include <csignal>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "httplib.h"
+#include "server/commands.h"
+#include "server/service.h"
+#include "spdlog/pattern_formatter.h"
+#include "spdlog/spdlog.h"
+
+namespace laserd::server {
+namespace {
+
+// %* : the log message as a JSON string body (quotes, backslashes and control
+// characters escaped), so that every log line is one JSON object.
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static const char* kHex = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (c == '\n') {
+        dest.append(std::string_view("\\n"));
+      } else if (u < 0x20) {
+        const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        dest.append(esc, esc + 6);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
+
+void UseJsonLogs() {
+  auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  f->add_flag<JsonEscapedMessage>('*').set_pattern(
+      R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"laserd","msg":"%*"})");
+  spdlog::set_formatter(std::move(f));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+absl::Status Serve(const ServeOptions& o) {
+  UseJsonLogs();
+  std::map<std::string, TokenInfo> tokens;
+  if (!o.tokens_file.empty()) {
+    auto t = ReadTokens(o.tokens_file);
+    if (!t.ok()) return t.status();
+    tokens = *std::move(t);
+  }
+  auto store = JobStore::Open(o.state_dir);
+  if (!store.ok()) return store.status();
+  Core core(o, *std::move(store), std::move(tokens));
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    auto cert = ReadFile("--tls-cert", o.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile("--tls-key", o.tls_key);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!o.tls_client_ca.empty()) {
+      auto ca = ReadFile("--tls-client-ca", o.tls_client_ca);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    if (!o.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    creds = grpc::InsecureServerCredentials();
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  SweepServiceImpl sweeps(&core);
+  ModelServiceImpl models(&core);
+  DatasetServiceImpl datasets(&core);
+  grpc::ServerBuilder b;
+  int port = 0;
+  b.AddListeningPort(o.listen, creds, &port);
+  b.SetMaxReceiveMessageSize(static_cast<int>(o.max_message_bytes));
+  b.SetMaxSendMessageSize(static_cast<int>(o.max_message_bytes));
+  b.RegisterService(&sweeps);
+  b.RegisterService(&models);
+  b.RegisterService(&datasets);
+  std::unique_ptr<grpc::Server> server = b.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::UnavailableError(absl::StrCat("--listen: cannot listen on ", o.listen));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  for (const char* svc :
+       {"laser.v1.SweepService", "laser.v1.ModelService", "laser.v1.DatasetService"}) {
+    health->SetServingStatus(svc, false);
+  }
+  spdlog::info("listening on {} (gRPC{}{}), state in {}", o.listen,
+               o.tls_cert.empty() ? "" : ", TLS",
+               o.tls_client_ca.empty() ? "" : ", client certificates required", o.state_dir);
+
+  // HTTP: Prometheus metrics and JSON status for dashboards.
+  httplib::Server http;
+  std::thread http_thread;
+  if (!o.http_listen.empty()) {
+    std::vector<std::string> hp = absl::StrSplit(o.http_listen, absl::MaxSplits(':', 1));
+    int hport = 0;
+    if (hp.size() != 2 || !absl::SimpleAtoi(hp[1], &hport)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--http-listen: '", o.http_listen, "' is not HOST:PORT"));
+    }
+    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(core.metrics().Render(core.Sample()), "text/plain; version=0.0.4");
+    });
+    http.Get("/api/status", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(core.StatusJson(), "application/json");
+    });
+    http.Get("/api/jobs", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(core.JobsJson(), "application/json");
+    });
+    if (!http.bind_to_port(hp[0].c_str(), hport)) {
+      return absl::UnavailableError(
+          absl::StrCat("--http-listen: cannot listen on ", o.http_listen));
+    }
+    http_thread = std::thread([&] { http.listen_after_bind(); });
+    spdlog::info("HTTP on {} (/metrics, /api/status, /api/jobs)", o.http_listen);
+  }
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  absl::Status load = core.LoadModel();
+  if (load.ok()) load = core.Start();
+  if (load.ok()) {
+    health->SetServingStatus(true);
+    for (const char* svc :
+         {"laser.v1.SweepService", "laser.v1.ModelService", "laser.v1.DatasetService"}) {
+      health->SetServingStatus(svc, true);
+    }
+    spdlog::info("SERVING");
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    spdlog::info("shutting down");
+  }
+  health->Shutdown();
+  core.Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (http_thread.joinable()) {
+    http.stop();
+    http_thread.join();
+  }
+  return load;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, Runner* run) {
+  auto o = std::make_shared<ServeOptions>();
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Serve LASER sweeps over gRPC (laser.v1) on a resident model");
+  cmd->add_option("--model", o->model, "GGUF file or safetensors model directory")->required();
+  cmd->add_option("--device", o->device, "auto | cpu | cuda")->default_val("auto");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (safetensors models)");
+  cmd->add_option("--listen", o->listen, "gRPC address HOST:PORT")->default_val("127.0.0.1:50051");
+  cmd->add_option("--http-listen", o->http_listen,
+                  "HTTP address HOST:PORT for /metrics, /api/status, /api/jobs (empty: none)");
+  cmd->add_option("--state-dir", o->state_dir, "Directory of the job store (SQLite)")->required();
+  cmd->add_option("--data-dir", o->data_dirs,
+                  "Directory whose JSONL files specs may name by dataset.path (repeatable)");
+  cmd->add_option("--tokens", o->tokens_file,
+                  "Bearer tokens, one per line: '<token> read|write [name]' (empty: no auth)");
+  cmd->add_option("--tls-cert", o->tls_cert, "PEM server certificate (TLS)");
+  cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--tls-client-ca", o->tls_client_ca,
+                  "PEM CA bundle; clients must present a certificate it signed (mTLS)");
+  cmd->add_option("--max-message-bytes", o->max_message_bytes, "Largest gRPC message")
+      ->default_val(16 << 20);
+  cmd->add_option("--max-dataset-bytes", o->max_dataset_bytes, "Largest dataset upload")
+      ->default_val(64 << 20);
+  cmd->add_option("--max-grid", o->max_grid, "Most interventions in one sweep")
+      ->default_val(100000);
+  cmd->add_option("--max-queued", o->max_queued, "Most jobs waiting in the queue")
+      ->default_val(1000);
+  cmd->add_option("--cache-budget-mb", o->cache_budget_mb,
+                  "Memory for the cached residual streams (prefix reuse), MiB")
+      ->default_val(1024);
+  cmd->callback([o, run]() {
+    *run = [o]() {
+      absl::Status st = Serve(*o);
+      if (!st.ok()) {
+        spdlog::error("{}", st.ToString());
+        return ExitCodeFor(st);
+      }
+      return static_cast<int>(kExitOk);
+    };
+  });
+}
+
+}  // namespace laserd::server
