@@ -208,6 +208,19 @@ TEST_F(ServerTest, SweepStreamsEveryResultInOrderAndEqualsHeadless) {
   EXPECT_EQ(evs.back().state_change().current(), pb::JOB_STATE_SUCCEEDED);
   const auto got = ResultsOf(evs);
   for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].index(), static_cast<int64_t>(i));
+  // The stream carried the baseline and progress with a best-so-far.
+  int baselines = 0, progress_with_best = 0;
+  for (const auto& e : evs) {
+    baselines += e.has_baseline();
+    progress_with_best += e.has_progress() && e.progress().has_best();
+  }
+  EXPECT_EQ(baselines, 1);
+  EXPECT_GE(progress_with_best, 1);
+  const pb::Job finished = server_->Get(job.id());
+  EXPECT_EQ(finished.result_count(), static_cast<int64_t>(want.size()));
+  EXPECT_EQ(finished.progress().interventions_done(), static_cast<int64_t>(want.size()));
+  EXPECT_TRUE(finished.has_baseline());
+  EXPECT_TRUE(finished.progress().has_best());
   ExpectSameResults(got, want);
 
   // A second watcher of the finished job gets the same results by replay.
@@ -292,30 +305,38 @@ TEST_F(ServerTest, KillMidSweepThenRestartCompletesWithoutLossOrDuplicates) {
   const std::vector<pb::Result> want = Headless(spec);
   ASSERT_EQ(want.size(), 7u * 2 * 10);
 
-  pb::Job job;
-  ASSERT_TRUE(server_->Create(spec, &job, "kill-me").ok());
-  grpc::Status st;
-  // Watch until 5 results arrived, then kill -9 the server.
-  auto first = server_->Watch(job.id(), 0, &st, 5, [&] { server_->Kill(SIGKILL); });
-  auto got = ResultsOf(first);
-  ASSERT_EQ(got.size(), 5u);
-  server_->Start();
-  const pb::Job restarted = server_->Get(job.id());
-  EXPECT_LT(restarted.result_count(), static_cast<int64_t>(want.size()))
-      << "the sweep finished before the kill; nothing was resumed";
-  EXPECT_GE(restarted.result_count(), 5);
-  // The watcher reconnects with its last index + 1.
-  auto rest = server_->Watch(job.id(), got.back().index() + 1, &st);
-  ASSERT_TRUE(st.ok()) << st.error_message();
-  EXPECT_EQ(rest.back().state_change().current(), pb::JOB_STATE_SUCCEEDED);
-  for (const pb::Result& r : ResultsOf(rest)) got.push_back(r);
-  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i].index(), static_cast<int64_t>(i));
-  ExpectSameResults(got, want);
-  // The retry after the crash returns the same job.
-  pb::Job again;
-  ASSERT_TRUE(server_->Create(spec, &again, "kill-me").ok());
-  EXPECT_EQ(again.id(), job.id());
-  EXPECT_EQ(again.result_count(), static_cast<int64_t>(want.size()));
+  // kill -9 (a crash), then SIGTERM (a shutdown: the intervention in flight
+  // finishes, the job stays RUNNING in the store and resumes at the next start).
+  for (int sig : {SIGKILL, SIGTERM}) {
+    SCOPED_TRACE(sig == SIGKILL ? "SIGKILL" : "SIGTERM");
+    const std::string rid = absl::StrCat("kill-me-", sig);
+    pb::Job job;
+    ASSERT_TRUE(server_->Create(spec, &job, rid).ok());
+    grpc::Status st;
+    // Watch until 5 results arrived, then kill the server.
+    auto first = server_->Watch(job.id(), 0, &st, 5, [&] { server_->Kill(sig); });
+    auto got = ResultsOf(first);
+    ASSERT_EQ(got.size(), 5u);
+    server_->Start();
+    const pb::Job restarted = server_->Get(job.id());
+    EXPECT_LT(restarted.result_count(), static_cast<int64_t>(want.size()))
+        << "the sweep finished before the kill; nothing was resumed";
+    EXPECT_GE(restarted.result_count(), 5);
+    // The watcher reconnects with its last index + 1.
+    auto rest = server_->Watch(job.id(), got.back().index() + 1, &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_TRUE(rest.back().state_change().current() == pb::JOB_STATE_SUCCEEDED ||
+                rest.front().job().state() == pb::JOB_STATE_SUCCEEDED);
+    for (const pb::Result& r : ResultsOf(rest)) got.push_back(r);
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i].index(), static_cast<int64_t>(i));
+    ExpectSameResults(got, want);
+    // The retry after the crash returns the same job, complete.
+    pb::Job again;
+    ASSERT_TRUE(server_->Create(spec, &again, rid).ok());
+    EXPECT_EQ(again.id(), job.id());
+    EXPECT_EQ(again.state(), pb::JOB_STATE_SUCCEEDED);
+    EXPECT_EQ(again.result_count(), static_cast<int64_t>(want.size()));
+  }
 }
 
 TEST_F(ServerTest, CancelStopsARunningJobAndQueuedJobsWaitByPriority) {
@@ -722,6 +743,13 @@ TEST_F(ServerTest, BadInputsGetPreciseStatusesAndTheServerStaysHealthy) {
          return s.datasets().GetDataset(&c, r, &d);
        },
        C::NOT_FOUND, "abc"},
+      {"message over --max-message-bytes",
+       [](Server& s) {
+         grpc::Status st;
+         s.Upload(std::string(17 << 20, 'x'), &st, kWrite, 17 << 20);
+         return st;
+       },
+       C::RESOURCE_EXHAUSTED, "message"},
       {"upload whose bytes do not match expected_sha256",
        [](Server& s) {
          grpc::ClientContext c;
