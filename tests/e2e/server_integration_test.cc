@@ -497,6 +497,10 @@ TEST_F(ServerTest, DescribeModelAndSpectrum) {
   EXPECT_EQ(mi.matrix_types(4).matrix_type(), "mlp.in");
   EXPECT_EQ(mi.matrix_types(4).rows(), 128);
   EXPECT_EQ(mi.matrix_types(4).cols(), 64);
+  EXPECT_EQ(mi.matrix_types(4).source_tensor(), "model.layers.0.mlp.gate_proj.weight");
+  EXPECT_EQ(mi.matrix_types(4).source_dtype(), "F32");
+  EXPECT_EQ(mi.matrix_types(4).aliases(0), "fc_in");
+  EXPECT_EQ(mi.matrix_types(4).layers_size(), 2);
   EXPECT_EQ(mi.device(), pb::DEVICE_CPU);
   EXPECT_EQ(mi.sha256().size(), 64u);
   grpc::ClientContext c2;

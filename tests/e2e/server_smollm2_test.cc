@@ -91,6 +91,9 @@ TEST(ServerSmolLM2, HealthFollowsTheModelAndASweepEqualsHeadless) {
   EXPECT_EQ(mi.matrix_types(1).matrix_type(), "attn.k");
   EXPECT_EQ(mi.matrix_types(1).rows(), 192);
   EXPECT_EQ(mi.matrix_types(1).cols(), 576);
+  EXPECT_EQ(mi.matrix_types(1).source_tensor(), "blk.0.attn_k.weight");
+  EXPECT_EQ(mi.matrix_types(4).source_tensor(), "blk.0.ffn_gate.weight");
+  EXPECT_EQ(mi.matrix_types(4).source_dtype(), "Q4_1");
 
   pb::SweepSpec spec;
   spec.mutable_dataset()->set_path((root / "data" / "caps40.jsonl").string());
