@@ -798,6 +798,12 @@ void Core::FinishRunning(const absl::Status& st) {
   running_.mutable_progress()->clear_eta();
   *running_.mutable_end_time() = Now();
   if (auto s = SaveRunningLocked(); !s.ok()) spdlog::error("job {}: {}", id, s.ToString());
+  {  // The final progress (done, best) before the terminal state change.
+    pb::WatchJobEvent pe;
+    *pe.mutable_time() = Now();
+    *pe.mutable_progress() = running_.progress();
+    PublishLocked(id, pe, false);
+  }
   ev.mutable_state_change()->set_current(final_state);
   PublishLocked(id, ev, true);
   ips_ = 0;

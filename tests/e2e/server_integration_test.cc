@@ -13,6 +13,7 @@
 //     once), tokens, /metrics and /api/status.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -49,6 +50,15 @@ namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
 
 namespace {
+
+std::string Sha256Of(const std::string& bytes) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < n; ++i) absl::StrAppend(&hex, absl::Hex(d[i], absl::kZeroPad2));
+  return hex;
+}
 
 using laserd_test::Comparable;
 using laserd_test::JsonOf;
@@ -216,6 +226,13 @@ TEST_F(ServerTest, SweepStreamsEveryResultInOrderAndEqualsHeadless) {
   }
   EXPECT_EQ(baselines, 1);
   EXPECT_GE(progress_with_best, 1);
+  // The last event before the terminal state change is the final progress.
+  ASSERT_GE(evs.size(), 2u);
+  const pb::Progress& last = evs[evs.size() - 2].progress();
+  EXPECT_EQ(last.interventions_done(), static_cast<int64_t>(want.size()));
+  EXPECT_DOUBLE_EQ(last.fraction(), 1.0);
+  EXPECT_TRUE(last.has_best());
+  EXPECT_EQ(last.best().kind(), pb::RESULT_KIND_SINGLE);
   const pb::Job finished = server_->Get(job.id());
   EXPECT_EQ(finished.result_count(), static_cast<int64_t>(want.size()));
   EXPECT_EQ(finished.progress().interventions_done(), static_cast<int64_t>(want.size()));
@@ -249,6 +266,23 @@ TEST_F(ServerTest, SweepStreamsEveryResultInOrderAndEqualsHeadless) {
   EXPECT_EQ(d.id().size(), 64u);
   pb::Dataset d2 = server_->Upload(bytes, &st, kWrite, 1000);  // content-addressed
   EXPECT_EQ(d2.id(), d.id());
+  {
+    grpc::ClientContext c;
+    Server::Auth(&c, kRead);
+    pb::ListDatasetsResponse ld;
+    ASSERT_TRUE(server_->datasets().ListDatasets(&c, pb::ListDatasetsRequest(), &ld).ok());
+    ASSERT_EQ(ld.datasets_size(), 1);
+    EXPECT_EQ(ld.datasets(0).id(), d.id());
+    EXPECT_EQ(ld.datasets(0).size_bytes(), static_cast<int64_t>(bytes.size()));
+    grpc::ClientContext c2;
+    Server::Auth(&c2, kRead);
+    pb::GetDatasetRequest gr;
+    gr.set_dataset_id(d.id());
+    pb::Dataset got_d;
+    ASSERT_TRUE(server_->datasets().GetDataset(&c2, gr, &got_d).ok());
+    EXPECT_EQ(got_d.completion_count(), 16);
+    EXPECT_EQ(got_d.id(), Sha256Of(bytes));
+  }
   pb::SweepSpec by_id = spec;
   by_id.mutable_dataset()->set_dataset_id(d.id());
   pb::Job job2;
