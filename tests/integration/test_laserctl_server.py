@@ -37,7 +37,8 @@ def test_laserctl_submit_watch_equals_headless(server, laserctl_bin, laserd_bin,
     # A second watch of the finished job replays everything, then exits 0.
     r = ctl(laserctl_bin, server, "watch", job_id, "--format", "json", "--quiet", "--from", 3)
     assert r.returncode == 0, r.stderr
-    assert [json.loads(l)["index"] for l in r.stdout.splitlines()] == \
+    # protobuf JSON writes int64 as strings and omits zeros: parse as messages.
+    assert [json_format.Parse(l, sweep_pb2.Result()).index for l in r.stdout.splitlines()] == \
         list(range(3, len(expected)))
 
     r = ctl(laserctl_bin, server, "results", job_id, "--format", "csv", "--page-size", 7)
