@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh fuzz_gguf 600
 #   scripts/fuzz.sh fuzz_safetensors 600
 set -euo pipefail
-TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors SECONDS}
+TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors|fuzz_dataset|fuzz_tokenizer_json SECONDS}
 SECONDS_TO_RUN=${2:-60}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build-fuzz
@@ -20,6 +20,13 @@ FIX=$ROOT/tests/fixtures/formats
 case "$TARGET" in
   fuzz_gguf) cp "$FIX"/*.gguf "$SEEDS"/ ;;
   fuzz_safetensors) cp "$FIX"/*.safetensors "$FIX"/sharded/*.safetensors "$SEEDS"/ ;;
+  fuzz_dataset)
+    # Seeds: a few records of every kind, and the first lines of the capitals set.
+    printf '%s\n' '{"prompt": "The capital of France is", "answer": " Paris"}' \
+      '{"prompt": "Q: Is Paris in France?\nA:", "choices": [" Yes", " No"], "label": 0}' \
+      '{"question": "Paris is the capital of", "gold-answer": "France"}' >"$SEEDS/mixed.jsonl"
+    head -c 4000 "$ROOT/tests/fixtures/smollm2_capitals_reference.json" >"$SEEDS/json.txt" ;;
+  fuzz_tokenizer_json) cp "$ROOT"/tests/fixtures/tokenizer/*.json "$SEEDS"/ 2>/dev/null || true ;;
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac
 cd "$BUILD"
