@@ -100,7 +100,8 @@ void AddEvalCommand(CLI::App& app, Runner* run) {
   sub->add_option("--split", f->split, "Validation/test split: first (the paper's) or shuffle")
       ->check(CLI::IsMember({"first", "shuffle"}))
       ->capture_default_str();
-  sub->add_option("--validation-fraction", f->val_fraction, "Fraction of examples used for validation")
+  sub->add_option("--validation-fraction", f->val_fraction,
+                  "Fraction of examples used for validation")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   sub->add_option("--seed", f->seed, "Seed of --split shuffle")->capture_default_str();

@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/json_util.h"
-#include "nlohmann/json.hpp"
 #include "google/protobuf/util/message_differencer.h"
+#include "nlohmann/json.hpp"
 
 namespace laserd::server {
 namespace {
@@ -425,9 +425,9 @@ absl::StatusOr<ResultsFile> ReadResultsFile(const std::string& path) {
     }
     if (!st.ok() || !complete) {
       if (next < text.size()) {
-        return absl::DataLossError(absl::StrCat(path, " line ", line_no, ": not a laser.v1.",
-                                                line_no == 1 ? "Job" : "Result", ": ",
-                                                st.ok() ? std::string("no newline") : st.message().ToString()));
+        return absl::DataLossError(absl::StrCat(
+            path, " line ", line_no, ": not a laser.v1.", line_no == 1 ? "Job" : "Result", ": ",
+            st.ok() ? std::string("no newline") : st.message().ToString()));
       }
       f.truncated_tail = true;
       break;

@@ -21,7 +21,7 @@ namespace laserd::server {
 // Parses a SweepSpec from protobuf JSON; INVALID_ARGUMENT naming `source` and
 // the offending field.
 absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecJson(const std::string& text,
-                                                        const std::string& source);
+                                                          const std::string& source);
 // Reads and parses a spec file (NOT_FOUND when it cannot be read).
 absl::StatusOr<::laser::v1::SweepSpec> ReadSweepSpec(const std::string& path);
 
@@ -49,7 +49,8 @@ std::string SweepId(const ::laser::v1::SweepSpec& recorded, const std::string& m
 ::laser::v1::Metrics MetricsProto(const eval::Aggregate& a);
 ::laser::v1::Evaluation EvaluationProto(const laser::SplitMetrics& m);
 ::laser::v1::Intervention InterventionProto(const laser::Intervention& iv);
-::laser::v1::MetricDeltas Deltas(const ::laser::v1::Metrics& edited, const ::laser::v1::Metrics& base);
+::laser::v1::MetricDeltas Deltas(const ::laser::v1::Metrics& edited,
+                                 const ::laser::v1::Metrics& base);
 // API → engine (resuming from a results file).
 laser::Intervention InterventionFromProto(const ::laser::v1::Intervention& p, int64_t plan_index);
 
