@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "laser/v1/sweep.pb.h"
+#include "proto/results_io.h"
 
 namespace laserd::client {
 
@@ -90,9 +91,7 @@ absl::StatusOr<::laser::v1::JobState> ParseJobState(const std::string& text);
 // JOB_STATE_SUCCEEDED → "SUCCEEDED".
 std::string JobStateName(::laser::v1::JobState state);
 
-// One JSON line (no newline) of a message: protobuf JSON with the proto field
-// names, maps (top_k_accuracy) in ascending key order, as `laserd sweep` writes.
-std::string JsonLine(const google::protobuf::Message& m);
+using api::JsonLine;  // proto/results_io.h
 
 // Output of `laserctl results` / `watch`.
 enum class Format { kTable, kCsv, kJson };
@@ -150,22 +149,8 @@ std::string ProgressLine(const ::laser::v1::Progress& p);
 // Seconds → "1:02:03" / "2:03".
 std::string FormatDuration(double seconds);
 
-// A results file of `laserd sweep`: a laser.v1.Job header line, then
-// laser.v1.Result lines.
-struct ResultsFile {
-  ::laser::v1::Job header;
-  std::vector<::laser::v1::Result> results;
-};
-// Parses one file's text. FAILED_PRECONDITION when it has no header or its last
-// line is incomplete; DATA_LOSS naming the line when a line does not parse.
-absl::StatusOr<ResultsFile> ParseResultsFile(const std::string& text, const std::string& name);
-// Joins shard files (name, text) into the text one unsharded run writes: the
-// header once, results ordered by plan_index, index renumbered densely and
-// shard_index cleared. FAILED_PRECONDITION when the files come from different
-// sweeps, when a plan_index appears twice, or when planned results are missing
-// (unless allow_incomplete).
-absl::StatusOr<std::string> MergeResults(
-    const std::vector<std::pair<std::string, std::string>>& files, bool allow_incomplete);
+// laserctl merge: the same function `laserd merge` uses (proto/results_io.h).
+using api::MergeResults;
 
 }  // namespace laserd::client
 

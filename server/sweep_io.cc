@@ -361,157 +361,31 @@ pb::MetricDeltas Deltas(const pb::Metrics& edited, const pb::Metrics& base) {
   return d;
 }
 
-std::string JsonLine(const google::protobuf::Message& m) {
-  JsonPrintOptions opts;
-  opts.preserve_proto_field_names = true;
-  opts.add_whitespace = false;
-  std::string out;
-  auto st = google::protobuf::util::MessageToJsonString(m, &out, opts);
-  if (!st.ok()) return "{}";  // only for messages with unset required Any types
-  // The printer emits map entries in hash order, which differs between
-  // processes; sort every map (top_k_accuracy) by its integer key so that the
-  // same results always give the same bytes. Fields keep the proto's order.
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(out, nullptr, false);
-  if (j.is_discarded()) return out;
-  std::function<void(nlohmann::ordered_json&)> canon = [&](nlohmann::ordered_json& v) {
-    if (v.is_array()) {
-      for (auto& e : v) canon(e);
-    } else if (v.is_object()) {
-      for (auto it = v.begin(); it != v.end(); ++it) {
-        if (it.key() == "top_k_accuracy" && it.value().is_object()) {
-          std::vector<std::pair<long long, nlohmann::ordered_json>> kv;
-          for (auto e = it.value().begin(); e != it.value().end(); ++e) {
-            kv.push_back({std::atoll(e.key().c_str()), e.value()});
-          }
-          std::sort(kv.begin(), kv.end(),
-                    [](const auto& a, const auto& b) { return a.first < b.first; });
-          nlohmann::ordered_json sorted = nlohmann::ordered_json::object();
-          for (auto& [k, val] : kv) sorted[std::to_string(k)] = val;
-          it.value() = std::move(sorted);
-        } else {
-          canon(it.value());
-        }
-      }
-    }
-  };
-  canon(j);
-  return j.dump();
-}
-
 absl::StatusOr<ResultsFile> ReadResultsFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open results file ", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
-  ResultsFile f;
-  JsonParseOptions opts;
-  size_t pos = 0;
-  int64_t line_no = 0;
-  while (pos < text.size()) {
-    ++line_no;
-    const size_t nl = text.find('\n', pos);
-    const bool complete = nl != std::string::npos;
-    const std::string line = text.substr(pos, (complete ? nl : text.size()) - pos);
-    const size_t next = complete ? nl + 1 : text.size();
-    google::protobuf::util::Status st;
-    if (line_no == 1) {
-      st = google::protobuf::util::JsonStringToMessage(line, &f.header, opts);
-      if (st.ok() && complete) f.has_header = true;
-    } else {
-      pb::Result r;
-      st = google::protobuf::util::JsonStringToMessage(line, &r, opts);
-      if (st.ok() && complete) f.results.push_back(std::move(r));
-    }
-    if (!st.ok() || !complete) {
-      if (next < text.size()) {
-        return absl::DataLossError(absl::StrCat(
-            path, " line ", line_no, ": not a laser.v1.", line_no == 1 ? "Job" : "Result", ": ",
-            st.ok() ? std::string("no newline") : st.message().ToString()));
-      }
-      f.truncated_tail = true;
-      break;
-    }
-    pos = next;
-    f.valid_bytes = static_cast<int64_t>(pos);
-  }
-  return f;
+  return api::ParseResultsFile(ss.str(), path);
 }
 
 absl::Status MergeResultFiles(const std::vector<std::string>& inputs, const std::string& out,
                               bool allow_incomplete) {
-  if (inputs.empty()) return absl::InvalidArgumentError("merge: no input files");
-  std::vector<ResultsFile> files;
+  std::vector<std::pair<std::string, std::string>> files;
   for (const std::string& p : inputs) {
-    auto f = ReadResultsFile(p);
-    if (!f.ok()) return f.status();
-    if (!f->has_header) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(p, ": no header line (a laser.v1.Job); not a sweep results file"));
-    }
-    if (f->truncated_tail) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          p, ": the last line is incomplete (the run was interrupted); finish it with --resume"));
-    }
-    files.push_back(*std::move(f));
+    std::ifstream in(p, std::ios::binary);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot open results file ", p));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    files.emplace_back(p, ss.str());
   }
-  const pb::Job& head = files[0].header;
-  for (size_t i = 1; i < files.size(); ++i) {
-    const pb::Job& other = files[i].header;
-    google::protobuf::util::MessageDifferencer diff;
-    std::string report;
-    diff.ReportDifferencesToString(&report);
-    if (!diff.Compare(head.spec(), other.spec())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          inputs[i], " and ", inputs[0], " come from different sweeps: their specs differ (",
-          inputs[0], " -> ", inputs[i], "): ", report));
-    }
-    if (head.id() != other.id()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(inputs[i], " (", other.id(), ") and ", inputs[0], " (", head.id(),
-                       ") come from different sweeps: the specs agree, so the models differ"));
-    }
-  }
-  std::map<int64_t, std::pair<const pb::Result*, size_t>> by_plan;
-  for (size_t i = 0; i < files.size(); ++i) {
-    for (const pb::Result& r : files[i].results) {
-      auto [it, fresh] = by_plan.emplace(r.plan_index(), std::make_pair(&r, i));
-      if (!fresh) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("plan_index ", r.plan_index(), " appears in both ",
-                         inputs[it->second.second], " and ", inputs[i]));
-      }
-    }
-  }
-  const int64_t total = head.progress().interventions_total();
-  if (!allow_incomplete) {
-    std::vector<int64_t> missing;
-    for (int64_t p = 0; p < total; ++p) {
-      if (!by_plan.count(p)) missing.push_back(p);
-    }
-    if (!missing.empty()) {
-      std::string list;
-      for (size_t i = 0; i < missing.size() && i < 10; ++i) {
-        absl::StrAppend(&list, i ? ", " : "", missing[i]);
-      }
-      if (missing.size() > 10) absl::StrAppend(&list, ", ...");
-      return absl::FailedPreconditionError(absl::StrCat(
-          "merge: ", missing.size(), " of ", total, " planned results are missing (plan_index ",
-          list, "); is a shard file absent or unfinished?"));
-    }
-  }
+  auto merged = api::MergeResults(files, allow_incomplete);
+  if (!merged.ok()) return merged.status();
   const std::string tmp = out + ".tmp";
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", tmp));
-    o << JsonLine(head) << '\n';
-    int64_t index = 0;
-    for (const auto& [plan, ref] : by_plan) {
-      pb::Result r = *ref.first;
-      r.set_index(index++);
-      r.set_shard_index(0);
-      o << JsonLine(r) << '\n';
-    }
+    o << *merged;
     o.flush();
     if (!o) return absl::DataLossError(absl::StrCat("error writing ", tmp));
   }

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "engine/laser/sweep.h"
 #include "laser/v1/sweep.pb.h"
+#include "proto/results_io.h"
 
 namespace laserd::server {
 
@@ -54,22 +55,13 @@ std::string SweepId(const ::laser::v1::SweepSpec& recorded, const std::string& m
 // API → engine (resuming from a results file).
 laser::Intervention InterventionFromProto(const ::laser::v1::Intervention& p, int64_t plan_index);
 
-// One JSONL line (no newline) of a message: protobuf JSON, proto field names.
-std::string JsonLine(const google::protobuf::Message& m);
+// The results JSONL itself (JsonLine, ResultsFile, parsing, merging) is shared
+// with the client: proto/results_io.h.
+using api::JsonLine;
+using api::ResultsFile;
 
-// A results file as read back.
-struct ResultsFile {
-  bool has_header = false;
-  ::laser::v1::Job header;
-  std::vector<::laser::v1::Result> results;
-  // Bytes of the file up to the end of the last complete, parsable line.
-  int64_t valid_bytes = 0;
-  // A line after valid_bytes that is incomplete or unparsable (a run killed
-  // while writing); only the last line may be.
-  bool truncated_tail = false;
-};
-// NOT_FOUND when the file does not exist; DATA_LOSS naming the line for a bad
-// line that is not the last one.
+// Reads and parses a results file (api::ParseResultsFile); NOT_FOUND when it
+// does not exist.
 absl::StatusOr<ResultsFile> ReadResultsFile(const std::string& path);
 
 // Joins shard files into what one unsharded run writes: the header once,
