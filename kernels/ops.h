@@ -15,25 +15,49 @@ namespace laserd::kernels {
 
 enum class DeviceKind { kCpu, kCuda };
 
-// A dense row-major fp32 matrix living on one backend's device.
+// Element type of a tensor's storage. Activations (Backend::Empty) are always
+// fp32. A backend may keep resident matrices (Backend::FromHost with more than
+// one row: weights, embeddings, intervention factors) in a reduced type; the
+// CPU backend stores fp32 only, the CUDA backend bf16 or fp16 when asked
+// (`--device cuda/bf16`, see ParseDeviceSpec). Reduced-type tensors are GEMM
+// operands (fp32 accumulation), GatherRows tables, and Copy/ToHost sources
+// and destinations (converted); every other op takes fp32 only.
+enum class DType { kF32, kBF16, kF16 };
+// "fp32" | "bf16" | "fp16".
+inline const char* DTypeName(DType t) {
+  return t == DType::kBF16 ? "bf16" : t == DType::kF16 ? "fp16" : "fp32";
+}
+// "fp32"/"f32"/"float32", "bf16"/"bfloat16", "fp16"/"f16"/"float16";
+// INVALID_ARGUMENT otherwise.
+absl::StatusOr<DType> ParseDType(const std::string& name);
+inline int64_t DTypeBytes(DType t) { return t == DType::kF32 ? 4 : 2; }
+
+// A dense row-major matrix living on one backend's device.
 class Tensor {
  public:
   Tensor() = default;
-  Tensor(std::shared_ptr<float> storage, int64_t rows, int64_t cols, DeviceKind device)
-      : storage_(std::move(storage)), rows_(rows), cols_(cols), device_(device) {}
+  Tensor(std::shared_ptr<float> storage, int64_t rows, int64_t cols, DeviceKind device,
+         DType dtype = DType::kF32)
+      : storage_(std::move(storage)), rows_(rows), cols_(cols), device_(device), dtype_(dtype) {}
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   int64_t size() const { return rows_ * cols_; }
   bool empty() const { return storage_ == nullptr; }
   DeviceKind device() const { return device_; }
+  DType dtype() const { return dtype_; }
+  // The fp32 elements; meaningful only when dtype() is kF32.
   float* data() { return storage_.get(); }
   const float* data() const { return storage_.get(); }
+  // The storage of any dtype.
+  void* raw() { return storage_.get(); }
+  const void* raw() const { return storage_.get(); }
 
  private:
   std::shared_ptr<float> storage_;
   int64_t rows_ = 0;
   int64_t cols_ = 0;
   DeviceKind device_ = DeviceKind::kCpu;
+  DType dtype_ = DType::kF32;
 };
 
 // A packed batch of independent sequences: sequence i occupies rows
@@ -107,7 +131,22 @@ class Backend {
 };
 
 std::unique_ptr<Backend> MakeCpuBackend();
-// --device auto|cpu|cuda. auto picks CUDA when built with it and a GPU is present.
+
+// A parsed --device value: `kind[:index][/dtype]`, kind auto|cpu|cuda, e.g.
+// "cuda", "cuda:1", "cuda/bf16", "auto/fp16". The index selects the GPU
+// (cuda and auto only; default 0); the dtype is the resident-matrix storage
+// type of a CUDA backend (default fp32; the CPU backend always stores fp32 and
+// accepts only fp32, except under auto, where a CPU fallback ignores it).
+struct DeviceSpec {
+  std::string kind = "auto";
+  int index = 0;
+  DType dtype = DType::kF32;
+  bool dtype_given = false;
+};
+absl::StatusOr<DeviceSpec> ParseDeviceSpec(const std::string& device);
+
+// --device auto|cpu|cuda[:N][/dtype]. auto picks CUDA when built with it and a
+// GPU is present, and otherwise logs that it falls back to the CPU.
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const std::string& device);
 
 }  // namespace laserd::kernels

@@ -29,10 +29,24 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/ops.h"
 
 namespace laserd::kernels {
 
 enum class SvdMethod { kExact, kRandomized, kPaper, kAuto };
+
+// The dense SVD used on a CUDA backend, for `exact` (of the whole matrix) and
+// for the small SVD of the projected matrix of `randomized`/`paper`. The CPU
+// backend ignores it (LAPACK gesdd).
+//   gesvd   cusolverDnXgesvd (QR iteration; LAPACK-level accuracy)
+//   gesvdp  cusolverDnXgesvdp (polar decomposition)
+//   gram    Xsyevd of the Gram matrix XᵀX of the tall side; σ = sqrt(λ), left
+//           vectors X·R·Σ⁻¹. Fast, but singular values below ~sqrt(ε)·σ₁
+//           lose their relative accuracy.
+enum class GpuSolver { kGesvd, kGesvdp, kGram };
+// "gesvd" | "gesvdp" | "gram"; INVALID_ARGUMENT otherwise.
+absl::StatusOr<GpuSolver> ParseGpuSolver(const std::string& name);
+const char* GpuSolverName(GpuSolver s);
 
 // "exact" | "randomized" | "paper" | "auto"; INVALID_ARGUMENT otherwise.
 absl::StatusOr<SvdMethod> ParseSvdMethod(const std::string& name);
@@ -51,6 +65,12 @@ struct SvdOptions {
   // Exact: run dgesdd on a double copy instead of sgesdd (slower; sgesdd's
   // truncation errors agree to ~1e-6, see docs/laser.md).
   bool exact_in_double = false;
+  // CUDA backend only (ignored on the CPU):
+  GpuSolver gpu_solver = GpuSolver::kGesvd;
+  // Run the sketch and power-iteration GEMMs of randomized/paper in TF32 on
+  // tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32); the projection B = QᵀW and
+  // everything after it stay fp32. Off by default (fp32 throughout).
+  bool gpu_tf32_sketch = false;
 };
 
 inline constexpr int kDefaultPowerIters = 4;
@@ -98,6 +118,26 @@ absl::StatusOr<std::vector<double>> TruncationErrors(const float* w, const Trunc
 
 // The dense rank-k product U_k Σ_k V_kᵀ, row-major [m, n] (sgemm).
 std::vector<float> LowRankProduct(const TruncatedSvd& svd, int64_t k);
+
+// A truncated SVD of a resident matrix with the truncation errors of the
+// requested ranks (the sweep's unit of work).
+struct BackendSvd {
+  TruncatedSvd svd;
+  std::vector<double> errors;  // one per error_ranks entry, as TruncationErrors
+};
+
+// Truncated SVDs (to rank k_max) of the matrices `ws`, resident on `backend`,
+// and TruncationErrors(w, svd, error_ranks) of each. On the CPU backend this is
+// exactly ToHost + ComputeTruncatedSvd + TruncationErrors. On a CUDA backend
+// it runs on the device with the same definitions (same methods, defaults,
+// sketch Ω from GaussianFill(seed), auto rule; the small and exact SVDs by
+// opts.gpu_solver); matrices of the same shape are decomposed together, the
+// GEMMs of the randomized methods strided-batched over them. Every matrix
+// must be a 2-D tensor of that backend; errors as ComputeTruncatedSvd's.
+absl::StatusOr<std::vector<BackendSvd>> DecomposeOnBackend(Backend* backend,
+                                                           const std::vector<const Tensor*>& ws,
+                                                           int64_t k_max, const SvdOptions& opts,
+                                                           const std::vector<int64_t>& error_ranks);
 
 // Standard normal variates from mt19937_64 by Box–Muller (both outputs of
 // each pair used); out[i] for i in [0, count).

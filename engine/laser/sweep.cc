@@ -336,16 +336,18 @@ absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
     AdvanceCache(m.layer);
     // One decomposition to the largest rank, and every rank's truncation error.
     auto t0 = Clock::now();
-    auto host = MatrixToHost(model_, m.type, m.layer);
-    if (!host.ok()) return host.status();
-    auto svd = kernels::ComputeTruncatedSvd(host->data(), m.rows, m.cols, m.k_max, cfg_.svd);
-    if (!svd.ok()) {
-      return Prefixed(svd.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
-    }
+    // On the backend that holds W: the host path (ToHost, ComputeTruncatedSvd,
+    // TruncationErrors) on the CPU, cuSOLVER/cuBLAS on a GPU (kernels/svd.h).
+    auto w = model_->Matrix(m.type, m.layer);
+    if (!w.ok()) return w.status();
     std::vector<int64_t> ks;
     for (const Intervention* iv : todo) ks.push_back(iv->rank);
-    auto errors = kernels::TruncationErrors(host->data(), *svd, ks);
-    if (!errors.ok()) return errors.status();
+    auto dec = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
+    if (!dec.ok()) {
+      return Prefixed(dec.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+    }
+    const kernels::TruncatedSvd* svd = &(*dec)[0].svd;
+    const std::vector<double>* errors = &(*dec)[0].errors;
     const double svd_seconds = Since(t0);
     timings_.svd_seconds += svd_seconds;
     ++timings_.decompositions;

@@ -2,6 +2,8 @@
 // one block per row for row-wise ops (norms, scoring), one block per
 // (query row, head) for attention with an online softmax over key tiles, and
 // grid-stride loops for elementwise ops. Formulas mirror cpu_backend.cc.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cfloat>
@@ -302,7 +304,140 @@ __global__ void ScoreRowsKernel(const float* __restrict__ logits, int64_t vocab,
   }
 }
 
+__device__ __forceinline__ float LoadAs(const void* p, ElemType t, int64_t i) {
+  switch (t) {
+    case ElemType::kBF16:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    case ElemType::kF16:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
+  }
+}
+
+__device__ __forceinline__ void StoreAs(void* p, ElemType t, int64_t i, float v) {
+  switch (t) {
+    case ElemType::kBF16:
+      static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
+      break;
+    case ElemType::kF16:
+      static_cast<__half*>(p)[i] = __float2half_rn(v);
+      break;
+    default:
+      static_cast<float*>(p)[i] = v;
+  }
+}
+
+__global__ void ConvertKernel(const void* __restrict__ src, ElemType st, void* __restrict__ dst,
+                              ElemType dt, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    StoreAs(dst, dt, i, LoadAs(src, st, i));
+  }
+}
+
+__global__ void GatherRowsTypedKernel(const void* __restrict__ table, ElemType tt, int64_t cols,
+                                      const int64_t* __restrict__ ids, float* __restrict__ out) {
+  const int64_t base = ids[blockIdx.x] * cols;
+  float* dst = out + blockIdx.x * cols;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dst[j] = LoadAs(table, tt, base + j);
+}
+
+// Grid-stride partial sums in double, one atomicAdd per block into *out
+// (zeroed by the launcher first).
+__global__ void SumSquaresKernel(const float* __restrict__ x, int64_t n, double* out) {
+  __shared__ double scratch[32];
+  double s = 0.0;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const double v = x[i];
+    s += v * v;
+  }
+  s = BlockSum(s, scratch);
+  if (threadIdx.x == 0) atomicAdd(out, s);
+}
+
+__global__ void ScaleColumnsKernel(float* x, int64_t rows, int64_t cols, int64_t ld,
+                                   const float* __restrict__ s) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t r = i % rows, c = i / rows;
+    x[c * ld + r] *= s[c];
+  }
+}
+
+__global__ void GramSpectrumKernel(const float* __restrict__ w, const float* __restrict__ e,
+                                   int64_t c, float* __restrict__ s, float* __restrict__ r) {
+  const int64_t n = c * c;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const int64_t row = i % c, col = i / c;
+    const int64_t src = c - 1 - col;
+    r[col * c + row] = e[src * c + row];
+    if (row == 0) s[col] = sqrtf(fmaxf(w[src], 0.0f));
+  }
+}
+
+__global__ void DivideColumnsKernel(float* p, int64_t rows, int64_t cols,
+                                    const float* __restrict__ s) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    const float d = s[i / rows];
+    p[i] = d > 0.0f ? p[i] / d : 0.0f;
+  }
+}
+
 }  // namespace
+
+cudaError_t LaunchConvert(const void* src, ElemType src_type, void* dst, ElemType dst_type,
+                          int64_t n, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  if (src_type == dst_type) {
+    return cudaMemcpyAsync(dst, src, n * (src_type == ElemType::kF32 ? 4 : 2),
+                           cudaMemcpyDeviceToDevice, stream);
+  }
+  ConvertKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(src, src_type, dst, dst_type, n);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGatherRowsTyped(const void* table, ElemType table_type, int64_t cols,
+                                  const int64_t* ids, int64_t n, float* out, cudaStream_t stream) {
+  if (n == 0 || cols == 0) return cudaSuccess;
+  GatherRowsTypedKernel<<<static_cast<unsigned>(n), kRowThreads, 0, stream>>>(table, table_type,
+                                                                              cols, ids, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSumSquares(const float* x, int64_t n, double* out, cudaStream_t stream) {
+  const cudaError_t err = cudaMemsetAsync(out, 0, sizeof(double), stream);
+  if (err != cudaSuccess || n == 0) return err;
+  const int blocks = EltBlocks(n) < 1024 ? EltBlocks(n) : 1024;
+  SumSquaresKernel<<<blocks, kEltThreads, 0, stream>>>(x, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchScaleColumns(float* x, int64_t rows, int64_t cols, int64_t ld, const float* s,
+                               cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  ScaleColumnsKernel<<<EltBlocks(rows * cols), kEltThreads, 0, stream>>>(x, rows, cols, ld, s);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchGramSpectrum(const float* w, const float* e, int64_t c, float* s, float* r,
+                               cudaStream_t stream) {
+  if (c == 0) return cudaSuccess;
+  GramSpectrumKernel<<<EltBlocks(c * c), kEltThreads, 0, stream>>>(w, e, c, s, r);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDivideColumns(float* p, int64_t rows, int64_t cols, const float* s,
+                                cudaStream_t stream) {
+  if (rows * cols == 0) return cudaSuccess;
+  DivideColumnsKernel<<<EltBlocks(rows * cols), kEltThreads, 0, stream>>>(p, rows, cols, s);
+  return cudaGetLastError();
+}
 
 cudaError_t LaunchBroadcastRows(const float* bias, int64_t rows, int64_t cols, float* y,
                                 cudaStream_t stream) {

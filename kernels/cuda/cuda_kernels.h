@@ -16,6 +16,34 @@ namespace laserd::kernels::cuda {
 // ops.h and its absl headers into nvcc's compilation).
 enum class ActKind : int { kSilu = 0, kGeluTanh = 1, kGeluErf = 2, kRelu = 3 };
 
+// Storage element types (mirrors kernels::DType).
+enum class ElemType : int { kF32 = 0, kBF16 = 1, kF16 = 2 };
+
+// dst[i] = src[i] converted (round to nearest even for narrowing), i < n.
+// Same-type conversion is a copy. src and dst must not overlap.
+cudaError_t LaunchConvert(const void* src, ElemType src_type, void* dst, ElemType dst_type,
+                          int64_t n, cudaStream_t stream);
+
+// out[i, :] = float(table[ids[i], :]) for a table of any ElemType; out fp32.
+cudaError_t LaunchGatherRowsTyped(const void* table, ElemType table_type, int64_t cols,
+                                  const int64_t* ids, int64_t n, float* out, cudaStream_t stream);
+
+// *out = Σ x[i]² accumulated in double (device scalar, overwritten).
+cudaError_t LaunchSumSquares(const float* x, int64_t n, double* out, cudaStream_t stream);
+
+// Column-major x [rows, cols] (leading dimension ld): column j *= s[j].
+cudaError_t LaunchScaleColumns(float* x, int64_t rows, int64_t cols, int64_t ld, const float* s,
+                               cudaStream_t stream);
+
+// The Gram route's post-processing of an ascending eigen-decomposition of
+// XᵀX [c, c] (eigenvalues w, eigenvectors e column-major, ld c): s[j] =
+// sqrt(max(w[c-1-j], 0)) (descending) and r[:, j] = e[:, c-1-j].
+cudaError_t LaunchGramSpectrum(const float* w, const float* e, int64_t c, float* s, float* r,
+                               cudaStream_t stream);
+// Column-major p [rows, cols] (ld rows): column j /= s[j] where s[j] > 0, else 0.
+cudaError_t LaunchDivideColumns(float* p, int64_t rows, int64_t cols, const float* s,
+                                cudaStream_t stream);
+
 // Per-row scoring result, laid out like Backend::RowScore.
 struct DeviceRowScore {
   float logprob;

@@ -4,16 +4,20 @@
 // Every comparison test skips when the build has no CUDA or no device is
 // present; the factory tests run everywhere.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "kernels/ops.h"
+#include "kernels/svd.h"
 
 namespace laserd::kernels {
 namespace {
@@ -44,6 +48,51 @@ TEST(MakeBackendTest, CudaIsAvailableOrFailedPrecondition) {
     EXPECT_EQ(cuda.status().code(), absl::StatusCode::kFailedPrecondition) << cuda.status();
     EXPECT_EQ((*automatic)->kind(), DeviceKind::kCpu);
   }
+}
+
+TEST(MakeBackendTest, DeviceSpecs) {
+  auto s = ParseDeviceSpec("cuda:1/bf16");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->kind, "cuda");
+  EXPECT_EQ(s->index, 1);
+  EXPECT_EQ(s->dtype, DType::kBF16);
+  s = ParseDeviceSpec("auto/fp16");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->kind, "auto");
+  EXPECT_EQ(s->index, 0);
+  EXPECT_EQ(s->dtype, DType::kF16);
+  s = ParseDeviceSpec("cpu");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->dtype, DType::kF32);
+  for (const char* bad : {"cuda/bf8", "cuda:x", "cuda:", "cpu:0", "cpu/bf16", "gpu", "cuda:-1"}) {
+    auto b = MakeBackend(bad);
+    ASSERT_FALSE(b.ok()) << bad;
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << bad << ": " << b.status();
+  }
+  EXPECT_FALSE(ParseDType("int8").ok());
+  EXPECT_EQ(*ParseDType("bfloat16"), DType::kBF16);
+  EXPECT_STREQ(DTypeName(DType::kF16), "fp16");
+}
+
+// Without a usable GPU, auto returns the CPU backend and says so in the log.
+TEST(MakeBackendTest, AutoFallbackLogsALine) {
+  std::ostringstream log;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  auto automatic = MakeBackend("auto/bf16");
+  spdlog::set_default_logger(previous);
+  ASSERT_TRUE(automatic.ok()) << automatic.status();
+  if ((*automatic)->kind() == DeviceKind::kCuda) {
+    EXPECT_EQ(log.str().find("falling back"), std::string::npos) << log.str();
+    return;
+  }
+  EXPECT_EQ((*automatic)->kind(), DeviceKind::kCpu);
+  EXPECT_NE(log.str().find("device auto: falling back to the CPU backend ("), std::string::npos)
+      << log.str();
+#ifndef LASERD_HAVE_CUDA
+  EXPECT_NE(log.str().find("built without CUDA"), std::string::npos) << log.str();
+#endif
 }
 
 std::vector<float> Random(int64_t n, float lo, float hi, uint32_t seed) {
@@ -302,6 +351,173 @@ TEST_F(CudaBackendTest, ScoreRows) {
     EXPECT_EQ(g[1].argmax, vocab / 2);
     EXPECT_EQ(g[2].argmax, 0);
     EXPECT_EQ(g[2].greater, 0);
+  }
+}
+
+// On the CPU backend, DecomposeOnBackend is exactly the host path.
+TEST(DecomposeOnBackendTest, CpuEqualsHostPath) {
+  auto cpu = MakeCpuBackend();
+  const int64_t m = 48, n = 80;
+  const std::vector<float> w = Random(m * n, -1.0f, 1.0f, 99);
+  Tensor t = cpu->FromHost(w.data(), m, n);
+  for (SvdMethod method : {SvdMethod::kExact, SvdMethod::kRandomized, SvdMethod::kPaper}) {
+    SvdOptions o;
+    o.method = method;
+    o.seed = 7;
+    auto got = DecomposeOnBackend(cpu.get(), {&t, &t}, 12, o, {12, 3, 0});
+    ASSERT_TRUE(got.ok()) << got.status();
+    auto want = ComputeTruncatedSvd(w.data(), m, n, 12, o);
+    ASSERT_TRUE(want.ok());
+    auto errs = TruncationErrors(w.data(), *want, {12, 3, 0});
+    ASSERT_TRUE(errs.ok());
+    for (const BackendSvd& b : *got) {
+      EXPECT_EQ(b.svd.u, want->u);
+      EXPECT_EQ(b.svd.s, want->s);
+      EXPECT_EQ(b.svd.v, want->v);
+      EXPECT_EQ(b.svd.method, method);
+      EXPECT_EQ(b.errors, *errs);
+    }
+  }
+  SvdOptions o;
+  auto bad = DecomposeOnBackend(cpu.get(), {&t}, 49, o, {});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// GPU against CPU decompositions: the same singular values and truncation
+// errors (every method and dense solver), the same rank-k product.
+TEST_F(CudaBackendTest, TruncatedSvdMatchesCpu) {
+  struct Shape {
+    int64_t m, n;
+  };
+  for (const Shape sh : {Shape{96, 160}, Shape{160, 96}, Shape{64, 64}}) {
+    // A decaying spectrum, as weight matrices have: W = G1 · diag(d) · G2.
+    const int64_t m = sh.m, n = sh.n, r = std::min(m, n);
+    std::vector<float> g1 = Random(m * r, -1.0f, 1.0f, 5), g2 = Random(r * n, -1.0f, 1.0f, 6);
+    std::vector<float> w(m * n, 0.0f);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t t = 0; t < r; ++t) {
+        const float a = g1[i * r + t] / (1.0f + 0.2f * t);
+        for (int64_t j = 0; j < n; ++j) w[i * n + j] += a * g2[t * n + j];
+      }
+    Pair t = MakeFrom(w, m, n);
+    const std::vector<int64_t> ranks = {20, 1, 0, 7};
+    for (SvdMethod method : {SvdMethod::kExact, SvdMethod::kRandomized, SvdMethod::kPaper}) {
+      for (GpuSolver solver : {GpuSolver::kGesvd, GpuSolver::kGesvdp, GpuSolver::kGram}) {
+        SvdOptions o;
+        o.method = method;
+        o.seed = 3;
+        o.gpu_solver = solver;
+        const std::string what = std::string(SvdMethodName(method)) + "/" + GpuSolverName(solver) +
+                                 " " + std::to_string(m) + "x" + std::to_string(n);
+        auto c = DecomposeOnBackend(cpu_.get(), {&t.cpu}, 20, o, ranks);
+        auto g = DecomposeOnBackend(gpu_.get(), {&t.gpu, &t.gpu}, 20, o, ranks);
+        ASSERT_TRUE(c.ok()) << what << ": " << c.status();
+        ASSERT_TRUE(g.ok()) << what << ": " << g.status();
+        ASSERT_EQ(g->size(), 2u);
+        const float tol = solver == GpuSolver::kGram ? 2e-3f : 2e-4f;
+        for (const BackendSvd& b : *g) {
+          EXPECT_EQ(b.svd.method, method) << what;
+          ASSERT_EQ(b.svd.k, 20) << what;
+          ASSERT_EQ(b.svd.s.size(), 20u) << what;
+          for (int j = 0; j < 20; ++j) {
+            EXPECT_NEAR(b.svd.s[j], (*c)[0].svd.s[j], tol * (*c)[0].svd.s[0]) << what << " s" << j;
+          }
+          EXPECT_EQ(b.svd.spectrum.size(), (*c)[0].svd.spectrum.size()) << what;
+          EXPECT_NEAR(b.svd.frobenius_sq, (*c)[0].svd.frobenius_sq,
+                      1e-5 * (*c)[0].svd.frobenius_sq);
+          ASSERT_EQ(b.errors.size(), ranks.size());
+          for (size_t j = 0; j < ranks.size(); ++j) {
+            EXPECT_NEAR(b.errors[j], (*c)[0].errors[j], tol) << what << " rank " << ranks[j];
+          }
+          const std::vector<float> pc = LowRankProduct((*c)[0].svd, 7),
+                                   pg = LowRankProduct(b.svd, 7);
+          double diff = 0, norm = 0;
+          for (size_t i = 0; i < pc.size(); ++i) {
+            diff += double(pc[i] - pg[i]) * (pc[i] - pg[i]);
+            norm += double(pc[i]) * pc[i];
+          }
+          EXPECT_LT(std::sqrt(diff / norm), 10 * tol) << what;
+        }
+      }
+    }
+  }
+}
+
+// Resident matrices in bf16/fp16 (fp32 accumulation) against the fp32 CPU
+// backend, within the storage type's rounding.
+TEST_F(CudaBackendTest, ReducedPrecisionResidentMatrices) {
+  for (const char* spec : {"cuda/bf16", "cuda/fp16"}) {
+    auto b = MakeBackend(spec);
+    ASSERT_TRUE(b.ok()) << b.status();
+    Backend* half = b->get();
+    const DType dt = std::string(spec) == "cuda/bf16" ? DType::kBF16 : DType::kF16;
+    // bf16 keeps 8 significant bits, fp16 11; products of k=576 terms of
+    // magnitude <= 1 with random signs stay within a few ulps·sqrt(k).
+    const float tol = dt == DType::kBF16 ? 3e-2f : 4e-3f;
+    const int64_t n = 9, k = 576, m = 300;
+    const std::vector<float> xh = Random(n * k, -1.0f, 1.0f, 11),
+                             wh = Random(m * k, -1.0f, 1.0f, 12), bh = Random(m, -1.0f, 1.0f, 13);
+    Tensor x = half->FromHost(xh.data(), n, k), w = half->FromHost(wh.data(), m, k),
+           bias = half->FromHost(bh.data(), 1, m);
+    EXPECT_EQ(w.dtype(), dt);
+    EXPECT_EQ(bias.dtype(), DType::kF32);  // vectors stay fp32
+    Tensor xa = half->Empty(n, k);
+    EXPECT_EQ(xa.dtype(), DType::kF32);
+    half->Copy(x, &xa);  // a reduced matrix converted into an fp32 activation
+    Tensor y = half->Empty(n, m);
+    half->Linear(xa, w, &bias, &y);
+    Tensor xc = cpu_->FromHost(xh.data(), n, k), wc = cpu_->FromHost(wh.data(), m, k),
+           bc = cpu_->FromHost(bh.data(), 1, m), yc = cpu_->Empty(n, m);
+    cpu_->Linear(xc, wc, &bc, &yc);
+    std::vector<float> got(n * m), want(n * m);
+    half->ToHost(y, got.data());
+    cpu_->ToHost(yc, want.data());
+    for (int64_t i = 0; i < n * m; ++i) {
+      ASSERT_NEAR(got[i], want[i], tol * std::max(1.0f, std::abs(want[i]))) << spec << " " << i;
+    }
+    // ToHost of a reduced matrix rounds each entry once.
+    std::vector<float> wback(m * k);
+    half->ToHost(w, wback.data());
+    const float ulp = dt == DType::kBF16 ? 1.0f / 256 : 1.0f / 2048;
+    for (int64_t i = 0; i < m * k; ++i) ASSERT_NEAR(wback[i], wh[i], ulp * std::abs(wh[i]) + 1e-7f);
+    // Copy into a reduced matrix and back is exact; a dense edit W ← us·vᵀ
+    // writes a reduced output.
+    Tensor saved = half->Empty(m, k);
+    half->Copy(w, &saved);
+    const std::vector<float> uh = Random(m * 4, -1.0f, 1.0f, 14),
+                             vh = Random(k * 4, -1.0f, 1.0f, 15);
+    Tensor us = half->FromHost(uh.data(), m, 4), v = half->FromHost(vh.data(), k, 4);
+    half->Linear(us, v, nullptr, &w);
+    Tensor usc = cpu_->FromHost(uh.data(), m, 4), vc = cpu_->FromHost(vh.data(), k, 4),
+           wcc = cpu_->Empty(m, k);
+    cpu_->Linear(usc, vc, nullptr, &wcc);
+    std::vector<float> edited(m * k), edited_cpu(m * k);
+    half->ToHost(w, edited.data());
+    cpu_->ToHost(wcc, edited_cpu.data());
+    for (int64_t i = 0; i < m * k; ++i) {
+      ASSERT_NEAR(edited[i], edited_cpu[i], 4 * ulp * std::max(1.0f, std::abs(edited_cpu[i])));
+    }
+    half->Copy(saved, &w);
+    half->ToHost(w, edited.data());
+    EXPECT_EQ(edited, wback);
+    // Factored apply: MatMul with a reduced factor; GatherRows from a reduced table.
+    Tensor xv = half->Empty(n, 4);
+    half->MatMul(xa, v, &xv);
+    Tensor xvc = cpu_->Empty(n, 4);
+    cpu_->MatMul(xc, vc, &xvc);
+    std::vector<float> a(n * 4), bb(n * 4);
+    half->ToHost(xv, a.data());
+    cpu_->ToHost(xvc, bb.data());
+    for (int64_t i = 0; i < n * 4; ++i)
+      ASSERT_NEAR(a[i], bb[i], tol * std::max(1.0f, std::abs(bb[i])));
+    Tensor rows = half->Empty(3, k);
+    half->GatherRows(w, {5, 0, 299}, &rows);
+    std::vector<float> gr(3 * k);
+    half->ToHost(rows, gr.data());
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_EQ(gr[j], wback[5 * k + j]);
+      EXPECT_EQ(gr[2 * k + j], wback[299 * k + j]);
+    }
   }
 }
 
