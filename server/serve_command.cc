@@ -15,6 +15,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "httplib.h"
 #include "server/commands.h"
+#include "server/http_api.h"
 #include "server/service.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
@@ -129,7 +130,7 @@ absl::Status Serve(const ServeOptions& o) {
                o.tls_cert.empty() ? "" : ", TLS",
                o.tls_client_ca.empty() ? "" : ", client certificates required", o.state_dir);
 
-  // HTTP: Prometheus metrics and JSON status for dashboards.
+  // HTTP: the dashboard, Prometheus metrics and the JSON API (server/http_api.h).
   httplib::Server http;
   std::thread http_thread;
   if (!o.http_listen.empty()) {
@@ -139,21 +140,13 @@ absl::Status Serve(const ServeOptions& o) {
       return absl::InvalidArgumentError(
           absl::StrCat("--http-listen: '", o.http_listen, "' is not HOST:PORT"));
     }
-    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      res.set_content(core.metrics().Render(core.Sample()), "text/plain; version=0.0.4");
-    });
-    http.Get("/api/status", [&](const httplib::Request&, httplib::Response& res) {
-      res.set_content(core.StatusJson(), "application/json");
-    });
-    http.Get("/api/jobs", [&](const httplib::Request&, httplib::Response& res) {
-      res.set_content(core.JobsJson(), "application/json");
-    });
+    RegisterHttpApi(http, core);
     if (!http.bind_to_port(hp[0].c_str(), hport)) {
       return absl::UnavailableError(
           absl::StrCat("--http-listen: cannot listen on ", o.http_listen));
     }
     http_thread = std::thread([&] { http.listen_after_bind(); });
-    spdlog::info("HTTP on {} (/metrics, /api/status, /api/jobs)", o.http_listen);
+    spdlog::info("HTTP on {} (dashboard /, /metrics, /api/...)", o.http_listen);
   }
 
   std::signal(SIGINT, OnSignal);
@@ -191,7 +184,7 @@ void AddServeCommand(CLI::App& app, Runner* run) {
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (safetensors models)");
   cmd->add_option("--listen", o->listen, "gRPC address HOST:PORT")->default_val("127.0.0.1:50051");
   cmd->add_option("--http-listen", o->http_listen,
-                  "HTTP address HOST:PORT for /metrics, /api/status, /api/jobs (empty: none)");
+                  "HTTP address HOST:PORT of the dashboard, /metrics and /api (empty: none)");
   cmd->add_option("--state-dir", o->state_dir, "Directory of the job store (SQLite)")->required();
   cmd->add_option("--data-dir", o->data_dirs,
                   "Directory whose JSONL files specs may name by dataset.path (repeatable)");

@@ -228,12 +228,22 @@ absl::Status Core::Authorize(const grpc::CallbackServerContext* ctx, bool write)
   if (tokens_.empty()) return absl::OkStatus();
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) {
-    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata");
+  if (it == md.end()) return AuthorizeBearer(nullptr, write);
+  const std::string value(it->second.data(), it->second.size());
+  return AuthorizeBearer(&value, write);
+}
+
+absl::Status Core::AuthorizeBearer(const std::string* authorization, bool write,
+                                   absl::string_view carrier) const {
+  if (tokens_.empty()) return absl::OkStatus();
+  if (authorization == nullptr) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("missing 'authorization: Bearer <token>' ", carrier));
   }
-  absl::string_view v(it->second.data(), it->second.size());
+  absl::string_view v(*authorization);
   if (!absl::ConsumePrefix(&v, "Bearer ")) {
-    return absl::UnauthenticatedError("authorization metadata is not 'Bearer <token>'");
+    return absl::UnauthenticatedError(
+        absl::StrCat("authorization ", carrier, " is not 'Bearer <token>'"));
   }
   auto t = tokens_.find(std::string(absl::StripAsciiWhitespace(v)));
   if (t == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");

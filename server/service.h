@@ -70,6 +70,11 @@ class Core {
   // UNAUTHENTICATED / PERMISSION_DENIED unless the call carries a token with
   // the scope; OK when no tokens are configured.
   absl::Status Authorize(const grpc::CallbackServerContext* ctx, bool write) const;
+  // The same check on the value of an `authorization` header or metadata
+  // entry (nullptr: none was sent); `carrier` names it in messages ("metadata"
+  // for gRPC, "header" for the HTTP API of server/http_api.h).
+  absl::Status AuthorizeBearer(const std::string* authorization, bool write,
+                               absl::string_view carrier = "metadata") const;
 
   absl::StatusOr<::laser::v1::Job> CreateSweep(const ::laser::v1::CreateSweepRequest& req);
   absl::StatusOr<::laser::v1::Job> GetJob(const std::string& id);
