@@ -64,11 +64,27 @@ class Tensor {
 // [offsets[i], offsets[i] + lengths[i]) of an activation matrix. Packing means
 // no padding rows are ever computed; attention is causal within a sequence and
 // never crosses sequences (the padding mask of a padded batch, made exact).
+//
+// A prefix tree instead (only on backends whose SupportsPrefixTree() is true):
+// sequences that begin with the same tokens share the rows of that common
+// prefix, which are then computed once. `parent` has one entry per row: the
+// row of the previous token of the same sequence, or -1 at position 0, with
+// parent[r] < r; `position` is each row's depth. Row r attends to its
+// ancestors and itself, in position order — exactly what it would attend to
+// in its own packed sequence. offsets/lengths are empty in this form.
 struct SeqLayout {
   std::vector<int64_t> offsets;
   std::vector<int64_t> lengths;
-  int64_t total_rows() const { return offsets.empty() ? 0 : offsets.back() + lengths.back(); }
+  std::vector<int64_t> parent;
+  std::vector<int64_t> position;
+  bool is_tree() const { return !parent.empty(); }
+  int64_t total_rows() const {
+    if (is_tree()) return static_cast<int64_t>(parent.size());
+    return offsets.empty() ? 0 : offsets.back() + lengths.back();
+  }
   static SeqLayout FromLengths(const std::vector<int64_t>& lengths);
+  // Tree form; `parent` must satisfy -1 <= parent[r] < r.
+  static SeqLayout FromParents(std::vector<int64_t> parent);
 };
 
 enum class Activation { kSilu, kGeluTanh, kGeluErf, kRelu };
@@ -81,6 +97,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual DeviceKind kind() const = 0;
   virtual std::string name() const = 0;
+  // Whether Rope and Attention accept the prefix-tree form of SeqLayout.
+  virtual bool SupportsPrefixTree() const { return false; }
 
   // Memory.
   virtual Tensor Empty(int64_t rows, int64_t cols) = 0;

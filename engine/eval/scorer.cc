@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<ExampleResult>> ScoreExamples(
       const TokenizedSequence& seq = examples[refs[s].example].seqs[refs[s].seq];
       reqs.push_back({seq.tokens, seq.answer_start});
     }
-    auto out = model.Score(reqs);
+    auto out = model.Score(reqs, opts.share_prefixes);
     if (!out.ok()) return out.status();
     if (out->size() != batch.size()) {
       return absl::InternalError(absl::StrCat("Model::Score returned ", out->size(),

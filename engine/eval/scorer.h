@@ -23,6 +23,9 @@ struct ScoreOptions {
   // Upper bound on the tokens of one Model::Score call; a sequence longer than
   // the budget is scored alone.
   int64_t batch_tokens = 4096;
+  // Sequences of a batch that begin with the same tokens compute those rows
+  // once (Model::PrepareScore); off gives plain packed sequences.
+  bool share_prefixes = true;
   // Called after every batch with (sequences scored, total sequences).
   std::function<void(int64_t done, int64_t total)> progress;
 };

@@ -231,10 +231,7 @@ void SweepRunner::AdvanceCache(int64_t layer) {
   if (cache_layer_ < 0 || layer < cache_layer_) {
     for (Batch& b : batches_) {
       if (!b.cached) continue;
-      kernels::SeqLayout layout;
-      auto h = model_->Embed(b.score.inputs, &layout);
-      // PrepareScore validated the ids and lengths, so Embed cannot fail here.
-      b.cache = *std::move(h);
+      b.cache = model_->EmbedScore(b.score);
     }
     cache_layer_ = 0;
   }
@@ -250,23 +247,17 @@ void SweepRunner::AdvanceCache(int64_t layer) {
 absl::StatusOr<std::vector<eval::ExampleResult>> SweepRunner::Evaluate(int64_t from_layer) {
   const auto t0 = Clock::now();
   kernels::Backend* be = model_->backend();
-  const int64_t L = model_->config().layers;
   std::vector<std::vector<std::vector<model::TokenScore>>> scores(examples_.size());
   for (size_t e = 0; e < examples_.size(); ++e) scores[e].resize(examples_[e].seqs.size());
   for (Batch& b : batches_) {
-    kernels::Tensor h;
+    std::vector<std::vector<model::TokenScore>> out;
     if (b.cached && cache_layer_ == from_layer) {
-      h = be->Empty(b.cache.rows(), b.cache.cols());
+      kernels::Tensor h = be->Empty(b.cache.rows(), b.cache.cols());
       be->Copy(b.cache, &h);
-      model_->RunLayers(&h, b.score.layout, from_layer, L);
+      out = model_->ScoreFrom(std::move(h), b.score, from_layer);
     } else {
-      kernels::SeqLayout layout;
-      auto e = model_->Embed(b.score.inputs, &layout);
-      if (!e.ok()) return e.status();
-      h = *std::move(e);
-      model_->RunLayers(&h, b.score.layout, 0, L);
+      out = model_->ScoreFrom(model_->EmbedScore(b.score), b.score, 0);
     }
-    auto out = model_->ScoreHidden(h, b.score);
     for (size_t i = 0; i < b.refs.size(); ++i) {
       scores[b.refs[i].first][b.refs[i].second] = std::move(out[i]);
     }

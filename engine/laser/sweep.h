@@ -26,8 +26,13 @@
 //   factored apply                when k(m+n) < mn the edited matrix is applied
 //                                 as (x·V_k)·(U_kΣ_k)ᵀ (Model::SetLowRank);
 //                                 otherwise W_k is written densely (Editor).
-//   answer-only head              Model::ScoreHidden runs the LM head only on
-//                                 answer positions.
+//   answer-only head              Model::ScoreFrom runs the last layer's output
+//                                 projection and MLP, the final norm and the LM
+//                                 head only on the scored (answer) rows, each
+//                                 distinct row once.
+//   shared prefixes               on the CPU backend, sequences of a batch that
+//                                 begin with the same tokens compute those rows
+//                                 once (a prefix tree, Model::PrepareScore).
 #ifndef LASERD_ENGINE_LASER_SWEEP_H_
 #define LASERD_ENGINE_LASER_SWEEP_H_
 

@@ -677,6 +677,10 @@ absl::StatusOr<Tensor> Model::Embed(const std::vector<std::vector<int32_t>>& seq
     }
   }
   *layout = kernels::SeqLayout::FromLengths(lengths);
+  return EmbedRows(ids, pos);
+}
+
+Tensor Model::EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos) {
   Tensor h = backend_->Empty(ids.size(), config_.hidden);
   backend_->GatherRows(w_->embed, ids, &h);
   if (!w_->pos_embed.empty()) {
@@ -687,16 +691,39 @@ absl::StatusOr<Tensor> Model::Embed(const std::vector<std::vector<int32_t>>& seq
   return h;
 }
 
-void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to) {
+Tensor Model::EmbedScore(const ScoreLayout& p) {
+  std::vector<int64_t> ids(p.tokens.begin(), p.tokens.end()), pos;
+  if (p.layout.is_tree()) {
+    pos = p.layout.position;
+  } else {
+    for (int64_t len : p.layout.lengths)
+      for (int64_t i = 0; i < len; ++i) pos.push_back(i);
+  }
+  return EmbedRows(ids, pos);
+}
+
+void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to,
+                      const std::vector<int64_t>* keep) {
   const ModelConfig& c = config_;
   kernels::Backend* be = backend_;
   const int64_t n = h->rows(), d = c.hidden;
-  if (n == 0) return;
+  if (n == 0 || from >= to) {
+    if (keep != nullptr) {
+      Tensor hk = be->Empty(keep->size(), d);
+      be->GatherRows(*h, *keep, &hk);
+      *h = std::move(hk);
+    }
+    return;
+  }
   const int64_t q_out = c.heads * c.head_dim, kv_out = c.kv_heads * c.head_dim;
   Tensor a = be->Empty(n, d), q = be->Empty(n, q_out), k = be->Empty(n, kv_out),
-         v = be->Empty(n, kv_out), ctx = be->Empty(n, q_out), g = be->Empty(n, c.intermediate);
-  Tensor u = c.gated_mlp ? be->Empty(n, c.intermediate) : Tensor();
-  Tensor a2 = c.parallel_residual ? be->Empty(n, d) : Tensor();
+         v = be->Empty(n, kv_out), ctx = be->Empty(n, q_out);
+  // MLP scratch, sized for every row (or for the kept rows only when every
+  // layer that runs here is the last one).
+  const bool only_kept = keep != nullptr && from == to - 1;
+  const int64_t mlp_rows = only_kept ? static_cast<int64_t>(keep->size()) : n;
+  Tensor g = be->Empty(mlp_rows, c.intermediate);
+  Tensor u = c.gated_mlp ? be->Empty(mlp_rows, c.intermediate) : Tensor();
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   auto norm = [&](const Tensor& x, const Tensor& w, const Tensor& b, Tensor* y) {
     if (c.arch == Arch::kLlama) {
@@ -721,10 +748,36 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     be->MatMul(x, v, &xv);
     be->Linear(xv, us, bias(ly, t), y, acc);
   };
+  // The rest of a layer once its attention context is known, on the rows of
+  // `res` (the residual stream, updated in place). `ln1` holds those rows'
+  // input-norm output, which only GPT-J's MLP reads again; otherwise it is
+  // overwritten with the MLP's input norm.
+  auto finish = [&](const Layer& ly, const Tensor& ctx_rows, Tensor* ln1, Tensor* res) {
+    // MLP input: sequential blocks normalise the updated residual; parallel
+    // blocks normalise the same input (GPT-J reuses ln_1).
+    const Tensor* mlp_in = ln1;
+    if (c.parallel_residual) {
+      if (!ly.ln2_w.empty()) norm(*res, ly.ln2_w, ly.ln2_b, ln1);
+      linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
+    } else {
+      linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
+      norm(*res, ly.ln2_w, ly.ln2_b, ln1);
+    }
+    Tensor gg = g.rows() == res->rows() ? g : be->Empty(res->rows(), c.intermediate);
+    linear(ly, "mlp.in", *mlp_in, &gg, false);
+    if (c.gated_mlp) {
+      Tensor uu = u.rows() == res->rows() ? u : be->Empty(res->rows(), c.intermediate);
+      linear(ly, "mlp.up", *mlp_in, &uu, false);
+      be->GatedActivate(&gg, uu, c.act);
+    } else {
+      be->Activate(&gg, c.act);
+    }
+    linear(ly, "mlp.out", gg, res, /*acc=*/true);
+  };
   for (int64_t i = from; i < to; ++i) {
     const Layer& ly = w_->layers[i];
     norm(*h, ly.ln1_w, ly.ln1_b, &a);
-    // Attention.
+    // Attention, over every row (the kept rows attend to all of them).
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
@@ -733,27 +786,18 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
       be->Rope(&k, layout, c.kv_heads, c.head_dim, c.rotary_dim, w_->inv_freq, c.rope_style);
     }
     be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
-    // MLP input: sequential blocks normalise the updated residual; parallel
-    // blocks normalise the same input (GPT-J reuses ln_1).
-    const Tensor* mlp_in = &a;
-    if (c.parallel_residual) {
-      if (!ly.ln2_w.empty()) {
-        norm(*h, ly.ln2_w, ly.ln2_b, &a2);
-        mlp_in = &a2;
-      }
-      linear(ly, "attn.o", ctx, h, /*acc=*/true);
+    if (keep != nullptr && i == to - 1) {
+      // Last layer: nothing after it reads the other rows.
+      const int64_t m = static_cast<int64_t>(keep->size());
+      Tensor hk = be->Empty(m, d), ck = be->Empty(m, q_out), ak = be->Empty(m, d);
+      be->GatherRows(*h, *keep, &hk);
+      be->GatherRows(ctx, *keep, &ck);
+      be->GatherRows(a, *keep, &ak);
+      finish(ly, ck, &ak, &hk);
+      *h = std::move(hk);
     } else {
-      linear(ly, "attn.o", ctx, h, /*acc=*/true);
-      norm(*h, ly.ln2_w, ly.ln2_b, &a);
+      finish(ly, ctx, &a, h);
     }
-    linear(ly, "mlp.in", *mlp_in, &g, false);
-    if (c.gated_mlp) {
-      linear(ly, "mlp.up", *mlp_in, &u, false);
-      be->GatedActivate(&g, u, c.act);
-    } else {
-      be->Activate(&g, c.act);
-    }
-    linear(ly, "mlp.out", g, h, /*acc=*/true);
   }
 }
 
@@ -774,11 +818,8 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   return logits;
 }
 
-absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(
-    const std::vector<ScoreRequest>& batch) const {
-  // The last token is never an input to a scored prediction, so it is not fed.
-  ScoreLayout p;
-  p.inputs.reserve(batch.size());
+absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(const std::vector<ScoreRequest>& batch,
+                                                       bool share_prefixes) const {
   for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
     if (r.answer_start < 1 || r.answer_start >= static_cast<int64_t>(r.tokens.size())) {
@@ -786,46 +827,118 @@ absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(
                                                      r.answer_start, " must be in [1, ",
                                                      r.tokens.size(), ")"));
     }
-    p.inputs.emplace_back(r.tokens.begin(), r.tokens.end() - 1);
-  }
-  std::vector<int64_t> lengths;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    for (int32_t t : batch[i].tokens) {
+    for (int32_t t : r.tokens) {
       if (t < 0 || t >= config_.vocab_size) {
         return absl::InvalidArgumentError(
             absl::StrCat("score request ", i, ": token id ", t, " is outside the vocabulary"));
       }
     }
-    lengths.push_back(static_cast<int64_t>(p.inputs[i].size()));
+    // The last token is never an input to a scored prediction, so it is not fed.
+    if (static_cast<int64_t>(r.tokens.size()) - 1 > config_.max_positions) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("score request ", i, ": sequence of ", r.tokens.size() - 1,
+                       " input tokens exceeds the model's context of ", config_.max_positions));
+    }
   }
-  p.layout = kernels::SeqLayout::FromLengths(lengths);
+  ScoreLayout p;
+  // row_of[i][t]: the row holding input token t of request i.
+  std::vector<std::vector<int64_t>> row_of(batch.size());
+  int64_t packed_rows = 0;
+  for (const ScoreRequest& r : batch) packed_rows += static_cast<int64_t>(r.tokens.size()) - 1;
+  bool tree = false;
+  if (share_prefixes && backend_->SupportsPrefixTree()) {
+    // A trie over the inputs: a row per distinct (parent row, token).
+    std::vector<int64_t> parent;
+    std::map<std::pair<int64_t, int32_t>, int64_t> child;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      int64_t at = -1;
+      for (size_t t = 0; t + 1 < batch[i].tokens.size(); ++t) {
+        auto [it, added] =
+            child.try_emplace({at, batch[i].tokens[t]}, static_cast<int64_t>(parent.size()));
+        if (added) {
+          parent.push_back(at);
+          p.tokens.push_back(batch[i].tokens[t]);
+        }
+        at = it->second;
+        row_of[i].push_back(at);
+      }
+    }
+    // Worth it only when it saves at least a tenth of the rows.
+    tree = 10 * static_cast<int64_t>(parent.size()) <= 9 * packed_rows;
+    if (tree) {
+      p.layout = kernels::SeqLayout::FromParents(std::move(parent));
+    } else {
+      p.tokens.clear();
+      for (auto& r : row_of) r.clear();
+    }
+  }
+  if (!tree) {
+    std::vector<int64_t> lengths;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      lengths.push_back(static_cast<int64_t>(batch[i].tokens.size()) - 1);
+      for (size_t t = 0; t + 1 < batch[i].tokens.size(); ++t) {
+        row_of[i].push_back(static_cast<int64_t>(p.tokens.size()));
+        p.tokens.push_back(batch[i].tokens[t]);
+      }
+    }
+    p.layout = kernels::SeqLayout::FromLengths(lengths);
+  }
   for (size_t i = 0; i < batch.size(); ++i) {
     const ScoreRequest& r = batch[i];
     for (int64_t q = r.answer_start; q < static_cast<int64_t>(r.tokens.size()); ++q) {
-      p.rows.push_back(p.layout.offsets[i] + q - 1);
+      p.rows.push_back(row_of[i][q - 1]);
       p.gold.push_back(r.tokens[q]);
     }
     p.counts.push_back(static_cast<int64_t>(r.tokens.size()) - r.answer_start);
   }
+  p.distinct_rows = p.rows;
+  std::sort(p.distinct_rows.begin(), p.distinct_rows.end());
+  p.distinct_rows.erase(std::unique(p.distinct_rows.begin(), p.distinct_rows.end()),
+                        p.distinct_rows.end());
   return p;
 }
 
-std::vector<std::vector<TokenScore>> Model::ScoreHidden(const Tensor& h, const ScoreLayout& p) {
-  const std::vector<int64_t>& rows = p.rows;
-  const std::vector<int32_t>& gold = p.gold;
-  std::vector<std::vector<TokenScore>> out(p.counts.size());
-  // The LM head runs only on scored rows, in chunks that bound the logits' memory.
-  constexpr int64_t kChunk = 256;
-  std::vector<kernels::Backend::RowScore> scores;
-  scores.reserve(rows.size());
-  for (size_t s = 0; s < rows.size(); s += kChunk) {
-    const size_t e = std::min(rows.size(), s + kChunk);
-    std::vector<int64_t> r(rows.begin() + s, rows.begin() + e);
-    std::vector<int32_t> g(gold.begin() + s, gold.begin() + e);
-    Tensor logits = Head(h, r);
-    auto sc = backend_->ScoreRows(logits, g);
-    scores.insert(scores.end(), sc.begin(), sc.end());
+std::vector<std::vector<TokenScore>> Model::ScoreFrom(Tensor h, const ScoreLayout& p,
+                                                      int64_t from) {
+  // After this, h holds the final residual stream of the distinct scored rows.
+  RunLayers(&h, p.layout, from, config_.layers, &p.distinct_rows);
+  // Index into h of every scored entry.
+  std::vector<int64_t> at(p.rows.size());
+  for (size_t j = 0; j < p.rows.size(); ++j) {
+    at[j] = std::lower_bound(p.distinct_rows.begin(), p.distinct_rows.end(), p.rows[j]) -
+            p.distinct_rows.begin();
   }
+  // The LM head runs once per distinct row, in chunks that bound the logits'
+  // memory; every entry whose row is in the chunk is scored from its logits.
+  constexpr int64_t kChunk = 256;
+  const int64_t m = static_cast<int64_t>(p.distinct_rows.size());
+  std::vector<kernels::Backend::RowScore> scores(p.rows.size());
+  std::vector<std::vector<size_t>> entries_of(m);
+  for (size_t j = 0; j < at.size(); ++j) entries_of[at[j]].push_back(j);
+  for (int64_t s = 0; s < m; s += kChunk) {
+    const int64_t e = std::min(m, s + kChunk);
+    std::vector<int64_t> r(e - s);
+    for (int64_t i = s; i < e; ++i) r[i - s] = i;
+    Tensor logits = Head(h, r);
+    std::vector<int64_t> lrow;  // logits row of each entry, in entry order
+    std::vector<int32_t> g;
+    std::vector<size_t> which;
+    for (int64_t i = s; i < e; ++i) {
+      for (size_t j : entries_of[i]) {
+        lrow.push_back(i - s);
+        g.push_back(p.gold[j]);
+        which.push_back(j);
+      }
+    }
+    if (static_cast<int64_t>(lrow.size()) != e - s) {  // some row scored twice
+      Tensor dup = backend_->Empty(lrow.size(), logits.cols());
+      backend_->GatherRows(logits, lrow, &dup);
+      logits = std::move(dup);
+    }
+    auto sc = backend_->ScoreRows(logits, g);
+    for (size_t k = 0; k < which.size(); ++k) scores[which[k]] = sc[k];
+  }
+  std::vector<std::vector<TokenScore>> out(p.counts.size());
   size_t j = 0;
   for (size_t i = 0; i < p.counts.size(); ++i) {
     for (int64_t q = 0; q < p.counts[i]; ++q, ++j) {
@@ -836,14 +949,10 @@ std::vector<std::vector<TokenScore>> Model::ScoreHidden(const Tensor& h, const S
 }
 
 absl::StatusOr<std::vector<std::vector<TokenScore>>> Model::Score(
-    const std::vector<ScoreRequest>& batch) {
-  auto p = PrepareScore(batch);
+    const std::vector<ScoreRequest>& batch, bool share_prefixes) {
+  auto p = PrepareScore(batch, share_prefixes);
   if (!p.ok()) return p.status();
-  kernels::SeqLayout layout;
-  auto h = Embed(p->inputs, &layout);
-  if (!h.ok()) return h.status();
-  RunLayers(&*h, layout, 0, config_.layers);
-  return ScoreHidden(*h, *p);
+  return ScoreFrom(EmbedScore(*p), *p, 0);
 }
 
 absl::StatusOr<std::vector<float>> Model::Logits(const std::vector<std::vector<int32_t>>& seqs) {

@@ -73,10 +73,11 @@ class Model {
   // The weight W [out, in] of (type, layer); NOT_FOUND / INVALID_ARGUMENT otherwise.
   absl::StatusOr<kernels::Tensor*> Matrix(const std::string& type, int64_t layer);
 
-  // Scores a packed batch: one vector of TokenScore per request, one entry per
-  // answer position. The LM head runs only on the positions that are scored.
-  absl::StatusOr<std::vector<std::vector<TokenScore>>> Score(
-      const std::vector<ScoreRequest>& batch);
+  // Scores a batch: one vector of TokenScore per request, one entry per answer
+  // position. The LM head runs only on the positions that are scored; shared
+  // prefixes as PrepareScore says.
+  absl::StatusOr<std::vector<std::vector<TokenScore>>> Score(const std::vector<ScoreRequest>& batch,
+                                                             bool share_prefixes = true);
 
   // Full logits for every position of every sequence, [sum(len), vocab]
   // row-major on the host (for tests against reference implementations).
@@ -85,26 +86,42 @@ class Model {
   // Pieces of the forward pass, for callers that reuse a prefix (issue 3).
   absl::StatusOr<kernels::Tensor> Embed(const std::vector<std::vector<int32_t>>& seqs,
                                         kernels::SeqLayout* layout);
-  void RunLayers(kernels::Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to);
+  // Runs layers [from, to) on h. With `keep`, the last of them (to − 1) still
+  // computes attention over every row, but its output projection and MLP only
+  // for the rows `keep`, and h becomes those rows [keep.size(), hidden] in
+  // that order (nothing after the last layer reads the others).
+  void RunLayers(kernels::Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to,
+                 const std::vector<int64_t>* keep = nullptr);
   // Final norm + LM head on the given rows of h: logits [rows.size(), vocab].
   kernels::Tensor Head(const kernels::Tensor& h, const std::vector<int64_t>& rows);
 
   // Score split into pieces, for callers that run the layers themselves
   // (prefix reuse, issue 3). PrepareScore validates a batch and lays it out:
-  // the model input is every sequence minus its last token; `rows`/`gold` are
-  // the scored rows of the packed activations and their gold tokens, `counts`
-  // the number of scored positions per request. ScoreHidden runs the final
-  // norm and LM head on those rows of the final residual stream h only, so
-  // Score(b) == ScoreHidden(RunLayers(Embed(p.inputs), 0, layers), p).
+  // the model input is every sequence minus its last token, as the rows of
+  // `layout` with their input `tokens`. With `share_prefixes` (and a backend
+  // that supports it), sequences that begin with the same tokens share those
+  // rows — a prefix tree (kernels::SeqLayout) — when that saves at least a
+  // tenth of the rows; every row's result is what it would be in its own
+  // sequence. `rows`/`gold` are the scored rows and their gold tokens (a row
+  // may be scored more than once), `counts` the scored positions per request.
+  // Score(b) == ScoreFrom(EmbedScore(p), p, 0) with p = PrepareScore(b).
   struct ScoreLayout {
-    std::vector<std::vector<int32_t>> inputs;
     kernels::SeqLayout layout;
+    std::vector<int32_t> tokens;  // input token of each row of `layout`
     std::vector<int64_t> rows;
     std::vector<int32_t> gold;
     std::vector<int64_t> counts;
+    std::vector<int64_t> distinct_rows;  // the scored rows, each once, ascending
   };
-  absl::StatusOr<ScoreLayout> PrepareScore(const std::vector<ScoreRequest>& batch) const;
-  std::vector<std::vector<TokenScore>> ScoreHidden(const kernels::Tensor& h, const ScoreLayout& p);
+  absl::StatusOr<ScoreLayout> PrepareScore(const std::vector<ScoreRequest>& batch,
+                                           bool share_prefixes = true) const;
+  // The residual stream entering layer 0 for the rows of p.layout.
+  kernels::Tensor EmbedScore(const ScoreLayout& p);
+  // Runs layers [from, L) on h, the residual stream entering layer `from`
+  // (consumed), the last layer only as far as the scored rows need it, then
+  // the final norm and LM head once per distinct scored row.
+  std::vector<std::vector<TokenScore>> ScoreFrom(kernels::Tensor h, const ScoreLayout& p,
+                                                 int64_t from);
 
   // Low-rank overrides (factored apply, issue 3): while one is set, RunLayers
   // uses W(type, layer) ≈ us · vᵀ, computed as (x · v) · usᵀ (Backend::MatMul
@@ -123,6 +140,8 @@ class Model {
 
  private:
   Model() = default;
+  // Embeddings (+ learned positions) of the given tokens at the given positions.
+  kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
   ModelConfig config_;
   kernels::Backend* backend_ = nullptr;
   struct Weights;

@@ -99,10 +99,13 @@ class CpuBackend final : public Backend {
     }
   }
 
+  bool SupportsPrefixTree() const override { return true; }
+
   void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
             const std::vector<float>& inv_freq, RopeStyle style) override {
     int64_t max_len = 0;
     for (int64_t l : layout.lengths) max_len = std::max(max_len, l);
+    for (int64_t p : layout.position) max_len = std::max(max_len, p + 1);
     const int half = rotary_dim / 2;
     // cos/sin per (position, frequency), computed in fp32 as the reference does.
     std::vector<float> cs(max_len * half), sn(max_len * half);
@@ -114,33 +117,42 @@ class CpuBackend final : public Backend {
       }
     }
     const int64_t stride = x->cols();
-    for (size_t s = 0; s < layout.offsets.size(); ++s) {
-      for (int64_t p = 0; p < layout.lengths[s]; ++p) {
-        float* row = x->data() + (layout.offsets[s] + p) * stride;
-        const float* c = cs.data() + p * half;
-        const float* si = sn.data() + p * half;
-        for (int h = 0; h < heads; ++h) {
-          float* v = row + h * head_dim;
-          if (style == RopeStyle::kNeox) {
-            for (int f = 0; f < half; ++f) {
-              const float a = v[f], b = v[f + half];
-              v[f] = a * c[f] - b * si[f];
-              v[f + half] = b * c[f] + a * si[f];
-            }
-          } else {
-            for (int f = 0; f < half; ++f) {
-              const float a = v[2 * f], b = v[2 * f + 1];
-              v[2 * f] = a * c[f] - b * si[f];
-              v[2 * f + 1] = b * c[f] + a * si[f];
-            }
+    auto rotate = [&](int64_t r, int64_t p) {
+      float* row = x->data() + r * stride;
+      const float* c = cs.data() + p * half;
+      const float* si = sn.data() + p * half;
+      for (int h = 0; h < heads; ++h) {
+        float* v = row + h * head_dim;
+        if (style == RopeStyle::kNeox) {
+          for (int f = 0; f < half; ++f) {
+            const float a = v[f], b = v[f + half];
+            v[f] = a * c[f] - b * si[f];
+            v[f + half] = b * c[f] + a * si[f];
+          }
+        } else {
+          for (int f = 0; f < half; ++f) {
+            const float a = v[2 * f], b = v[2 * f + 1];
+            v[2 * f] = a * c[f] - b * si[f];
+            v[2 * f + 1] = b * c[f] + a * si[f];
           }
         }
       }
+    };
+    if (layout.is_tree()) {
+      for (int64_t r = 0; r < layout.total_rows(); ++r) rotate(r, layout.position[r]);
+      return;
+    }
+    for (size_t s = 0; s < layout.offsets.size(); ++s) {
+      for (int64_t p = 0; p < layout.lengths[s]; ++p) rotate(layout.offsets[s] + p, p);
     }
   }
 
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
                  int heads, int kv_heads, int head_dim, float scale, Tensor* out) override {
+    if (layout.is_tree()) {
+      TreeAttention(q, k, v, layout, heads, kv_heads, head_dim, scale, out);
+      return;
+    }
     const int group = heads / kv_heads;
     const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
     std::vector<float> scores;
@@ -175,6 +187,55 @@ class CpuBackend final : public Backend {
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, scores.data(),
                     T, vh, vs, 0.0f, oh, os);
+      }
+    }
+  }
+
+  // Prefix-tree attention: row r attends to the chain root .. parent[r], r. The
+  // chains are short (shared prompt prefixes), so plain loops over the chain;
+  // the dot products keep 8 partial sums so that they vectorise.
+  static void TreeAttention(const Tensor& q, const Tensor& k, const Tensor& v,
+                            const SeqLayout& layout, int heads, int kv_heads, int head_dim,
+                            float scale, Tensor* out) {
+    const int group = heads / kv_heads;
+    const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
+    std::vector<int64_t> chain;
+    std::vector<float> w;
+    for (int64_t r = 0; r < layout.total_rows(); ++r) {
+      const int64_t T = layout.position[r] + 1;
+      chain.resize(T);
+      for (int64_t j = T - 1, a = r; j >= 0; --j, a = layout.parent[a]) chain[j] = a;
+      w.resize(T);
+      for (int h = 0; h < heads; ++h) {
+        const int kh = h / group;
+        const float* qh = q.data() + r * qs + h * head_dim;
+        float* oh = out->data() + r * os + h * head_dim;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < T; ++j) {
+          const float* kr = k.data() + chain[j] * ks + kh * head_dim;
+          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int d = 0;
+          for (; d + 8 <= head_dim; d += 8) {
+            for (int l = 0; l < 8; ++l) acc[l] += qh[d + l] * kr[d + l];
+          }
+          float dot =
+              ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+          for (; d < head_dim; ++d) dot += qh[d] * kr[d];
+          w[j] = scale * dot;
+          mx = std::max(mx, w[j]);
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j < T; ++j) {
+          w[j] = std::exp(w[j] - mx);
+          sum += w[j];
+        }
+        const float inv = 1.0f / sum;
+        std::fill(oh, oh + head_dim, 0.0f);
+        for (int64_t j = 0; j < T; ++j) {
+          const float p = w[j] * inv;
+          const float* vr = v.data() + chain[j] * vs + kh * head_dim;
+          for (int d = 0; d < head_dim; ++d) oh[d] += p * vr[d];
+        }
       }
     }
   }
@@ -319,6 +380,16 @@ SeqLayout SeqLayout::FromLengths(const std::vector<int64_t>& lengths) {
     l.offsets[i] = off;
     off += lengths[i];
   }
+  return l;
+}
+
+SeqLayout SeqLayout::FromParents(std::vector<int64_t> parent) {
+  SeqLayout l;
+  l.position.resize(parent.size());
+  for (size_t r = 0; r < parent.size(); ++r) {
+    l.position[r] = parent[r] < 0 ? 0 : l.position[parent[r]] + 1;
+  }
+  l.parent = std::move(parent);
   return l;
 }
 

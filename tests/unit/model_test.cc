@@ -131,6 +131,86 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
                                            "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
                                            "gptj", "gpt_neox", "gpt_neox_seq"));
 
+// Requests that share prefixes: every fixture sequence, its prefixes with
+// other continuations, and the same sequence scored from two answer starts
+// (so one row is scored twice, as a multiple-choice task does).
+std::vector<ScoreRequest> SharedPrefixRequests(const std::vector<std::vector<int32_t>>& seqs,
+                                               int32_t vocab) {
+  std::vector<ScoreRequest> reqs;
+  for (const auto& s : seqs) {
+    if (s.size() < 4) continue;
+    const int64_t n = static_cast<int64_t>(s.size());
+    reqs.push_back({s, n / 2});
+    reqs.push_back({s, n - 1});
+    for (int64_t cut : {n / 2, n - 1}) {
+      std::vector<int32_t> alt(s.begin(), s.begin() + cut);
+      alt.push_back((s[cut] + 7) % vocab);
+      alt.push_back((s[cut] + 3) % vocab);
+      reqs.push_back({alt, cut});
+    }
+  }
+  return reqs;
+}
+
+// The prefix tree and the last-layer-only-for-scored-rows path give what each
+// sequence alone gives (a log-softmax of its full logits).
+TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
+  const json manifest = ReadJson(FixtureDir() + "manifest.json");
+  json entry;
+  for (const json& m : manifest["models"])
+    if (m["name"] == GetParam()) entry = m;
+  ASSERT_FALSE(entry.is_null()) << GetParam();
+  Loaded l = LoadFixture(entry["dir"]);
+  ASSERT_NE(l.model, nullptr);
+  const json ref = ReadJson(FixtureDir() + entry["reference"].get<std::string>());
+  std::vector<std::vector<int32_t>> seqs;
+  for (const json& s : ref["sequences"]) seqs.push_back(s["ids"].get<std::vector<int32_t>>());
+  const int64_t V = l.model->config().vocab_size;
+  const std::vector<ScoreRequest> reqs = SharedPrefixRequests(seqs, static_cast<int32_t>(V));
+  ASSERT_GE(reqs.size(), 4u);
+
+  auto tree = l.model->PrepareScore(reqs, /*share_prefixes=*/true);
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  auto packed = l.model->PrepareScore(reqs, /*share_prefixes=*/false);
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  ASSERT_TRUE(tree->layout.is_tree());
+  EXPECT_FALSE(packed->layout.is_tree());
+  EXPECT_LT(tree->layout.total_rows(), packed->layout.total_rows());
+  EXPECT_LT(tree->distinct_rows.size(), tree->rows.size());  // a row scored twice
+  EXPECT_EQ(tree->rows.size(), packed->rows.size());
+
+  for (const auto* p : {&*tree, &*packed}) {
+    for (int64_t from : {int64_t{0}, l.model->config().layers - 1}) {
+      kernels::Tensor h = l.model->EmbedScore(*p);
+      l.model->RunLayers(&h, p->layout, 0, from);
+      auto scores = l.model->ScoreFrom(std::move(h), *p, from);
+      ASSERT_EQ(scores.size(), reqs.size());
+      for (size_t r = 0; r < reqs.size(); ++r) {
+        auto full = l.model->Logits({reqs[r].tokens});
+        ASSERT_TRUE(full.ok());
+        ASSERT_EQ(scores[r].size(), reqs[r].tokens.size() - reqs[r].answer_start);
+        for (size_t q = reqs[r].answer_start; q < reqs[r].tokens.size(); ++q) {
+          const float* row = full->data() + (q - 1) * V;
+          double mx = row[0];
+          int32_t am = 0;
+          for (int64_t v = 1; v < V; ++v)
+            if (row[v] > mx) mx = row[v], am = v;
+          double sum = 0;
+          int64_t greater = 0;
+          const float g = row[reqs[r].tokens[q]];
+          for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx), greater += row[v] > g;
+          const TokenScore& ts = scores[r][q - reqs[r].answer_start];
+          EXPECT_NEAR(ts.logprob, g - mx - std::log(sum), 1e-5)
+              << GetParam() << (p->layout.is_tree() ? " tree" : " packed") << " from " << from
+              << " request " << r << " position " << q;
+          EXPECT_EQ(ts.argmax, am);
+          EXPECT_EQ(ts.greater, greater);
+        }
+      }
+    }
+  }
+}
+
 TEST(ModelTest, CanonicalMatrices) {
   Loaded l = LoadFixture("llama");
   ASSERT_NE(l.model, nullptr);
@@ -164,6 +244,12 @@ TEST(ModelTest, RejectsBadTokens) {
   auto s = l.model->Logits({too_long});
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.status().message().find("context"), std::string::npos) << s.status();
+  too_long.push_back(3);  // the last token is not an input: one more than the context fits
+  auto sc = l.model->Score({{too_long, 1}});
+  EXPECT_EQ(sc.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(sc.status().message().find("context"), std::string::npos) << sc.status();
+  too_long.pop_back();
+  EXPECT_TRUE(l.model->Score({{too_long, 1}}).ok());
 }
 
 }  // namespace

@@ -157,6 +157,7 @@ TEST_F(SweepTest, PrefixReuseFactoredApplyAndAnswerHeadMatchAFullDenseForward) {
   ASSERT_TRUE(toks.ok());
   eval::ScoreOptions so;
   so.topk = cfg.topk;
+  so.share_prefixes = false;  // the reference is plain packed sequences
   auto split = eval::MakeSplit(ds->examples.size(), cfg.split);
   ASSERT_TRUE(split.ok());
   // The baseline equals a plain Model::Score.
