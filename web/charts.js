@@ -50,7 +50,7 @@ const Charts = (() => {
   //          onClick(payload), legend: [lo, hi, fmt]}
   function heatmap(grid, cells, opts) {
     const cols = grid.columns, rows = grid.layers;
-    const cw = Math.max(16, Math.min(52, Math.floor(420 / Math.max(1, cols.length))));
+    const cw = Math.max(16, Math.min(44, Math.floor(400 / Math.max(1, cols.length))));
     const ch = Math.max(12, Math.min(26, Math.floor(420 / Math.max(1, rows.length))));
     const left = 44, top = 34, legendH = 34;
     const width = left + cols.length * cw + 12, height = top + rows.length * ch + legendH + 8;

@@ -332,11 +332,12 @@
       const bk = bestKey === type ? `${num(best.intervention.layer)}|${colKey(best.intervention)}` : null;
       const row = cell('div', undefined, { class: 'heatmap-row', 'data-type': type });
       row.appendChild(cell('h4', type));
+      const pair = row.appendChild(cell('div', undefined, { class: 'heatmap-pair' }));
       const onClick = (p) => { state.spectrumChosen = true; showSpectrum(p.type, p.layer); };
-      row.appendChild(Charts.heatmap(grid, acc, {
+      pair.appendChild(Charts.heatmap(grid, acc, {
         title: 'validation accuracy (%)', metric: 'accuracy', type, best: bk, onClick,
         color: accColor, format: (v) => v.toFixed(1), legend: [lo, hi, (v) => v.toFixed(1)] }));
-      row.appendChild(Charts.heatmap(grid, loss, {
+      pair.appendChild(Charts.heatmap(grid, loss, {
         title: 'Δ validation log-loss vs baseline', metric: 'delta_log_loss', type, best: bk, onClick,
         color: lossColor, format: (v) => (Math.abs(v) < 0.005 ? 0 : v).toFixed(2),
         legend: [-bound, bound, (v) => fmtSigned(v, 3)] }));
