@@ -424,6 +424,13 @@
       state.summary = page;
       if (!page.next_page_token) break;
     }
+    // The list shows the selected job as its panel does (the list was read first).
+    const j = selectedJob();
+    if (j && state.summary) {
+      j.state = state.summary.state;
+      j.progress = state.summary.progress;
+      j.result_count = state.summary.result_count;
+    }
   }
 
   let timer = null, busy = false;

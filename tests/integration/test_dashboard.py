@@ -353,7 +353,19 @@ def _browser():
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts)
 
 
-def test_live_page_in_headless_chromium(dash, finished_job):
+def eventually(read, want, timeout=60):
+    """Polls read() until it returns want (a polling page is eventually consistent);
+    asserts equality with the last value read."""
+    deadline = time.monotonic() + timeout
+    got = read()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = read()
+    assert got == want
+
+
+def test_live_page_in_headless_chromium(dash, finished_job, capsys):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -399,8 +411,6 @@ def test_live_page_in_headless_chromium(dash, finished_job):
         wait.until(lambda d: filled() > first)
         second = filled()
         assert second > first  # the heatmap gains cells as results arrive
-        print(f"\ndashboard: {first} cells, then {second} (of {total}) at "
-              f"{time.monotonic() - t0:.1f} s")
 
         # The end: every cell, the job succeeded, the panels show the API's values.
         with dash.client(READ) as c:
@@ -440,27 +450,42 @@ def test_live_page_in_headless_chromium(dash, finished_job):
         # The best cell is outlined in its type's heatmaps.
         assert len(driver.find_elements(
             By.CSS_SELECTOR, f'svg.heatmap[data-type="{iv["matrix_type"]}"] rect.best-outline')) == 2
-        # The job list row.
-        row = driver.find_element(By.CSS_SELECTOR, f'#jobs tr[data-job-id="{job_id}"]')
-        assert "succeeded" in row.text and f"{total}/{total}" in row.text
+        # The job list row agrees with the panel.
+        eventually(lambda: driver.execute_script(
+            "const r = document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`);"
+            "return [r.querySelector('.state').textContent,"
+            "        r.querySelector('.job-progress').textContent];", job_id),
+            ["succeeded", f"{total}/{total}"])
 
         # The spectrum of the best matrix with its suggested rank marked.
-        sp = dash.json(f"/api/spectrum?matrix_type={iv['matrix_type']}&layer={iv.get('layer', 0)}")
-        k = sp["marchenko_pastur"]["suggested_rank"]
-        wait.until(lambda d: d.find_elements(By.ID, "suggested-rank-marker"))
-        plot = driver.find_element(By.ID, "spectrum-plot")
-        assert plot.get_attribute("data-suggested-rank") == k
-        assert plot.get_attribute("data-count") == str(len(sp["singular_values"]))
-        assert driver.find_element(By.ID, "spectrum-suggested-rank").text == k
+        spectrum_shown = (
+            "const p = document.getElementById('spectrum-plot');"
+            "const m = document.getElementById('suggested-rank-marker');"
+            "const k = document.getElementById('spectrum-suggested-rank');"
+            "return p && m && k ? [document.getElementById('spectrum-type').value,"
+            "  document.getElementById('spectrum-layer').value, p.dataset.suggestedRank,"
+            "  p.dataset.count, m.dataset.rank, k.textContent] : null;")
+
+        def expect_spectrum(matrix_type, layer):
+            sp = dash.json(f"/api/spectrum?matrix_type={matrix_type}&layer={layer}")
+            k = sp["marchenko_pastur"]["suggested_rank"]
+            want = [matrix_type, str(layer), k, str(len(sp["singular_values"])), k, k]
+            eventually(lambda: driver.execute_script(spectrum_shown), want)
+
+        expect_spectrum(iv["matrix_type"], iv.get("layer", 0))
         # Clicking a heatmap cell shows that matrix's spectrum.
-        driver.find_element(By.CSS_SELECTOR, 'svg.heatmap[data-type="attn.v"][data-metric="accuracy"]'
-                                             ' rect.cell.filled[data-layer="0"]').click()
-        sp2 = dash.json("/api/spectrum?matrix_type=attn.v&layer=0")
-        wait.until(lambda d: d.find_element(By.ID, "spectrum-type").get_attribute("value") == "attn.v"
-                   and d.find_element(By.ID, "spectrum-plot").get_attribute("data-count")
-                   == str(len(sp2["singular_values"])))
-        assert driver.find_element(By.ID, "spectrum-suggested-rank").text == \
-            sp2["marchenko_pastur"]["suggested_rank"]
+        other = "attn.v" if iv["matrix_type"] != "attn.v" else "mlp.out"
+        cell = (f'svg.heatmap[data-type="{other}"][data-metric="accuracy"]'
+                ' rect.cell.filled[data-layer="1"]')
+
+        def click(d):
+            try:
+                d.find_element(By.CSS_SELECTOR, cell).click()
+                return True
+            except (StaleElementReferenceException, NoSuchElementException):
+                return False  # redrawn between finding and clicking: again
+        wait.until(click)
+        expect_spectrum(other, 1)
 
         path = shots / "dashboard.png"
         height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -468,8 +493,10 @@ def test_live_page_in_headless_chromium(dash, finished_job):
         time.sleep(0.3)
         driver.save_screenshot(str(path))
         assert path.stat().st_size > 10000
-        print(f"dashboard screenshot: {path} (and {shots / 'dashboard_running.png'}); "
-              f"sweep and page done in {time.monotonic() - t0:.1f} s")
+        with capsys.disabled():  # shown in scripts/test.sh's output too
+            print(f"\ndashboard: {first} heatmap cells, then {second}, then {total}; "
+                  f"screenshot: {path} (and {shots / 'dashboard_running.png'}); "
+                  f"sweep and page done in {time.monotonic() - t0:.1f} s")
         # No script error and nothing refused by the Content-Security-Policy.
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
