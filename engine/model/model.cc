@@ -908,9 +908,10 @@ std::vector<std::vector<TokenScore>> Model::ScoreFrom(Tensor h, const ScoreLayou
     at[j] = std::lower_bound(p.distinct_rows.begin(), p.distinct_rows.end(), p.rows[j]) -
             p.distinct_rows.begin();
   }
-  // The LM head runs once per distinct row, in chunks that bound the logits'
-  // memory; every entry whose row is in the chunk is scored from its logits.
-  constexpr int64_t kChunk = 256;
+  // The LM head runs once per distinct row, in chunks whose logits take at
+  // most 256 MiB (larger GEMMs run closer to the machine's peak); every entry
+  // whose row is in the chunk is scored from its logits.
+  const int64_t kChunk = std::max<int64_t>(1, (int64_t{256} << 20) / (4 * config_.vocab_size));
   const int64_t m = static_cast<int64_t>(p.distinct_rows.size());
   std::vector<kernels::Backend::RowScore> scores(p.rows.size());
   std::vector<std::vector<size_t>> entries_of(m);

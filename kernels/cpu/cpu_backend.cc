@@ -7,12 +7,60 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/ops.h"
 
 namespace laserd::kernels {
 namespace {
+
+// Freed buffers are kept for reuse by exact size, so that the activations of
+// one forward pass reuse the pages of the previous one instead of faulting
+// fresh zeroed pages in (large blocks come from mmap, and freeing them
+// unmaps them). At most kCachedBytes of free buffers are kept; the pool lives
+// as long as the last tensor allocated from it.
+class BufferPool {
+ public:
+  static constexpr size_t kCachedBytes = size_t{1} << 30;
+  ~BufferPool() {
+    for (auto& [bytes, list] : free_)
+      for (void* p : list) std::free(p);
+  }
+  float* Get(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= bytes;
+        return static_cast<float*>(p);
+      }
+    }
+    // 64-byte aligned for SIMD loads in BLAS.
+    return static_cast<float*>(std::aligned_alloc(64, bytes));
+  }
+  void Put(float* p, size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + bytes <= kCachedBytes) {
+        free_[bytes].push_back(p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+};
 
 class CpuBackend final : public Backend {
  public:
@@ -21,10 +69,11 @@ class CpuBackend final : public Backend {
 
   Tensor Empty(int64_t rows, int64_t cols) override {
     const int64_t n = std::max<int64_t>(rows * cols, 1);
-    // 64-byte aligned for SIMD loads in BLAS.
-    float* p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
-    return Tensor(std::shared_ptr<float>(p, [](float* q) { std::free(q); }), rows, cols,
-                  DeviceKind::kCpu);
+    const size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    float* p = pool_->Get(bytes);
+    return Tensor(
+        std::shared_ptr<float>(p, [pool = pool_, bytes](float* q) { pool->Put(q, bytes); }), rows,
+        cols, DeviceKind::kCpu);
   }
   Tensor FromHost(const float* data, int64_t rows, int64_t cols) override {
     Tensor t = Empty(rows, cols);
@@ -259,6 +308,10 @@ class CpuBackend final : public Backend {
   void Activate(Tensor* x, Activation act) override {
     float* d = x->data();
     const int64_t n = x->size();
+    if (act == Activation::kSilu) {
+      for (int64_t i = 0; i < n; ++i) d[i] = Silu(d[i]);
+      return;
+    }
     for (int64_t i = 0; i < n; ++i) d[i] = Act(d[i], act);
   }
 
@@ -266,6 +319,10 @@ class CpuBackend final : public Backend {
     float* g = gate->data();
     const float* u = up.data();
     const int64_t n = gate->size();
+    if (act == Activation::kSilu) {
+      for (int64_t i = 0; i < n; ++i) g[i] = Silu(g[i]) * u[i];
+      return;
+    }
     for (int64_t i = 0; i < n; ++i) g[i] = Act(g[i], act) * u[i];
   }
 
@@ -323,6 +380,15 @@ class CpuBackend final : public Backend {
     return p * scale;
   }
 
+  // x · sigmoid(x) = x / (1 + exp(−x)), with exp of −|x| only (ExpNonPositive)
+  // so that the loops using it vectorise.
+  static inline float Silu(float x) {
+    const float e = ExpNonPositive(-std::fabs(x));
+    // Below −87 the true value is under 1e-35 (ExpNonPositive clamps there): 0.
+    const float s = x >= 0.0f ? 1.0f / (1.0f + e) : x < -87.0f ? 0.0f : e / (1.0f + e);
+    return x * s;
+  }
+
   static RowScore ScoreRow(const float* r, int64_t V, int32_t gold) {
     // Independent lanes so that the compiler vectorises without reassociating.
     constexpr int kLanes = 16;
@@ -367,6 +433,8 @@ class CpuBackend final : public Backend {
     s.greater = greater;
     return s;
   }
+
+  std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 };
 
 }  // namespace
