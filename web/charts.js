@@ -53,7 +53,9 @@ const Charts = (() => {
     const cw = Math.max(16, Math.min(44, Math.floor(400 / Math.max(1, cols.length))));
     const ch = Math.max(12, Math.min(26, Math.floor(420 / Math.max(1, rows.length))));
     const left = 44, top = 34, legendH = 34;
-    const width = left + cols.length * cw + 12, height = top + rows.length * ch + legendH + 8;
+    // Wide enough for the grid and the title (12px bold: about 7px a character).
+    const width = Math.max(left + cols.length * cw + 12, left + 7 * opts.title.length);
+    const height = top + rows.length * ch + legendH + 8;
     const svg = el('svg', {
       width, height, viewBox: `0 0 ${width} ${height}`, class: 'heatmap',
       'data-metric': opts.metric, 'data-type': opts.type, role: 'img',
