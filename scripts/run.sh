@@ -77,7 +77,7 @@ done
 "$laserctl" model
 job=$("$laserctl" submit --dataset-path "$data" --matrix-types "$types" --layers "$layers" \
   --rho "$rho" --composition greedy --label run=main)
-echo "submitted job $job; streaming results (metrics at http://127.0.0.1:$((port + 1))/metrics)" >&2
+echo "submitted job $job; streaming results (live dashboard at http://127.0.0.1:$((port + 1))/ , metrics at /metrics)" >&2
 "$laserctl" watch "$job"
 echo
 echo "Best interventions by validation accuracy (then log-loss):"
