@@ -21,7 +21,6 @@
 namespace laserd::client {
 
 namespace pb = ::laser::v1;
-using google::protobuf::util::JsonParseOptions;
 using google::protobuf::util::JsonPrintOptions;
 
 int ExitCodeForStatusCode(int code) {
@@ -113,17 +112,6 @@ absl::StatusOr<E> ParseEnum(const std::string& flag, const std::string& text,
 }
 
 }  // namespace
-
-absl::StatusOr<pb::SweepSpec> ParseSpecJson(const std::string& text, const std::string& source) {
-  pb::SweepSpec spec;
-  JsonParseOptions opts;
-  auto st = google::protobuf::util::JsonStringToMessage(text, &spec, opts);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": not a laser.v1.SweepSpec in protobuf JSON: ", std::string(st.message())));
-  }
-  return spec;
-}
 
 absl::StatusOr<pb::LayerSelection> ParseLayers(const std::string& text) {
   pb::LayerSelection sel;

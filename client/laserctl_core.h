@@ -72,10 +72,6 @@ struct SpecFlags {
   std::string model;
 };
 
-// Parses a spec in protobuf JSON (proto or JSON field names); INVALID_ARGUMENT
-// naming `source` on error.
-absl::StatusOr<::laser::v1::SweepSpec> ParseSpecJson(const std::string& text,
-                                                     const std::string& source);
 // Applies the flags on top of `base` (a spec file's contents, or empty): a flag
 // that is given replaces the field. INVALID_ARGUMENT naming the flag on a value
 // that cannot be parsed; the server checks everything else.

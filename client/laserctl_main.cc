@@ -21,6 +21,7 @@
 #include "laser/v1/dataset.grpc.pb.h"
 #include "laser/v1/model.grpc.pb.h"
 #include "laser/v1/sweep.grpc.pb.h"
+#include "proto/spec_io.h"
 
 namespace laserd::client {
 namespace {
@@ -395,7 +396,7 @@ int Submit(Connection& conn, const std::string& spec_file, const SpecFlags& flag
   if (!spec_file.empty()) {
     auto text = ReadFile(spec_file);
     if (!text.ok()) return FailStatus(text.status());
-    auto spec = ParseSpecJson(*text, spec_file);
+    auto spec = proto::ParseSweepSpecText(*text, spec_file);
     if (!spec.ok()) return Fail({kExitUsage, std::string(spec.status().message())});
     base = *spec;
   }

@@ -14,12 +14,12 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
+#include "proto/spec_io.h"
 
 namespace laserd::server {
 namespace {
 
 namespace pb = ::laser::v1;
-using google::protobuf::util::JsonParseOptions;
 using google::protobuf::util::JsonPrintOptions;
 
 absl::Status Invalid(const std::string& field, const std::string& what) {
@@ -28,25 +28,8 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
 
 }  // namespace
 
-absl::StatusOr<pb::SweepSpec> ParseSweepSpecJson(const std::string& text,
-                                                 const std::string& source) {
-  pb::SweepSpec spec;
-  JsonParseOptions opts;
-  opts.ignore_unknown_fields = false;
-  auto st = google::protobuf::util::JsonStringToMessage(text, &spec, opts);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": not a laser.v1.SweepSpec in JSON form: ", st.message().ToString()));
-  }
-  return spec;
-}
-
 absl::StatusOr<pb::SweepSpec> ReadSweepSpec(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open spec file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseSweepSpecJson(ss.str(), path);
+  return proto::ReadSweepSpecFile(path);
 }
 
 absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {

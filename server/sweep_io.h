@@ -19,11 +19,8 @@
 
 namespace laserd::server {
 
-// Parses a SweepSpec from protobuf JSON; INVALID_ARGUMENT naming `source` and
-// the offending field.
-absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecJson(const std::string& text,
-                                                          const std::string& source);
-// Reads and parses a spec file (NOT_FOUND when it cannot be read).
+// Reads and parses a spec file, protobuf JSON or YAML (proto/spec_io.h;
+// NOT_FOUND when it cannot be read).
 absl::StatusOr<::laser::v1::SweepSpec> ReadSweepSpec(const std::string& path);
 
 // SweepSpec → SweepConfig: checks every field that can be checked without the

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "client/laserctl_core.h"
+#include "proto/spec_io.h"
 
 namespace laserd::client {
 namespace {
@@ -114,7 +115,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
   f.labels = {"team=nlp", "run=a=b"};
   auto spec = ApplySpecFlags(f);
   ASSERT_TRUE(spec.ok()) << spec.status();
-  auto expected = ParseSpecJson(
+  auto expected = proto::ParseSweepSpecText(
       R"({"dataset": {"path": "/data/capitals.jsonl"},
           "matrix_types": ["mlp.in", "attn.q"],
           "layers": {"ranges": [{"start": 22}]},
@@ -134,9 +135,10 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
 }
 
 TEST(Spec, FlagsOverrideFile) {
-  auto base = ParseSpecJson(R"({"dataset": {"path": "a.jsonl"}, "rate": {"values": [9.9]},
+  auto base =
+      proto::ParseSweepSpecText(R"({"dataset": {"path": "a.jsonl"}, "rate": {"values": [9.9]},
                                 "matrix_types": ["mlp"], "priority": 1})",
-                            "base.json");
+                                "base.json");
   ASSERT_TRUE(base.ok());
   SpecFlags f;
   f.rho = {0.1};
@@ -160,7 +162,7 @@ TEST(Spec, Errors) {
   SpecFlags h;
   h.labels = {"novalue"};
   EXPECT_EQ(ApplySpecFlags(h).status().message(), "--label: \"novalue\" is not key=value");
-  auto bad = ParseSpecJson(R"({"rho": {"valuez": [1]}})", "s.json");
+  auto bad = proto::ParseSweepSpecText(R"({"rho": {"valuez": [1]}})", "s.json");
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("s.json: not a laser.v1.SweepSpec"), std::string::npos);
