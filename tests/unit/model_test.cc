@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "engine/formats/weights.h"
 
 namespace laserd::model {
@@ -41,6 +42,36 @@ Loaded LoadFixture(const std::string& dir) {
   EXPECT_TRUE(m.ok()) << m.status();
   if (m.ok()) l.model = *std::move(m);
   return l;
+}
+
+// Every score of `scores` equals a log-softmax of the request's own full
+// logits (each request alone), its first argmax and its count of greater logits.
+void ExpectScoresMatchLogits(Model& m, const std::vector<ScoreRequest>& reqs,
+                             const std::vector<std::vector<TokenScore>>& scores,
+                             const std::string& what) {
+  const int64_t V = m.config().vocab_size;
+  ASSERT_EQ(scores.size(), reqs.size()) << what;
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    auto full = m.Logits({reqs[r].tokens});
+    ASSERT_TRUE(full.ok());
+    ASSERT_EQ(scores[r].size(), reqs[r].tokens.size() - reqs[r].answer_start) << what;
+    for (size_t q = reqs[r].answer_start; q < reqs[r].tokens.size(); ++q) {
+      const float* row = full->data() + (q - 1) * V;
+      double mx = row[0];
+      int32_t am = 0;
+      for (int64_t v = 1; v < V; ++v)
+        if (row[v] > mx) mx = row[v], am = v;
+      double sum = 0;
+      int64_t greater = 0;
+      const float g = row[reqs[r].tokens[q]];
+      for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx), greater += row[v] > g;
+      const TokenScore& ts = scores[r][q - reqs[r].answer_start];
+      EXPECT_NEAR(ts.logprob, g - mx - std::log(sum), 1e-5)
+          << what << ": request " << r << " position " << q;
+      EXPECT_EQ(ts.argmax, am) << what;
+      EXPECT_EQ(ts.greater, greater) << what;
+    }
+  }
 }
 
 class TinyModelTest : public ::testing::TestWithParam<std::string> {};
@@ -105,25 +136,7 @@ TEST_P(TinyModelTest, LogitsMatchTransformers) {
     if (s.size() >= 2) reqs.push_back({s, static_cast<int64_t>(s.size() / 2)});
   auto scores = l.model->Score(reqs);
   ASSERT_TRUE(scores.ok()) << scores.status();
-  for (size_t r = 0; r < reqs.size(); ++r) {
-    auto full = l.model->Logits({reqs[r].tokens});
-    ASSERT_TRUE(full.ok());
-    for (size_t p = reqs[r].answer_start; p < reqs[r].tokens.size(); ++p) {
-      const float* row = full->data() + (p - 1) * V;
-      double mx = row[0];
-      int32_t am = 0;
-      for (int64_t v = 1; v < V; ++v)
-        if (row[v] > mx) mx = row[v], am = v;
-      double sum = 0;
-      int64_t greater = 0;
-      const float g = row[reqs[r].tokens[p]];
-      for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx), greater += row[v] > g;
-      const TokenScore& ts = (*scores)[r][p - reqs[r].answer_start];
-      EXPECT_NEAR(ts.logprob, g - mx - std::log(sum), 1e-5);
-      EXPECT_EQ(ts.argmax, am);
-      EXPECT_EQ(ts.greater, greater);
-    }
-  }
+  ExpectScoresMatchLogits(*l.model, reqs, *scores, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
@@ -184,29 +197,9 @@ TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
       kernels::Tensor h = l.model->EmbedScore(*p);
       l.model->RunLayers(&h, p->layout, 0, from);
       auto scores = l.model->ScoreFrom(std::move(h), *p, from);
-      ASSERT_EQ(scores.size(), reqs.size());
-      for (size_t r = 0; r < reqs.size(); ++r) {
-        auto full = l.model->Logits({reqs[r].tokens});
-        ASSERT_TRUE(full.ok());
-        ASSERT_EQ(scores[r].size(), reqs[r].tokens.size() - reqs[r].answer_start);
-        for (size_t q = reqs[r].answer_start; q < reqs[r].tokens.size(); ++q) {
-          const float* row = full->data() + (q - 1) * V;
-          double mx = row[0];
-          int32_t am = 0;
-          for (int64_t v = 1; v < V; ++v)
-            if (row[v] > mx) mx = row[v], am = v;
-          double sum = 0;
-          int64_t greater = 0;
-          const float g = row[reqs[r].tokens[q]];
-          for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx), greater += row[v] > g;
-          const TokenScore& ts = scores[r][q - reqs[r].answer_start];
-          EXPECT_NEAR(ts.logprob, g - mx - std::log(sum), 1e-5)
-              << GetParam() << (p->layout.is_tree() ? " tree" : " packed") << " from " << from
-              << " request " << r << " position " << q;
-          EXPECT_EQ(ts.argmax, am);
-          EXPECT_EQ(ts.greater, greater);
-        }
-      }
+      ExpectScoresMatchLogits(
+          *l.model, reqs, scores,
+          absl::StrCat(GetParam(), p->layout.is_tree() ? " tree" : " packed", " from ", from));
     }
   }
 }
