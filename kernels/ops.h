@@ -99,6 +99,10 @@ class Backend {
   virtual std::string name() const = 0;
   // Whether Rope and Attention accept the prefix-tree form of SeqLayout.
   virtual bool SupportsPrefixTree() const { return false; }
+  // Makes the calling thread ready to use this backend (CUDA: the current
+  // device is per host thread, so a thread other than the one that created the
+  // backend sets it to the backend's GPU first). Cheap; idempotent.
+  virtual void BindThread() {}
 
   // Memory.
   virtual Tensor Empty(int64_t rows, int64_t cols) = 0;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "engine/laser/replicas.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -180,7 +181,14 @@ void AddServeCommand(CLI::App& app, Runner* run) {
   CLI::App* cmd =
       app.add_subcommand("serve", "Serve LASER sweeps over gRPC (laser.v1) on a resident model");
   cmd->add_option("--model", o->model, "GGUF file or safetensors model directory")->required();
-  cmd->add_option("--device", o->device, "auto | cpu | cuda")->default_val("auto");
+  auto devices = std::make_shared<std::string>();
+  auto* device = cmd->add_option("--device", o->device, "auto | cpu | cuda[:N][/fp32|/bf16|/fp16]")
+                     ->default_val("auto");
+  cmd->add_option("--devices", *devices,
+                  "Several devices, one resident replica each, a sweep's matrices spread across "
+                  "them: a comma-separated list of --device values, or GPU indices ('0,1' = "
+                  "cuda:0,cuda:1)")
+      ->excludes(device);
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json (safetensors models)");
   cmd->add_option("--listen", o->listen, "gRPC address HOST:PORT")->default_val("127.0.0.1:50051");
   cmd->add_option("--http-listen", o->http_listen,
@@ -205,9 +213,18 @@ void AddServeCommand(CLI::App& app, Runner* run) {
   cmd->add_option("--cache-budget-mb", o->cache_budget_mb,
                   "Memory for the cached residual streams (prefix reuse), MiB")
       ->default_val(1024);
-  cmd->callback([o, run]() {
-    *run = [o]() {
-      absl::Status st = Serve(*o);
+  cmd->callback([o, devices, run]() {
+    *run = [o, devices]() {
+      absl::Status st = absl::OkStatus();
+      if (!devices->empty()) {
+        auto d = laser::ParseDeviceList(*devices);
+        if (d.ok()) {
+          o->devices = *std::move(d);
+        } else {
+          st = d.status();
+        }
+      }
+      if (st.ok()) st = Serve(*o);
       if (!st.ok()) {
         spdlog::error("{}", st.ToString());
         return ExitCodeFor(st);

@@ -22,6 +22,7 @@
 #include "engine/eval/dataset.h"
 #include "engine/laser/intervention.h"
 #include "engine/laser/rank.h"
+#include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -262,9 +263,22 @@ absl::Status Core::ModelReady() const {
 
 absl::Status Core::LoadModel() {
   const auto t0 = Clock::now();
-  auto lm = eval::LoadModel(opts_.model, opts_.device, opts_.tokenizer);
-  if (!lm.ok()) return lm.status();
-  lm_ = *std::move(lm);
+  const std::vector<std::string> devices =
+      opts_.devices.empty() ? std::vector<std::string>{opts_.device} : opts_.devices;
+  if (devices.size() == 1) {
+    auto lm = eval::LoadModel(opts_.model, devices[0], opts_.tokenizer);
+    if (!lm.ok()) return lm.status();
+    lm_ = *std::move(lm);
+  } else {
+    auto loaded = laser::LoadReplicas(opts_.model, devices, opts_.tokenizer);
+    if (!loaded.ok()) return loaded.status();
+    lm_ = std::move((*loaded)[0]);
+    for (size_t i = 1; i < loaded->size(); ++i) replicas_.push_back(std::move((*loaded)[i]));
+  }
+  device_names_.push_back(laser::ReplicaDeviceName(devices[0], lm_));
+  for (size_t i = 1; i < devices.size(); ++i) {
+    device_names_.push_back(laser::ReplicaDeviceName(devices[i], replicas_[i - 1]));
+  }
   const model::ModelConfig& c = lm_.model->config();
   pb::ModelInfo& mi = model_info_;
   namespace fs = std::filesystem;
@@ -317,6 +331,7 @@ absl::Status Core::LoadModel() {
   const bool cuda = lm_.backend->kind() == kernels::DeviceKind::kCuda;
   mi.set_device(cuda ? pb::DEVICE_CUDA : pb::DEVICE_CPU);
   mi.set_device_name(lm_.backend->name());
+  for (const std::string& d : device_names_) mi.add_devices(d);
   for (const std::string& type : lm_.model->MatrixTypes()) {
     auto w = lm_.model->Matrix(type, 0);
     if (!w.ok()) return w.status();
@@ -345,11 +360,14 @@ absl::Status Core::LoadModel() {
   ti->set_bos_token_id(lm_.tokenizer->bos_id().value_or(-1));
   ti->set_eos_token_id(lm_.tokenizer->eos_id().value_or(-1));
   *mi.mutable_load_time() = Now();
-  mi.mutable_memory()->set_weights_bytes(lm_.model->ParameterCount() * 4);
+  // Every replica holds its own copy of the weights.
+  mi.mutable_memory()->set_weights_bytes(lm_.model->ParameterCount() * 4 *
+                                         static_cast<int64_t>(device_names_.size()));
   mi.mutable_memory()->set_cache_budget_bytes(opts_.cache_budget_mb << 20);
   resident_ = true;
   spdlog::info("model resident: {} ({}, {} layers, {} parameters) on {} in {:.2f} s", name,
-               mi.architecture(), c.layers, mi.parameter_count(), mi.device_name(),
+               mi.architecture(), c.layers, mi.parameter_count(),
+               absl::StrJoin(device_names_, ", "),
                std::chrono::duration<double>(Clock::now() - t0).count());
   return absl::OkStatus();
 }
@@ -623,7 +641,9 @@ void Core::RunJob(const std::string& id) {
     auto ds = ResolveDataset(spec, &source);
     if (!ds.ok()) return ds.status();
     std::unique_lock<std::mutex> ml(model_mu_);
-    auto runner = laser::SweepRunner::Create(lm_.model.get(), *lm_.tokenizer, *ds, *cfg);
+    std::vector<model::Model*> models = {lm_.model.get()};
+    for (const eval::LoadedModel& r : replicas_) models.push_back(r.model.get());
+    auto runner = laser::SweepRunner::Create(models, *lm_.tokenizer, *ds, *cfg);
     if (!runner.ok()) return SpecError(runner.status());
     laser::SweepRunner& R = **runner;
     auto stored = store_->Results(id);
@@ -741,8 +761,9 @@ void Core::RunJob(const std::string& id) {
         progress_event(false);
       }
       metrics_.AddIntervention();
-      // Let a waiting GetSpectrum read the (unedited) model between interventions.
-      if (spectrum_waiting_.load() > 0) {
+      // Let a waiting GetSpectrum read the (unedited) model between interventions
+      // (with several replicas the edit hook below does it instead).
+      if (R.replica_count() == 1 && spectrum_waiting_.load() > 0) {
         ml.unlock();
         while (spectrum_waiting_.load() > 0)
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -751,6 +772,23 @@ void Core::RunJob(const std::string& id) {
       return cancelled();
     };
     set_phase(pb::JOB_PHASE_SWEEPING);
+    if (R.replica_count() > 1) {
+      // Results are committed on this thread while the replicas keep working:
+      // the first replica's worker holds model_mu_ only while its model is
+      // edited, so a spectrum request reads it unedited between two of its
+      // interventions.
+      ml.unlock();
+      R.set_edit_hook([this](size_t replica, bool editing) {
+        if (replica != 0) return;
+        if (editing) {
+          while (spectrum_waiting_.load() > 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          model_mu_.lock();
+        } else {
+          model_mu_.unlock();
+        }
+      });
+    }
     auto rs = R.Run(skip, [&](const laser::SweepResult& res) -> absl::Status {
       auto s =
           commit(pb::RESULT_KIND_SINGLE, res.intervention, res.metrics, res.intervention.plan_index,
@@ -759,6 +797,10 @@ void Core::RunJob(const std::string& id) {
           {res.intervention, res.metrics.validation.accuracy, res.metrics.validation.log_loss});
       return s;
     });
+    if (R.replica_count() > 1) {
+      R.set_edit_hook(nullptr);
+      ml.lock();
+    }
     if (!rs.ok()) return rs;
     if (cfg->compose) {
       set_phase(pb::JOB_PHASE_COMPOSING);
@@ -1156,6 +1198,7 @@ absl::StatusOr<pb::Spectrum> Core::GetSpectrum(const pb::GetSpectrumRequest& req
     if (!w.ok()) return w.status();
     rows = (*w)->rows();
     cols = (*w)->cols();
+    lm_.backend->BindThread();  // an RPC thread (CUDA: the current device is per thread)
     host = laser::MatrixToHost(lm_.model.get(), *type, req.layer());
   }
   if (!host.ok()) return host.status();
@@ -1285,6 +1328,7 @@ std::string Core::StatusJson() {
   j["interventions_total"] = metrics_.interventions_total();
   j["interventions_per_second"] = s.interventions_per_second;
   j["process_rss_bytes"] = ProcessRssBytes();
+  j["devices"] = resident_ ? device_names_ : std::vector<std::string>{};
   {
     std::lock_guard<std::mutex> lock(mu_);
     j["running_job"] = running_id_;

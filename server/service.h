@@ -31,6 +31,9 @@ namespace laserd::server {
 
 struct ServeOptions {
   std::string model, device = "auto", tokenizer;
+  // Several devices (--devices, entries as laser::ParseDeviceList returns
+  // them): one resident replica each; empty = the one `device`.
+  std::vector<std::string> devices;
   std::string listen = "127.0.0.1:50051";
   std::string http_listen;  // empty: no HTTP endpoint
   std::string state_dir;
@@ -129,8 +132,13 @@ class Core {
   Metrics metrics_;
 
   // The model; model_mu_ is held by the worker while it edits the model, and
-  // released between interventions when a spectrum request waits.
+  // released between interventions when a spectrum request waits. With
+  // --devices, lm_ is the first replica (the one described, read by
+  // GetSpectrum, and used for baselines and composition) and replicas_ holds
+  // the others; a sweep's matrices are spread over all of them.
   eval::LoadedModel lm_;
+  std::vector<eval::LoadedModel> replicas_;
+  std::vector<std::string> device_names_;  // one per replica, lm_'s first
   std::atomic<bool> resident_{false};
   ::laser::v1::ModelInfo model_info_;
   std::mutex model_mu_;

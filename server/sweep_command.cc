@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "engine/eval/run.h"
+#include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/commands.h"
@@ -31,7 +32,7 @@ namespace pb = ::laser::v1;
 using Clock = std::chrono::steady_clock;
 
 struct SweepFlags {
-  std::string model, spec, out, shard, device = "auto", tokenizer;
+  std::string model, spec, out, shard, device = "auto", devices, tokenizer;
   int64_t shards = 0;
   bool resume = false;
   bool no_progress = false;
@@ -204,10 +205,17 @@ absl::Status RunSweep(const SweepFlags& f) {
     out.replace(p, 7, std::to_string(cfg.shard_index));
   }
 
-  // Model, dataset, runner.
+  // Model (one replica per device), dataset, runner.
   auto t0 = Clock::now();
-  auto lm = eval::LoadModel(f.model, f.device, f.tokenizer);
-  if (!lm.ok()) return lm.status();
+  std::vector<std::string> devices = {f.device};
+  if (!f.devices.empty()) {
+    auto d = laser::ParseDeviceList(f.devices);
+    if (!d.ok()) return d.status();
+    devices = *std::move(d);
+  }
+  auto replicas = laser::LoadReplicas(f.model, devices, f.tokenizer);
+  if (!replicas.ok()) return replicas.status();
+  const eval::LoadedModel* lm = &(*replicas)[0];
   const std::string identity = ModelIdentity(f.model);
   if (!spec->model().empty()) {
     const std::string base = std::filesystem::path(f.model).filename().string();
@@ -219,7 +227,8 @@ absl::Status RunSweep(const SweepFlags& f) {
   }
   auto ds = eval::LoadDataset(hs->data_path);
   if (!ds.ok()) return SpecError(ds.status());
-  auto runner = laser::SweepRunner::Create(lm->model.get(), *lm->tokenizer, *ds, cfg);
+  auto runner =
+      laser::SweepRunner::Create(laser::ReplicaModels(*replicas), *lm->tokenizer, *ds, cfg);
   if (!runner.ok()) return SpecError(runner.status());
   laser::SweepRunner& R = **runner;
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -229,6 +238,14 @@ absl::Status RunSweep(const SweepFlags& f) {
       f.model, lm->model->config().layers, ds->examples.size(), R.split().validation.size(),
       R.split().test.size(), load_s, R.plan().size(), R.total_interventions(), cfg.shard_index,
       cfg.shard_count, R.shard_interventions());
+  if (replicas->size() > 1) {
+    std::string names;
+    for (size_t i = 0; i < replicas->size(); ++i) {
+      absl::StrAppend(&names, i ? ", " : "", laser::ReplicaDeviceName(devices[i], (*replicas)[i]));
+    }
+    spdlog::info("{} replicas ({}); the matrices of the sweep are spread across them",
+                 replicas->size(), names);
+  }
 
   pb::Job header;
   header.set_id(SweepId(RecordedSpec(*spec), identity));
@@ -406,8 +423,22 @@ absl::Status RunSweep(const SweepFlags& f) {
   }
   std::fflush(stdout);
 
-  const laser::SweepTimings& t = R.timings();
+  const laser::SweepTimings t = R.timings();
   const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (R.replica_count() > 1) {
+    // The phases overlap across replicas: report their device-seconds.
+    std::fprintf(stderr,
+                 "sweep time %.1f s: %lld interventions (%.1f per minute of sweep), %lld SVDs, "
+                 "%zu replicas\n"
+                 "  load %.2f s, baseline %.2f s (replica 0), sweep %.2f s\n"
+                 "  summed over the replicas: SVD %.2f s, forward %.2f s, prefix %.2f s, "
+                 "apply/restore %.2f s\n",
+                 total_s, (long long)t.interventions,
+                 sweep_s > 0 ? 60.0 * t.interventions / sweep_s : 0.0, (long long)t.decompositions,
+                 R.replica_count(), load_s, baseline_s, sweep_s, t.svd_seconds, t.forward_seconds,
+                 t.cache_seconds, t.apply_seconds);
+    return absl::OkStatus();
+  }
   const double rest = total_s - t.svd_seconds - t.forward_seconds - t.cache_seconds;
   auto pct = [&](double x) { return total_s > 0 ? 100.0 * x / total_s : 0.0; };
   std::fprintf(stderr,
@@ -442,7 +473,13 @@ void AddSweepCommand(CLI::App& app, Runner* run) {
                   "Shard count when the index comes from JOB_COMPLETION_INDEX/SLURM_ARRAY_TASK_ID");
   cmd->add_flag("--resume", f->resume,
                 "Keep the results already in --out (by plan_index) and compute only the rest");
-  cmd->add_option("--device", f->device, "auto | cpu | cuda")->default_val("auto");
+  auto* device = cmd->add_option("--device", f->device, "auto | cpu | cuda[:N][/fp32|/bf16|/fp16]")
+                     ->default_val("auto");
+  cmd->add_option("--devices", f->devices,
+                  "Several devices, one resident replica each, the sweep's matrices spread "
+                  "across them: a comma-separated list of --device values, or GPU indices "
+                  "('0,1' = cuda:0,cuda:1)")
+      ->excludes(device);
   cmd->add_option("--tokenizer", f->tokenizer,
                   "tokenizer.json (safetensors models; default: beside the weights)");
   cmd->add_option("--cache-budget-mb", f->cache_budget_mb,

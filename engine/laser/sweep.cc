@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -36,12 +40,16 @@ struct SweepRunner::Batch {
   bool cached = false;    // within the cache budget
 };
 
-SweepRunner::~SweepRunner() { Unapply(); }
+SweepRunner::~SweepRunner() {
+  if (model_ != nullptr) model_->backend()->BindThread();
+  Unapply();
+}
 
 absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* model,
                                                                  const tokenizer::Tokenizer& tok,
                                                                  const eval::Dataset& dataset,
                                                                  const SweepConfig& cfg) {
+  model->backend()->BindThread();
   std::unique_ptr<SweepRunner> r(new SweepRunner());
   r->model_ = model;
   r->cfg_ = cfg;
@@ -213,6 +221,48 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   return r;
 }
 
+absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(
+    const std::vector<model::Model*>& replicas, const tokenizer::Tokenizer& tok,
+    const eval::Dataset& dataset, const SweepConfig& cfg) {
+  if (replicas.empty()) return absl::InvalidArgumentError("sweep: no model replica given");
+  auto first = Create(replicas[0], tok, dataset, cfg);
+  if (!first.ok()) return first.status();
+  for (size_t i = 1; i < replicas.size(); ++i) {
+    auto r = Create(replicas[i], tok, dataset, cfg);
+    if (!r.ok()) {
+      return Prefixed(r.status(), absl::StrCat("replica ", i, ": "));
+    }
+    // The same plan (types, layers, shapes, ranks) on every replica.
+    const std::vector<PlanMatrix>& a = (*first)->plan_;
+    const std::vector<PlanMatrix>& b = (*r)->plan_;
+    bool same = a.size() == b.size();
+    for (size_t j = 0; same && j < a.size(); ++j) {
+      same = a[j].type == b[j].type && a[j].layer == b[j].layer && a[j].rows == b[j].rows &&
+             a[j].cols == b[j].cols && a[j].k_max == b[j].k_max;
+    }
+    if (!same) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("replica ", i, " is not the same model as replica 0 (its plan differs)"));
+    }
+    (*first)->replicas_.push_back(*std::move(r));
+  }
+  return first;
+}
+
+SweepTimings SweepRunner::timings() const {
+  SweepTimings t = timings_;
+  for (const auto& r : replicas_) {
+    const SweepTimings& o = r->timings_;
+    t.svd_seconds += o.svd_seconds;
+    t.forward_seconds += o.forward_seconds;
+    t.cache_seconds += o.cache_seconds;
+    t.apply_seconds += o.apply_seconds;
+    t.interventions += o.interventions;
+    t.decompositions += o.decompositions;
+  }
+  return t;
+}
+
 int64_t SweepRunner::shard_interventions() const {
   int64_t n = 0;
   for (const PlanMatrix& m : plan_) {
@@ -283,6 +333,7 @@ SplitMetrics SweepRunner::Aggregate(const std::vector<eval::ExampleResult>& r) c
 }
 
 absl::StatusOr<SplitMetrics> SweepRunner::Baseline() {
+  model_->backend()->BindThread();
   Unapply();
   AdvanceCache(0);
   auto r = Evaluate(0);
@@ -314,8 +365,62 @@ void SweepRunner::Unapply() {
   timings_.apply_seconds += Since(t0);
 }
 
+absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
+                                    const std::vector<const Intervention*>& todo, size_t replica,
+                                    const std::function<absl::Status(SweepResult, size_t)>& emit) {
+  model_->backend()->BindThread();  // a worker thread of RunParallel, or the caller's
+  Unapply();
+  AdvanceCache(m.layer);
+  // One decomposition to the largest rank, and every rank's truncation error.
+  auto t0 = Clock::now();
+  // On the backend that holds W: the host path (ToHost, ComputeTruncatedSvd,
+  // TruncationErrors) on the CPU, cuSOLVER/cuBLAS on a GPU (kernels/svd.h).
+  auto w = model_->Matrix(m.type, m.layer);
+  if (!w.ok()) return w.status();
+  // The truncation errors of every rank of the matrix, also those skipped on
+  // a resume: the randomized methods' residuals are computed rank after rank,
+  // so the same list gives the same bits as an uninterrupted run.
+  std::vector<int64_t> ks;
+  for (const Intervention& iv : m.interventions) ks.push_back(iv.rank);
+  auto dec = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
+  if (!dec.ok()) {
+    return Prefixed(dec.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+  }
+  const kernels::TruncatedSvd* svd = &(*dec)[0].svd;
+  const std::vector<double>* errors = &(*dec)[0].errors;
+  const double svd_seconds = Since(t0);
+  timings_.svd_seconds += svd_seconds;
+  ++timings_.decompositions;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    SweepResult res;
+    res.intervention = *todo[i];
+    res.intervention.relative_error = (*errors)[todo[i] - m.interventions.data()];
+    res.intervention.svd_method = svd->method;
+    res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
+    res.svd_seconds = i == 0 ? svd_seconds : 0.0;
+    auto te = Clock::now();
+    if (edit_hook_) edit_hook_(replica, true);
+    absl::StatusOr<std::vector<eval::ExampleResult>> ex;
+    if (auto st = Apply(res.intervention, *svd); !st.ok()) {
+      ex = st;
+    } else {
+      ex = Evaluate(m.layer);
+    }
+    Unapply();
+    if (edit_hook_) edit_hook_(replica, false);
+    if (!ex.ok()) return ex.status();
+    res.metrics = Aggregate(*ex);
+    res.eval_seconds = Since(te);
+    if (cfg_.keep_examples) res.examples = *std::move(ex);
+    ++timings_.interventions;
+    if (auto st = emit(std::move(res), i); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
                               const std::function<absl::Status(const SweepResult&)>& on_result) {
+  if (!replicas_.empty()) return RunParallel(skip, on_result);
   for (const PlanMatrix& m : plan_) {
     if (!InShard(m)) continue;
     std::vector<const Intervention*> todo;
@@ -323,45 +428,99 @@ absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
       if (!skip.count(iv.plan_index)) todo.push_back(&iv);
     }
     if (todo.empty()) continue;
-    Unapply();
-    AdvanceCache(m.layer);
-    // One decomposition to the largest rank, and every rank's truncation error.
-    auto t0 = Clock::now();
-    // On the backend that holds W: the host path (ToHost, ComputeTruncatedSvd,
-    // TruncationErrors) on the CPU, cuSOLVER/cuBLAS on a GPU (kernels/svd.h).
-    auto w = model_->Matrix(m.type, m.layer);
-    if (!w.ok()) return w.status();
-    std::vector<int64_t> ks;
-    for (const Intervention* iv : todo) ks.push_back(iv->rank);
-    auto dec = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
-    if (!dec.ok()) {
-      return Prefixed(dec.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
-    }
-    const kernels::TruncatedSvd* svd = &(*dec)[0].svd;
-    const std::vector<double>* errors = &(*dec)[0].errors;
-    const double svd_seconds = Since(t0);
-    timings_.svd_seconds += svd_seconds;
-    ++timings_.decompositions;
-    for (size_t i = 0; i < todo.size(); ++i) {
-      SweepResult res;
-      res.intervention = *todo[i];
-      res.intervention.relative_error = (*errors)[i];
-      res.intervention.svd_method = svd->method;
-      res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
-      res.svd_seconds = i == 0 ? svd_seconds : 0.0;
-      auto te = Clock::now();
-      if (auto st = Apply(res.intervention, *svd); !st.ok()) return st;
-      auto ex = Evaluate(m.layer);
-      Unapply();
-      if (!ex.ok()) return ex.status();
-      res.metrics = Aggregate(*ex);
-      res.eval_seconds = Since(te);
-      if (cfg_.keep_examples) res.examples = *std::move(ex);
-      ++timings_.interventions;
-      if (auto st = on_result(res); !st.ok()) return st;
-    }
+    auto st = RunMatrix(m, todo, 0, [&](SweepResult res, size_t) { return on_result(res); });
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
+}
+
+absl::Status SweepRunner::RunParallel(
+    const std::set<int64_t>& skip,
+    const std::function<absl::Status(const SweepResult&)>& on_result) {
+  // The work: the shard's matrices with something to do, in plan order; the
+  // results have one slot each, in the order they are reported.
+  struct Item {
+    const PlanMatrix* m;
+    std::vector<const Intervention*> todo;
+    size_t first_slot;
+  };
+  std::vector<Item> items;
+  std::vector<size_t> item_of_slot;
+  for (const PlanMatrix& m : plan_) {
+    if (!InShard(m)) continue;
+    Item it{&m, {}, item_of_slot.size()};
+    for (const Intervention& iv : m.interventions) {
+      if (!skip.count(iv.plan_index)) it.todo.push_back(&iv);
+    }
+    if (it.todo.empty()) continue;
+    item_of_slot.insert(item_of_slot.end(), it.todo.size(), items.size());
+    items.push_back(std::move(it));
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::optional<SweepResult>> slots(item_of_slot.size());
+  std::vector<std::optional<absl::Status>> failed(items.size());
+  size_t next_item = 0;
+  bool stop = false;
+
+  // One worker per replica: the next matrix in plan order whenever it is free,
+  // so each replica's matrices ascend in layer order and its cache only moves
+  // forward.
+  auto work = [&](size_t replica) {
+    SweepRunner* run = replica == 0 ? this : replicas_[replica - 1].get();
+    run->model_->backend()->BindThread();
+    for (;;) {
+      size_t idx;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stop || next_item == items.size()) break;
+        idx = next_item++;
+      }
+      const Item& it = items[idx];
+      absl::Status st =
+          run->RunMatrix(*it.m, it.todo, replica, [&](SweepResult res, size_t i) -> absl::Status {
+            std::lock_guard<std::mutex> lock(mu);
+            if (stop) return absl::CancelledError("sweep stopped");
+            slots[it.first_slot + i] = std::move(res);
+            cv.notify_all();
+            return absl::OkStatus();
+          });
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!stop) failed[idx] = st;
+        cv.notify_all();
+        break;
+      }
+    }
+    run->Unapply();
+  };
+  std::vector<std::thread> workers;
+  for (size_t r = 0; r < replica_count(); ++r) workers.emplace_back(work, r);
+
+  // Report in plan order on this thread; a failure is reported where it
+  // happened in that order (the results before it are reported first).
+  absl::Status status = absl::OkStatus();
+  for (size_t s = 0; s < slots.size() && status.ok(); ++s) {
+    std::optional<SweepResult> res;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return slots[s].has_value() || failed[item_of_slot[s]].has_value(); });
+      if (slots[s].has_value()) {
+        res = std::move(slots[s]);
+        slots[s].reset();
+      } else {
+        status = *failed[item_of_slot[s]];
+        break;
+      }
+    }
+    status = on_result(*res);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+  for (std::thread& t : workers) t.join();
+  return status;
 }
 
 absl::Status SweepRunner::Compose(
@@ -371,6 +530,7 @@ absl::Status SweepRunner::Compose(
   if (cfg_.shard_count > 1) {
     return absl::FailedPreconditionError("composition requires an unsharded sweep");
   }
+  model_->backend()->BindThread();
   // The best single of each matrix, then all of them best first.
   std::map<std::pair<std::string, int64_t>, const SingleSummary*> best;
   auto better = [](const SingleSummary* a, const SingleSummary* b) {

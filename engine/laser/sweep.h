@@ -33,6 +33,17 @@
 //   shared prefixes               on the CPU backend, sequences of a batch that
 //                                 begin with the same tokens compute those rows
 //                                 once (a prefix tree, Model::PrepareScore).
+//
+// Several replicas (laserd --devices, engine/laser/replicas.h): the runner may
+// be given one resident copy of the model per device. Run() then hands the
+// shard's matrices, in plan order, to one worker thread per replica as each
+// becomes free (a work queue of (type, ℓ) matrices: one SVD per matrix, all
+// its ranks on the same replica, and every replica's matrices ascend in layer
+// order, so each replica's prefix cache only moves forward). Results reach
+// `on_result` on the calling thread in plan order, exactly as a one-replica
+// run reports them; with replicas of one backend kind the numbers are the
+// same bits (every matrix's computation is independent of which replica and
+// of what ran before on it). Baseline() and Compose() run on the first replica.
 #ifndef LASERD_ENGINE_LASER_SWEEP_H_
 #define LASERD_ENGINE_LASER_SWEEP_H_
 
@@ -175,7 +186,25 @@ class SweepRunner {
                                                              const tokenizer::Tokenizer& tok,
                                                              const eval::Dataset& dataset,
                                                              const SweepConfig& cfg);
+  // One runner over several resident replicas of the same model (the first
+  // is used by Baseline and Compose; Run spreads matrices over all of them).
+  // The replicas must be loaded from the same file; their shapes are checked.
+  static absl::StatusOr<std::unique_ptr<SweepRunner>> Create(
+      const std::vector<model::Model*>& replicas, const tokenizer::Tokenizer& tok,
+      const eval::Dataset& dataset, const SweepConfig& cfg);
   ~SweepRunner();
+
+  // Number of replicas Run() uses (1 for a single model).
+  size_t replica_count() const { return 1 + replicas_.size(); }
+  // Called on the thread that edits replica `replica`, with `editing` true just
+  // before an intervention of Run() is applied to it and false once it is
+  // restored (also after a failure). The server uses it to let a spectrum
+  // request read the unedited first replica while other replicas keep working.
+  using EditHook = std::function<void(size_t replica, bool editing)>;
+  void set_edit_hook(const EditHook& hook) {
+    edit_hook_ = hook;
+    for (auto& r : replicas_) r->edit_hook_ = hook;
+  }
 
   const SweepConfig& config() const { return cfg_; }
   // The whole plan (every shard's matrices).
@@ -192,8 +221,9 @@ class SweepRunner {
   absl::StatusOr<SplitMetrics> Baseline();
 
   // Evaluates the shard's interventions in plan order, skipping the plan
-  // indices in `skip`; `on_result` is called after each (an error from it
-  // stops the run and is returned).
+  // indices in `skip`; `on_result` is called after each, in plan order and on
+  // the calling thread (an error from it stops the run and is returned; with
+  // several replicas, interventions in flight on the others are discarded).
   absl::Status Run(const std::set<int64_t>& skip,
                    const std::function<absl::Status(const SweepResult&)>& on_result);
 
@@ -207,7 +237,8 @@ class SweepRunner {
                        const std::set<int64_t>& skip,
                        const std::function<absl::Status(const CompositionStep&)> on_step);
 
-  const SweepTimings& timings() const { return timings_; }
+  // Summed over the replicas (so device-seconds, not wall time, with several).
+  SweepTimings timings() const;
 
  private:
   struct Batch;
@@ -219,6 +250,13 @@ class SweepRunner {
   absl::StatusOr<const kernels::TruncatedSvd*> Decompose(const PlanMatrix& m, bool* computed);
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
   void Unapply();
+  // One matrix's interventions on this runner's model; `emit(result, i)` gets
+  // the result of todo[i].
+  absl::Status RunMatrix(const PlanMatrix& m, const std::vector<const Intervention*>& todo,
+                         size_t replica,
+                         const std::function<absl::Status(SweepResult, size_t)>& emit);
+  absl::Status RunParallel(const std::set<int64_t>& skip,
+                           const std::function<absl::Status(const SweepResult&)>& on_result);
 
   model::Model* model_ = nullptr;
   SweepConfig cfg_;
@@ -234,6 +272,9 @@ class SweepRunner {
   std::vector<std::pair<std::pair<std::string, int64_t>, kernels::TruncatedSvd>> svds_;
   std::vector<std::pair<std::string, int64_t>> lowrank_applied_;
   std::unique_ptr<Editor> editor_;
+  // Runners of replicas 1..N-1 (empty for one model), and the edit hook.
+  std::vector<std::unique_ptr<SweepRunner>> replicas_;
+  EditHook edit_hook_;
 };
 
 }  // namespace laserd::laser

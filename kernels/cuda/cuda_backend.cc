@@ -164,6 +164,7 @@ class CudaBackend final : public Backend {
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string name() const override { return "cuda"; }
+  void BindThread() override { CheckCuda(cudaSetDevice(device_), "cudaSetDevice(BindThread)"); }
   const CudaContext& context() const { return ctx_; }
 
   Tensor Empty(int64_t rows, int64_t cols) override { return EmptyOf(rows, cols, DType::kF32); }

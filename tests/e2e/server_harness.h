@@ -93,6 +93,8 @@ class Server {
   ~Server() { Kill(SIGKILL); }
   // Extra flags of `laserd serve` and the client's channel credentials (TLS tests).
   std::vector<std::string> extra_args;
+  // The device flags (e.g. {"--devices", "cpu,cpu"}).
+  std::vector<std::string> device_args = {"--device", "cpu"};
   std::shared_ptr<grpc::ChannelCredentials> creds;
   // Called once the gRPC port accepts, before waiting for SERVING.
   std::function<void()> on_port_open;
@@ -106,8 +108,6 @@ class Server {
                                            "serve",
                                            "--model",
                                            model_.string(),
-                                           "--device",
-                                           "cpu",
                                            "--listen",
                                            absl::StrCat("127.0.0.1:", port_),
                                            "--http-listen",
@@ -123,6 +123,7 @@ class Server {
                                            "--max-grid",
                                            "2000"};
     std::vector<std::string> all = args;
+    all.insert(all.end(), device_args.begin(), device_args.end());
     all.insert(all.end(), extra_args.begin(), extra_args.end());
     pid_ = fork();
     if (pid_ == 0) {

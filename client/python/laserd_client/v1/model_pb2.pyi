@@ -72,7 +72,7 @@ class TokenizerInfo(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., pre_tokenizer: _Optional[str] = ..., add_bos: _Optional[bool] = ..., bos_token_id: _Optional[int] = ..., eos_token_id: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "path", "sha256", "format", "architecture", "num_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "vocab_size", "context_length", "tied_embeddings", "parameter_count", "source_dtypes", "compute_dtype", "device", "device_name", "memory", "matrix_types", "tokenizer", "load_time")
+    __slots__ = ("name", "path", "sha256", "format", "architecture", "num_layers", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "vocab_size", "context_length", "tied_embeddings", "parameter_count", "source_dtypes", "compute_dtype", "device", "device_name", "memory", "matrix_types", "tokenizer", "load_time", "devices")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class ModelInfo(_message.Message):
     MATRIX_TYPES_FIELD_NUMBER: _ClassVar[int]
     TOKENIZER_FIELD_NUMBER: _ClassVar[int]
     LOAD_TIME_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
     name: str
     path: str
     sha256: str
@@ -117,7 +118,8 @@ class ModelInfo(_message.Message):
     matrix_types: _containers.RepeatedCompositeFieldContainer[MatrixTypeInfo]
     tokenizer: TokenizerInfo
     load_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., sha256: _Optional[str] = ..., format: _Optional[str] = ..., architecture: _Optional[str] = ..., num_layers: _Optional[int] = ..., hidden_size: _Optional[int] = ..., intermediate_size: _Optional[int] = ..., num_attention_heads: _Optional[int] = ..., num_key_value_heads: _Optional[int] = ..., vocab_size: _Optional[int] = ..., context_length: _Optional[int] = ..., tied_embeddings: _Optional[bool] = ..., parameter_count: _Optional[int] = ..., source_dtypes: _Optional[_Iterable[str]] = ..., compute_dtype: _Optional[str] = ..., device: _Optional[_Union[Device, str]] = ..., device_name: _Optional[str] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., matrix_types: _Optional[_Iterable[_Union[MatrixTypeInfo, _Mapping]]] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    devices: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., sha256: _Optional[str] = ..., format: _Optional[str] = ..., architecture: _Optional[str] = ..., num_layers: _Optional[int] = ..., hidden_size: _Optional[int] = ..., intermediate_size: _Optional[int] = ..., num_attention_heads: _Optional[int] = ..., num_key_value_heads: _Optional[int] = ..., vocab_size: _Optional[int] = ..., context_length: _Optional[int] = ..., tied_embeddings: _Optional[bool] = ..., parameter_count: _Optional[int] = ..., source_dtypes: _Optional[_Iterable[str]] = ..., compute_dtype: _Optional[str] = ..., device: _Optional[_Union[Device, str]] = ..., device_name: _Optional[str] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., matrix_types: _Optional[_Iterable[_Union[MatrixTypeInfo, _Mapping]]] = ..., tokenizer: _Optional[_Union[TokenizerInfo, _Mapping]] = ..., load_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., devices: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DescribeModelRequest(_message.Message):
     __slots__ = ()
