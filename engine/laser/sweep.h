@@ -43,7 +43,8 @@
 // `on_result` on the calling thread in plan order, exactly as a one-replica
 // run reports them; with replicas of one backend kind the numbers are the
 // same bits (every matrix's computation is independent of which replica and
-// of what ran before on it). Baseline() and Compose() run on the first replica.
+// of what ran before on it; on the CPU, at the same OpenBLAS thread count).
+// Baseline() and Compose() run on the first replica.
 #ifndef LASERD_ENGINE_LASER_SWEEP_H_
 #define LASERD_ENGINE_LASER_SWEEP_H_
 
