@@ -45,6 +45,7 @@
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
+#include "tests/support/tiny_model.h"
 
 namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
@@ -65,61 +66,6 @@ using laserd_test::JsonOf;
 using laserd_test::kRead;
 using laserd_test::kWrite;
 using laserd_test::Server;
-
-std::string ByteChar(int b) {
-  // GPT-2 bytes_to_unicode.
-  int cp = b;
-  if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) {
-    int n = 0;
-    for (int x = 0; x < b; ++x) {
-      if (!((x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255))) ++n;
-    }
-    cp = 256 + n;
-  }
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
-// The tiny Llama fixture with a 256-token byte-level tokenizer (one token per byte).
-void MakeModelDir(const fs::path& dir) {
-  fs::create_directories(dir);
-  const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models/llama";
-  for (const char* f : {"config.json", "model.safetensors"}) {
-    fs::copy_file(src / f, dir / f, fs::copy_options::overwrite_existing);
-  }
-  nlohmann::json vocab = nlohmann::json::object();
-  for (int b = 0; b < 256; ++b) vocab[ByteChar(b)] = b;
-  nlohmann::json bl = {{"type", "ByteLevel"},
-                       {"add_prefix_space", false},
-                       {"trim_offsets", true},
-                       {"use_regex", true}};
-  nlohmann::json tok = {{"version", "1.0"},
-                        {"truncation", nullptr},
-                        {"padding", nullptr},
-                        {"added_tokens", nlohmann::json::array()},
-                        {"normalizer", nullptr},
-                        {"pre_tokenizer", bl},
-                        {"post_processor", bl},
-                        {"decoder", bl},
-                        {"model",
-                         {{"type", "BPE"},
-                          {"dropout", nullptr},
-                          {"unk_token", nullptr},
-                          {"continuing_subword_prefix", nullptr},
-                          {"end_of_word_suffix", nullptr},
-                          {"fuse_unk", false},
-                          {"byte_fallback", false},
-                          {"ignore_merges", false},
-                          {"vocab", vocab},
-                          {"merges", nlohmann::json::array()}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump();
-}
 
 std::string Dataset(int n) {
   static const char* kCities[] = {"Paris", "Lima", "Rome", "Oslo", "Bern", "Kyiv", "Riga", "Baku"};
@@ -146,7 +92,7 @@ class ServerTest : public ::testing::Test {
                          ::testing::UnitTest::GetInstance()->random_seed(), "_", counter_++);
     fs::remove_all(root_);
     fs::create_directories(root_ / "data");
-    MakeModelDir(root_ / "model");
+    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
     std::ofstream(root_ / "data" / "small.jsonl") << Dataset(20);
     std::ofstream(root_ / "data" / "big.jsonl") << Dataset(60);
     server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");

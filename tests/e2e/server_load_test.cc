@@ -9,6 +9,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/e2e/server_harness.h"
+#include "tests/support/tiny_model.h"
 
 namespace {
 
@@ -18,62 +19,13 @@ namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
 using Clock = std::chrono::steady_clock;
 
-// The byte-level tokenizer of tests/unit/sweep_test.cc (one token per byte).
-void MakeModelDir(const fs::path& dir) {
-  fs::create_directories(dir);
-  const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models/llama";
-  for (const char* f : {"config.json", "model.safetensors"}) {
-    fs::copy_file(src / f, dir / f, fs::copy_options::overwrite_existing);
-  }
-  auto printable = [](int b) {
-    return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-  };
-  nlohmann::json vocab = nlohmann::json::object();
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    const int cp = printable(b) ? b : 256 + extra++;
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    vocab[s] = b;
-  }
-  nlohmann::json bl = {{"type", "ByteLevel"},
-                       {"add_prefix_space", false},
-                       {"trim_offsets", true},
-                       {"use_regex", true}};
-  nlohmann::json tok = {{"version", "1.0"},
-                        {"truncation", nullptr},
-                        {"padding", nullptr},
-                        {"added_tokens", nlohmann::json::array()},
-                        {"normalizer", nullptr},
-                        {"pre_tokenizer", bl},
-                        {"post_processor", bl},
-                        {"decoder", bl},
-                        {"model",
-                         {{"type", "BPE"},
-                          {"dropout", nullptr},
-                          {"unk_token", nullptr},
-                          {"continuing_subword_prefix", nullptr},
-                          {"end_of_word_suffix", nullptr},
-                          {"fuse_unk", false},
-                          {"byte_fallback", false},
-                          {"ignore_merges", false},
-                          {"vocab", vocab},
-                          {"merges", nlohmann::json::array()}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump();
-}
-
 TEST(ServerLoad, WatchersAndSubmittersWithoutFailures) {
   const char* env = std::getenv("LASERD_LOAD_SECONDS");
   const int seconds = env ? std::atoi(env) : 5;
   const fs::path root = fs::temp_directory_path() / absl::StrCat("laserd_server_load_", getpid());
   fs::remove_all(root);
   fs::create_directories(root / "data");
-  MakeModelDir(root / "model");
+  laserd::test_support::MakeTinyLlamaDir(root / "model");
   {
     std::ofstream d(root / "data" / "d.jsonl");
     for (int i = 0; i < 10; ++i) {

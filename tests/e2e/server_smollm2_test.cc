@@ -45,10 +45,11 @@ TEST(ServerSmolLM2, HealthFollowsTheModelAndASweepEqualsHeadless) {
     for (int i = 0; i < 40 && std::getline(in, line); ++i) out << line << "\n";
   }
   Server server(root, model, root / "data");
-  // The first health answers come while the GGUF is being read and hashed.
+  // The first health answers come while the GGUF is being read and hashed
+  // (polled for up to 60 s: a loaded machine reads slowly).
   std::vector<int> health;
   server.on_port_open = [&] {
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 6000; ++i) {
       const int h = server.Health();
       if (health.empty() || health.back() != h) health.push_back(h);
       if (h == 1) break;

@@ -26,70 +26,19 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
+#include "tests/support/tiny_model.h"
 
 namespace laserd {
 namespace {
 
 namespace fs = std::filesystem;
 
-// GPT-2's byte-to-unicode map: the byte-level alphabet, one token per byte.
-std::string ByteChar(int b) {
-  std::vector<int> bs;
-  for (int i = '!'; i <= '~'; ++i) bs.push_back(i);
-  for (int i = 0xA1; i <= 0xAC; ++i) bs.push_back(i);
-  for (int i = 0xAE; i <= 0xFF; ++i) bs.push_back(i);
-  int n = 0, cp = -1;
-  for (int x = 0; x < 256; ++x) {
-    const bool direct = std::find(bs.begin(), bs.end(), x) != bs.end();
-    const int c = direct ? x : 256 + n++;
-    if (x == b) cp = c;
-  }
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
 // A model directory: the tiny Llama fixture plus a 256-token byte-level
 // tokenizer.json (no merges, no BOS), so every byte is one token.
 std::string MakeModelDir() {
   const fs::path dir =
       fs::temp_directory_path() / ("laserd_sweep_test_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models/llama";
-  for (const char* f : {"config.json", "model.safetensors"}) {
-    fs::copy_file(src / f, dir / f, fs::copy_options::overwrite_existing);
-  }
-  nlohmann::json vocab = nlohmann::json::object();
-  for (int b = 0; b < 256; ++b) vocab[ByteChar(b)] = b;
-  nlohmann::json bl = {{"type", "ByteLevel"},
-                       {"add_prefix_space", false},
-                       {"trim_offsets", true},
-                       {"use_regex", true}};
-  nlohmann::json tok = {{"version", "1.0"},
-                        {"truncation", nullptr},
-                        {"padding", nullptr},
-                        {"added_tokens", nlohmann::json::array()},
-                        {"normalizer", nullptr},
-                        {"pre_tokenizer", bl},
-                        {"post_processor", bl},
-                        {"decoder", bl},
-                        {"model",
-                         {{"type", "BPE"},
-                          {"dropout", nullptr},
-                          {"unk_token", nullptr},
-                          {"continuing_subword_prefix", nullptr},
-                          {"end_of_word_suffix", nullptr},
-                          {"fuse_unk", false},
-                          {"byte_fallback", false},
-                          {"ignore_merges", false},
-                          {"vocab", vocab},
-                          {"merges", nlohmann::json::array()}}}};
-  std::ofstream(dir / "tokenizer.json") << tok.dump();
+  test_support::MakeTinyLlamaDir(dir);
   return dir.string();
 }
 
