@@ -35,6 +35,7 @@
 #include "kernels/ops.h"
 #include "kernels/svd.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/tiny_model.h"
 
 namespace laserd {
 namespace {
@@ -225,52 +226,7 @@ json BenchSvd(int64_t m, int64_t n, int64_t k) {
 // A byte-level tokenizer.json (256 tokens) and a capitals-like dataset.
 std::string MakeSweepInputs(const std::string& dir, int examples) {
   std::filesystem::create_directories(dir);
-  auto byte_char = [](int b) {
-    std::vector<int> bs;
-    for (int i = 0x21; i <= 0x7E; ++i) bs.push_back(i);
-    for (int i = 0xA1; i <= 0xAC; ++i) bs.push_back(i);
-    for (int i = 0xAE; i <= 0xFF; ++i) bs.push_back(i);
-    int n = 0, cp = -1;
-    for (int x = 0; x < 256; ++x) {
-      const bool direct = std::find(bs.begin(), bs.end(), x) != bs.end();
-      const int c = direct ? x : 256 + n++;
-      if (x == b) cp = c;
-    }
-    std::string s;
-    if (cp < 0x80) {
-      s += static_cast<char>(cp);
-    } else {
-      s += static_cast<char>(0xC0 | (cp >> 6));
-      s += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    return s;
-  };
-  json vocab = json::object();
-  for (int b = 0; b < 256; ++b) vocab[byte_char(b)] = b;
-  json bl = {{"type", "ByteLevel"},
-             {"add_prefix_space", false},
-             {"trim_offsets", true},
-             {"use_regex", true}};
-  json tok = {{"version", "1.0"},
-              {"truncation", nullptr},
-              {"padding", nullptr},
-              {"added_tokens", json::array()},
-              {"normalizer", nullptr},
-              {"pre_tokenizer", bl},
-              {"post_processor", bl},
-              {"decoder", bl},
-              {"model",
-               {{"type", "BPE"},
-                {"dropout", nullptr},
-                {"unk_token", nullptr},
-                {"continuing_subword_prefix", nullptr},
-                {"end_of_word_suffix", nullptr},
-                {"fuse_unk", false},
-                {"byte_fallback", false},
-                {"ignore_merges", false},
-                {"vocab", vocab},
-                {"merges", json::array()}}}};
-  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+  laserd::test_support::WriteByteLevelTokenizer(dir);
   std::ofstream data(dir + "/data.jsonl");
   for (int i = 0; i < examples; ++i) {
     data << json{{"prompt", "The capital of country number " + std::to_string(i) + " is"},
