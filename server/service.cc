@@ -23,6 +23,7 @@
 #include "engine/laser/intervention.h"
 #include "engine/laser/rank.h"
 #include "engine/laser/replicas.h"
+#include "engine/laser/spectrum.h"
 #include "engine/laser/sweep.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -1202,44 +1203,28 @@ absl::StatusOr<pb::Spectrum> Core::GetSpectrum(const pb::GetSpectrumRequest& req
     host = laser::MatrixToHost(lm_.model.get(), *type, req.layer());
   }
   if (!host.ok()) return host.status();
-  kernels::SvdOptions o;
-  o.method = kernels::SvdMethod::kExact;
-  auto svd = kernels::ComputeTruncatedSvd(host->data(), rows, cols, 1, o);
+  auto svd = laser::ExactSpectrumSvd(*host, rows, cols, 1);
   if (!svd.ok()) return svd.status();
   pb::Spectrum sp;
   sp.set_matrix_type(*type);
   sp.set_layer(req.layer());
   sp.set_rows(rows);
   sp.set_cols(cols);
-  const int64_t n = std::min(rows, cols);
-  sp.set_max_rank(n);
+  sp.set_max_rank(std::min(rows, cols));
   std::vector<double> s(svd->spectrum.begin(), svd->spectrum.end());
   for (double v : s) sp.add_singular_values(v);
   sp.set_frobenius_norm(std::sqrt(svd->frobenius_sq));
-  // Marchenko-Pastur threshold as laserRMT computes it (numpy's linear quantiles).
-  std::vector<double> asc = s;
-  std::sort(asc.begin(), asc.end());
-  auto quantile = [&](double q) {
-    const double pos = q * (asc.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, asc.size() - 1);
-    return asc[lo] + (pos - lo) * (asc[hi] - asc[lo]);
-  };
+  // The Marchenko-Pastur suggestion (engine/laser/spectrum.h; also used by
+  // sweeps with add_suggested_rank).
+  auto fit = laser::MarchenkoPasturRank(s, rows, cols, svd->frobenius_sq);
+  if (!fit.ok()) return fit.status();
   pb::MarchenkoPastur* mp = sp.mutable_marchenko_pastur();
-  const double sigma = (quantile(0.75) - quantile(0.25)) / 1.349;
-  const double beta = static_cast<double>(n) / std::max(rows, cols);
-  const double thr = sigma * (1 + std::sqrt(beta));
-  int64_t k = 0;
-  for (double v : s) k += v > thr;
-  k = std::max<int64_t>(k, 1);
-  double dropped = 0;
-  for (int64_t i = k; i < n; ++i) dropped += s[i] * s[i];
-  mp->set_sigma(sigma);
-  mp->set_beta(beta);
-  mp->set_threshold(thr);
-  mp->set_suggested_rank(k);
-  mp->set_suggested_rho(static_cast<double>(k) / n);
-  mp->set_relative_error(svd->frobenius_sq > 0 ? std::sqrt(dropped / svd->frobenius_sq) : 0.0);
+  mp->set_sigma(fit->sigma);
+  mp->set_beta(fit->beta);
+  mp->set_threshold(fit->threshold);
+  mp->set_suggested_rank(fit->rank);
+  mp->set_suggested_rho(fit->rho);
+  mp->set_relative_error(fit->relative_error);
   std::lock_guard<std::mutex> lock(spectra_mu_);
   spectra_[key] = sp;
   return sp;

@@ -100,13 +100,12 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
       c.ranks.push_back(v);
     }
     c.ranks_are_rates = true;
-  } else {
-    return Invalid("rank", "required: give rho.values or rate.values");
+  } else if (!spec.add_suggested_rank()) {
+    return Invalid("rank", "required: give rho.values or rate.values (or add_suggested_rank)");
   }
-  if (spec.add_suggested_rank()) {
-    return absl::UnimplementedError(
-        "spec.add_suggested_rank: rank suggestion is not implemented in this build");
-  }
+  // Every matrix's Marchenko-Pastur rank too (engine/laser/sweep.h); with no
+  // rho/rate, the suggested ranks alone.
+  c.add_suggested_rank = spec.add_suggested_rank();
   // svd
   const pb::SvdOptions& svd = spec.svd();
   switch (svd.method()) {
@@ -307,7 +306,9 @@ pb::Intervention InterventionProto(const laser::Intervention& iv) {
   p.set_layer(static_cast<int32_t>(iv.layer));
   p.set_rho(iv.rho);
   if (iv.rate) p.set_rate(*iv.rate);
-  p.set_rank_source(iv.rate ? pb::RANK_SOURCE_RATE : pb::RANK_SOURCE_RHO);
+  p.set_rank_source(iv.suggested ? pb::RANK_SOURCE_SUGGESTED
+                    : iv.rate    ? pb::RANK_SOURCE_RATE
+                                 : pb::RANK_SOURCE_RHO);
   p.set_rank(iv.rank);
   p.set_max_rank(iv.max_rank);
   p.set_rows(iv.rows);
@@ -324,6 +325,7 @@ laser::Intervention InterventionFromProto(const pb::Intervention& p, int64_t pla
   iv.layer = p.layer();
   iv.rho = p.rho();
   if (p.has_rate()) iv.rate = p.rate();
+  iv.suggested = p.rank_source() == pb::RANK_SOURCE_SUGGESTED;
   iv.rank = p.rank();
   iv.max_rank = p.max_rank();
   iv.rows = p.rows();

@@ -13,6 +13,7 @@
 #include "engine/eval/scorer.h"
 #include "engine/laser/intervention.h"
 #include "engine/laser/rank.h"
+#include "engine/laser/spectrum.h"
 
 namespace laserd::laser {
 namespace {
@@ -117,7 +118,7 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
 
   // Ranks.
   const char* rank_field = cfg.ranks_are_rates ? "rate" : "rho";
-  if (cfg.ranks.empty()) {
+  if (cfg.ranks.empty() && !cfg.add_suggested_rank) {
     return absl::InvalidArgumentError(
         absl::StrCat(rank_field, ".values: at least one value is required"));
   }
@@ -152,6 +153,17 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
         iv.rows = m.rows;
         iv.cols = m.cols;
         m.k_max = std::max(m.k_max, *k);
+        m.interventions.push_back(iv);
+      }
+      if (cfg.add_suggested_rank) {
+        Intervention iv;
+        iv.plan_index = pi++;
+        iv.type = type;
+        iv.layer = layer;
+        iv.suggested = true;  // rank and rho once the spectrum is known
+        iv.max_rank = std::min(m.rows, m.cols);
+        iv.rows = m.rows;
+        iv.cols = m.cols;
         m.interventions.push_back(iv);
       }
       r->plan_.push_back(std::move(m));
@@ -382,9 +394,51 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   // so the same list gives the same bits as an uninterrupted run.
   std::vector<int64_t> ks;
   for (const Intervention& iv : m.interventions) ks.push_back(iv.rank);
-  auto dec = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
-  if (!dec.ok()) {
-    return Prefixed(dec.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+  int64_t k_dec = m.k_max, k_suggested = 0;
+  std::optional<std::vector<kernels::BackendSvd>> dec;
+  if (cfg_.add_suggested_rank) {
+    // The full spectrum (an exact fp32 SVD on the host, as GetSpectrum), its
+    // Marchenko-Pastur rank, then one decomposition to max(k_max, k_s).
+    auto host = MatrixToHost(model_, m.type, m.layer);
+    if (!host.ok()) return host.status();
+    // On the CPU backend DecomposeOnBackend is ToHost + ComputeTruncatedSvd:
+    // when the method is (or auto resolves to) fp32 exact, the spectrum's SVD
+    // is the decomposition itself, so keep all of its vectors then.
+    const kernels::SvdMethod method = cfg_.svd.method;
+    const bool may_reuse =
+        model_->backend()->kind() == kernels::DeviceKind::kCpu && !cfg_.svd.exact_in_double &&
+        (method == kernels::SvdMethod::kExact || method == kernels::SvdMethod::kAuto);
+    const int64_t mn = std::min(m.rows, m.cols);
+    auto exact = ExactSpectrumSvd(*host, m.rows, m.cols, may_reuse ? mn : 1);
+    if (!exact.ok()) {
+      return Prefixed(exact.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+    }
+    auto fit =
+        MarchenkoPasturRank(std::vector<double>(exact->spectrum.begin(), exact->spectrum.end()),
+                            m.rows, m.cols, exact->frobenius_sq);
+    if (!fit.ok()) return fit.status();
+    k_suggested = fit->rank;
+    for (size_t i = 0; i < ks.size(); ++i) {
+      if (m.interventions[i].suggested) ks[i] = k_suggested;
+    }
+    k_dec = std::max(k_dec, k_suggested);
+    const bool exact_method = method == kernels::SvdMethod::kExact ||
+                              (method == kernels::SvdMethod::kAuto &&
+                               !kernels::AutoPicksRandomized(m.rows, m.cols, k_dec));
+    if (may_reuse && exact_method) {
+      auto errors = kernels::TruncationErrors(host->data(), *exact, ks);
+      if (!errors.ok()) return errors.status();
+      dec.emplace(1);
+      (*dec)[0].svd = *std::move(exact);
+      (*dec)[0].errors = *std::move(errors);
+    }
+  }
+  if (!dec.has_value()) {
+    auto d = kernels::DecomposeOnBackend(model_->backend(), {*w}, k_dec, cfg_.svd, ks);
+    if (!d.ok()) {
+      return Prefixed(d.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+    }
+    dec = *std::move(d);
   }
   const kernels::TruncatedSvd* svd = &(*dec)[0].svd;
   const std::vector<double>* errors = &(*dec)[0].errors;
@@ -394,6 +448,10 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   for (size_t i = 0; i < todo.size(); ++i) {
     SweepResult res;
     res.intervention = *todo[i];
+    if (res.intervention.suggested) {
+      res.intervention.rank = k_suggested;
+      res.intervention.rho = static_cast<double>(k_suggested) / res.intervention.max_rank;
+    }
     res.intervention.relative_error = (*errors)[todo[i] - m.interventions.data()];
     res.intervention.svd_method = svd->method;
     res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
@@ -416,6 +474,21 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     if (auto st = emit(std::move(res), i); !st.ok()) return st;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SweepRunner::SuggestedRank(const std::string& type, int64_t layer) {
+  auto host = MatrixToHost(model_, type, layer);
+  if (!host.ok()) return host.status();
+  auto w = model_->Matrix(type, layer);
+  if (!w.ok()) return w.status();
+  const int64_t rows = (*w)->rows(), cols = (*w)->cols();
+  auto exact = ExactSpectrumSvd(*host, rows, cols, 1);
+  if (!exact.ok()) return exact.status();
+  auto fit =
+      MarchenkoPasturRank(std::vector<double>(exact->spectrum.begin(), exact->spectrum.end()), rows,
+                          cols, exact->frobenius_sq);
+  if (!fit.ok()) return fit.status();
+  return fit->rank;
 }
 
 absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
@@ -552,6 +625,14 @@ absl::Status SweepRunner::Compose(
 
   std::map<std::pair<std::string, int64_t>, const PlanMatrix*> matrices;
   for (const PlanMatrix& m : plan_) matrices[{m.type, m.layer}] = &m;
+  // Each matrix is decomposed to the rank Run() used: with add_suggested_rank,
+  // max(k_max, suggested rank), the latter from the singles (or recomputed).
+  std::map<std::pair<std::string, int64_t>, int64_t> suggested;
+  for (const SingleSummary& s : singles) {
+    if (s.intervention.suggested) {
+      suggested[{s.intervention.type, s.intervention.layer}] = s.intervention.rank;
+    }
+  }
   std::map<std::pair<std::string, int64_t>, kernels::TruncatedSvd> svds;
 
   std::vector<Intervention> stack;
@@ -572,7 +653,18 @@ absl::Status SweepRunner::Compose(
                                                        iv.layer, " is not in the sweep's plan"));
       }
       auto t0 = Clock::now();
-      auto svd = DecomposeMatrix(model_, iv.type, iv.layer, mit->second->k_max, cfg_.svd);
+      int64_t k_dec = mit->second->k_max;
+      if (cfg_.add_suggested_rank) {
+        auto sit = suggested.find(key);
+        if (sit == suggested.end()) {
+          Unapply();  // the spectrum of the unedited matrix
+          auto k = SuggestedRank(iv.type, iv.layer);
+          if (!k.ok()) return k.status();
+          sit = suggested.emplace(key, *k).first;
+        }
+        k_dec = std::max(k_dec, sit->second);
+      }
+      auto svd = DecomposeMatrix(model_, iv.type, iv.layer, k_dec, cfg_.svd);
       if (!svd.ok()) return svd.status();
       timings_.svd_seconds += Since(t0);
       ++timings_.decompositions;

@@ -6,8 +6,11 @@
 //
 // The plan. Matrices are ordered by layer (ascending), then by matrix type in
 // canonical order; each matrix's interventions follow in the order of the
-// requested ranks. plan_index numbers the interventions densely in that order,
-// the same for every shard. Shard i of N owns the matrices whose position in
+// requested ranks, then (add_suggested_rank) one more at the matrix's
+// Marchenko–Pastur suggested rank. plan_index numbers the interventions
+// densely in that order, the same for every shard; a suggested intervention
+// has its slot in the plan although its k is known only once its matrix is
+// decomposed. Shard i of N owns the matrices whose position in
 // the matrix order is ≡ i (mod N), so each matrix is decomposed by exactly one
 // shard and deep and shallow layers are spread evenly.
 //
@@ -33,6 +36,20 @@
 //   shared prefixes               on the CPU backend, sequences of a batch that
 //                                 begin with the same tokens compute those rows
 //                                 once (a prefix tree, Model::PrepareScore).
+//
+// Suggested ranks (add_suggested_rank): before its decomposition, each matrix's
+// full spectrum comes from an exact fp32 SVD of W on the host (the same one
+// ModelService.GetSpectrum reads, engine/laser/spectrum.h), giving the
+// Marchenko–Pastur rank k_s. The matrix is then decomposed once, with the
+// configured method, to max(k_max, k_s): the suggested rank is one of the
+// ranks the sweep needs. On the CPU backend, when that method is (or `auto`
+// resolves to) exact, the spectrum's SVD is that decomposition and is used as
+// it is. So with exact SVDs on the CPU every swept result is the same as
+// without add_suggested_rank; with randomized/paper a swept result differs
+// only when k_s > k_max (a wider sketch). Compose() decomposes each matrix to
+// the same max(k_max, k_s), k_s taken from the suggested singles. The suggested intervention is
+// evaluated and reported as its own result (rank_source SUGGESTED, ρ = k_s / max_rank) even when a
+// swept ρ has the same k.
 //
 // Several replicas (laserd --devices, engine/laser/replicas.h): the runner may
 // be given one resident copy of the model per device. Run() then hands the
@@ -88,8 +105,11 @@ struct SweepConfig {
   std::vector<int64_t> layer_indices;
   std::vector<LayerRange> layer_ranges;
   // Kept ranks: ρ values, or the paper's rate values when `ranks_are_rates`.
+  // May be empty only with add_suggested_rank.
   std::vector<double> ranks;
   bool ranks_are_rates = false;
+  // Also the Marchenko–Pastur suggested rank of every selected matrix.
+  bool add_suggested_rank = false;
   kernels::SvdOptions svd;
   eval::SplitOptions split;
   std::vector<int> topk = eval::DefaultTopK();
@@ -118,6 +138,9 @@ struct Intervention {
   int64_t layer = 0;
   double rho = 0;              // requested ρ (1 − rate/10 for rates)
   std::optional<double> rate;  // when given as a rate
+  // The matrix's Marchenko–Pastur suggested rank (add_suggested_rank): rank
+  // and rho (= rank / max_rank) are 0 in the plan and filled in once performed.
+  bool suggested = false;
   int64_t rank = 0;            // kept k
   int64_t max_rank = 0;        // min(rows, cols)
   int64_t rows = 0, cols = 0;  // W [rows = out, cols = in]
@@ -132,7 +155,9 @@ struct PlanMatrix {
   std::string type;
   int64_t layer = 0;
   int64_t rows = 0, cols = 0;
-  int64_t k_max = 0;  // largest kept rank of its interventions
+  // Largest kept rank of its ρ/rate interventions (0 when there are none);
+  // the decomposition goes to max(k_max, suggested rank) with add_suggested_rank.
+  int64_t k_max = 0;
   std::vector<Intervention> interventions;
 };
 
@@ -145,7 +170,9 @@ struct SweepResult {
   Intervention intervention;
   SplitMetrics metrics;
   int64_t shard_index = 0;
-  double svd_seconds = 0;  // 0 when the matrix's decomposition was reused
+  // 0 when the matrix's decomposition was reused; includes the spectrum's
+  // exact SVD with add_suggested_rank.
+  double svd_seconds = 0;
   double eval_seconds = 0;
   std::vector<eval::ExampleResult> examples;  // only with keep_examples
 };
@@ -248,7 +275,8 @@ class SweepRunner {
   absl::StatusOr<std::vector<eval::ExampleResult>> Evaluate(int64_t from_layer);
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
-  absl::StatusOr<const kernels::TruncatedSvd*> Decompose(const PlanMatrix& m, bool* computed);
+  // The Marchenko–Pastur rank of W(type, layer) of this runner's (unedited) model.
+  absl::StatusOr<int64_t> SuggestedRank(const std::string& type, int64_t layer);
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
   void Unapply();
   // One matrix's interventions on this runner's model; `emit(result, i)` gets
