@@ -35,7 +35,7 @@
 #include "kernels/ops.h"
 #include "kernels/svd.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace laserd {
 namespace {

@@ -45,7 +45,7 @@
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
@@ -67,23 +67,6 @@ using laserd_test::kRead;
 using laserd_test::kWrite;
 using laserd_test::Server;
 
-std::string Dataset(int n) {
-  static const char* kCities[] = {"Paris", "Lima", "Rome", "Oslo", "Bern", "Kyiv", "Riga", "Baku"};
-  static const char* kCountries[] = {"France",      "Peru",    "Italy",  "Norway",
-                                     "Switzerland", "Ukraine", "Latvia", "Azerbaijan"};
-  std::string s;
-  for (int i = 0; i < n; ++i) {
-    if (i % 5 == 3) {
-      s += absl::StrCat(R"({"prompt": "Item )", i,
-                        R"( is", "choices": [" wet", " dry", " hot"], "label": )", i % 3, "}\n");
-    } else {
-      s += absl::StrCat(R"({"prompt": "The capital of )", kCountries[i % 8], " (", i,
-                        R"() is", "answer": " )", kCities[i % 8], "\"}\n");
-    }
-  }
-  return s;
-}
-
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -93,8 +76,8 @@ class ServerTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ / "data");
     laserd::test_support::MakeTinyLlamaDir(root_ / "model");
-    std::ofstream(root_ / "data" / "small.jsonl") << Dataset(20);
-    std::ofstream(root_ / "data" / "big.jsonl") << Dataset(60);
+    std::ofstream(root_ / "data" / "small.jsonl") << laserd::test_support::CapitalsDataset(20);
+    std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
     server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
     server_->Start();
   }

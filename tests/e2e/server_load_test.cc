@@ -9,7 +9,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/e2e/server_harness.h"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace {
 

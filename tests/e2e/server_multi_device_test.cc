@@ -21,7 +21,7 @@
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
@@ -33,30 +33,13 @@ using laserd_test::JsonOf;
 using laserd_test::kRead;
 using laserd_test::Server;
 
-std::string Dataset(int n) {
-  static const char* kCities[] = {"Paris", "Lima", "Rome", "Oslo", "Bern", "Kyiv", "Riga", "Baku"};
-  static const char* kCountries[] = {"France",      "Peru",    "Italy",  "Norway",
-                                     "Switzerland", "Ukraine", "Latvia", "Azerbaijan"};
-  std::string s;
-  for (int i = 0; i < n; ++i) {
-    if (i % 5 == 3) {
-      s += absl::StrCat(R"({"prompt": "Item )", i,
-                        R"( is", "choices": [" wet", " dry", " hot"], "label": )", i % 3, "}\n");
-    } else {
-      s += absl::StrCat(R"({"prompt": "The capital of )", kCountries[i % 8], " (", i,
-                        R"() is", "answer": " )", kCities[i % 8], "\"}\n");
-    }
-  }
-  return s;
-}
-
 TEST(ServerMultiDeviceTest, TwoReplicasServeTheResultsOfOneDevice) {
   const fs::path root =
       fs::temp_directory_path() / absl::StrCat("laserd_server_multi_test_", getpid());
   fs::remove_all(root);
   fs::create_directories(root / "data");
   laserd::test_support::MakeTinyLlamaDir(root / "model");
-  std::ofstream(root / "data" / "d.jsonl") << Dataset(40);
+  std::ofstream(root / "data" / "d.jsonl") << laserd::test_support::CapitalsDataset(40);
   // OpenBLAS's results depend on its thread count in the last bits: the
   // server's replicas and the headless run use one thread each.
   setenv("OPENBLAS_NUM_THREADS", "1", 1);

@@ -30,7 +30,7 @@
 #include "engine/laser/sweep.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace laserd {
 namespace {
@@ -316,28 +316,16 @@ TEST_F(MultiDeviceTest, ReplicasOfDifferentModelsAreRefused) {
 
 // --- laserd sweep --devices ---
 
-std::string Laserd() { return std::string(LASERD_BINARY_DIR) + "/server/laserd"; }
-
-std::string ReadAll(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int Sh(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 class MultiDeviceCliTest : public MultiDeviceTest {
  protected:
   void SetUp() override {
-    if (!fs::exists(Laserd())) GTEST_SKIP() << Laserd() << " is not built";
+    if (!fs::exists(test_support::LaserdBinary()))
+      GTEST_SKIP() << test_support::LaserdBinary() << " is not built";
   }
   int Sweep(const std::string& spec, const std::string& out, const std::string& flags) {
-    return Sh(Laserd() + " sweep --model " + *dir_ + " --spec " + spec + " --out " + out + " " +
-              flags + " > " + *dir_ + "/stdout.txt 2> " + *dir_ + "/stderr.txt");
+    return test_support::Shell(test_support::LaserdBinary() + " sweep --model " + *dir_ +
+                               " --spec " + spec + " --out " + out + " " + flags + " > " + *dir_ +
+                               "/stdout.txt 2> " + *dir_ + "/stderr.txt");
   }
 };
 
@@ -350,7 +338,7 @@ TEST_F(MultiDeviceCliTest, DevicesCpuCpuWritesTheSameBytesAsOneDevice) {
                             << R"("}, "rho": {"values": [0.1, 0.5]}, )"
                             << R"("split": {"validation_fraction": 0.3}})";
   ASSERT_EQ(Sweep(shard_spec, *dir_ + "/x.jsonl", "--devices cpu,cpu --shard 0/3"), 0);
-  const std::string log = ReadAll(*dir_ + "/stderr.txt");
+  const std::string log = test_support::ReadFile(*dir_ + "/stderr.txt");
   EXPECT_NE(log.find("2 CPU replicas on " + nproc + " cores: "), std::string::npos) << log;
   OneBlasThread();
   const std::string spec = *dir_ + "/spec.json";
@@ -361,39 +349,40 @@ TEST_F(MultiDeviceCliTest, DevicesCpuCpuWritesTheSameBytesAsOneDevice) {
       << R"("split": {"validation_fraction": 0.3}, "batch": {"max_batch_tokens": 64}, )"
       << R"("composition": {"mode": "COMPOSITION_MODE_GREEDY"}})";
   const std::string one = *dir_ + "/one.jsonl", two = *dir_ + "/two.jsonl";
-  ASSERT_EQ(Sweep(spec, one, "--device cpu"), 0) << ReadAll(*dir_ + "/stderr.txt");
-  const std::string want = ReadAll(one);
+  ASSERT_EQ(Sweep(spec, one, "--device cpu"), 0) << test_support::ReadFile(*dir_ + "/stderr.txt");
+  const std::string want = test_support::ReadFile(one);
   EXPECT_NE(want.find("RESULT_KIND_COMPOSITION"), std::string::npos);
-  ASSERT_EQ(Sweep(spec, two, "--devices cpu,cpu"), 0) << ReadAll(*dir_ + "/stderr.txt");
-  EXPECT_EQ(ReadAll(two), want);
-  const std::string err = ReadAll(*dir_ + "/stderr.txt");
+  ASSERT_EQ(Sweep(spec, two, "--devices cpu,cpu"), 0)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
+  EXPECT_EQ(test_support::ReadFile(two), want);
+  const std::string err = test_support::ReadFile(*dir_ + "/stderr.txt");
   EXPECT_NE(err.find("2 replicas (cpu, cpu)"), std::string::npos) << err;
-  EXPECT_EQ(ReadAll(*dir_ + "/stdout.txt").substr(0, 6), "sweep ");
+  EXPECT_EQ(test_support::ReadFile(*dir_ + "/stdout.txt").substr(0, 6), "sweep ");
 
   // Resumed with three replicas after a cut: the same file again.
   size_t pos = 0;
   for (int i = 0; i < 9; ++i) pos = want.find('\n', pos) + 1;
   std::ofstream(two, std::ios::binary | std::ios::trunc) << want.substr(0, pos + 11);
   ASSERT_EQ(Sweep(spec, two, "--devices cpu,cpu,cpu --resume"), 0)
-      << ReadAll(*dir_ + "/stderr.txt");
-  EXPECT_EQ(ReadAll(two), want);
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
+  EXPECT_EQ(test_support::ReadFile(two), want);
 
   // A shard over two replicas equals the same shard on one device.
   ASSERT_EQ(Sweep(shard_spec, one, "--device cpu --shard 1/3"), 0)
-      << ReadAll(*dir_ + "/stderr.txt");
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   ASSERT_EQ(Sweep(shard_spec, two, "--devices cpu,cpu --shard 1/3"), 0)
-      << ReadAll(*dir_ + "/stderr.txt");
-  EXPECT_EQ(ReadAll(two), ReadAll(one));
-  EXPECT_NE(ReadAll(one).find("\"shard_index\":1"), std::string::npos);
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
+  EXPECT_EQ(test_support::ReadFile(two), test_support::ReadFile(one));
+  EXPECT_NE(test_support::ReadFile(one).find("\"shard_index\":1"), std::string::npos);
 
   // Usage errors.
   EXPECT_NE(Sweep(spec, two, "--device cpu --devices cpu,cpu"), 0);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("excludes"), std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("excludes"), std::string::npos)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   EXPECT_EQ(Sweep(spec, two, "--devices cpu,cuda:0"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("is not the same kind of device"),
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("is not the same kind of device"),
             std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
 }
 
 }  // namespace

@@ -26,7 +26,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
-#include "tests/support/tiny_model.h"
+#include "tests/support/fixtures.h"
 
 namespace laserd {
 namespace {
@@ -265,24 +265,11 @@ TEST_F(SweepTest, ShardsPartitionMatricesAndCompositionStacksGreedily) {
 
 // --- The laserd binary: JSONL files, merge, resume, spec errors. ---
 
-std::string Laserd() { return std::string(LASERD_BINARY_DIR) + "/server/laserd"; }
-
-std::string ReadAll(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-int Sh(const std::string& cmd) {
-  const int rc = std::system(cmd.c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 class SweepCliTest : public SweepTest {
  protected:
   void SetUp() override {
-    if (!fs::exists(Laserd())) GTEST_SKIP() << Laserd() << " is not built";
+    if (!fs::exists(test_support::LaserdBinary()))
+      GTEST_SKIP() << test_support::LaserdBinary() << " is not built";
   }
   std::string Spec(const std::string& extra) {
     const std::string p = *dir_ + "/spec.json";
@@ -294,16 +281,17 @@ class SweepCliTest : public SweepTest {
     return p;
   }
   int Sweep(const std::string& spec, const std::string& out, const std::string& flags = "") {
-    return Sh(Laserd() + " sweep --model " + *dir_ + " --spec " + spec + " --out " + out +
-              " --device cpu " + flags + " > " + *dir_ + "/stdout.txt 2> " + *dir_ + "/stderr.txt");
+    return test_support::Shell(test_support::LaserdBinary() + " sweep --model " + *dir_ +
+                               " --spec " + spec + " --out " + out + " --device cpu " + flags +
+                               " > " + *dir_ + "/stdout.txt 2> " + *dir_ + "/stderr.txt");
   }
 };
 
 TEST_F(SweepCliTest, MergedShardsEqualAnUnshardedRunByteForByte) {
   const std::string spec = Spec("");
   const std::string full = *dir_ + "/full.jsonl";
-  ASSERT_EQ(Sweep(spec, full), 0) << ReadAll(*dir_ + "/stderr.txt");
-  const std::string text = ReadAll(full);
+  ASSERT_EQ(Sweep(spec, full), 0) << test_support::ReadFile(*dir_ + "/stderr.txt");
+  const std::string text = test_support::ReadFile(full);
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 43);  // header + 42 results
   EXPECT_EQ(text.find("duration"), std::string::npos);        // no timing fields
   EXPECT_EQ(text.find("create_time"), std::string::npos);
@@ -323,30 +311,34 @@ TEST_F(SweepCliTest, MergedShardsEqualAnUnshardedRunByteForByte) {
   for (int s = 0; s < 3; ++s) {
     shards.push_back(*dir_ + "/shard" + std::to_string(s) + ".jsonl");
     ASSERT_EQ(Sweep(spec, *dir_ + "/shard{shard}.jsonl", "--shard " + std::to_string(s) + "/3"), 0)
-        << ReadAll(*dir_ + "/stderr.txt");
+        << test_support::ReadFile(*dir_ + "/stderr.txt");
   }
   // JOB_COMPLETION_INDEX (with --shards) gives the same shard as --shard.
-  ASSERT_EQ(Sh("JOB_COMPLETION_INDEX=1 " + Laserd() + " sweep --model " + *dir_ + " --spec " +
-               spec + " --out " + *dir_ + "/env1.jsonl --device cpu --shards 3 > /dev/null 2>&1"),
+  ASSERT_EQ(test_support::Shell("JOB_COMPLETION_INDEX=1 " + test_support::LaserdBinary() +
+                                " sweep --model " + *dir_ + " --spec " + spec + " --out " + *dir_ +
+                                "/env1.jsonl --device cpu --shards 3 > /dev/null 2>&1"),
             0);
-  EXPECT_EQ(ReadAll(*dir_ + "/env1.jsonl"), ReadAll(shards[1]));
+  EXPECT_EQ(test_support::ReadFile(*dir_ + "/env1.jsonl"), test_support::ReadFile(shards[1]));
   const std::string merged = *dir_ + "/merged.jsonl";
-  ASSERT_EQ(Sh(Laserd() + " merge " + shards[2] + " " + shards[0] + " " + shards[1] + " --out " +
-               merged + " > /dev/null 2>&1"),
-            0);
-  EXPECT_EQ(ReadAll(merged), text);
+  ASSERT_EQ(
+      test_support::Shell(test_support::LaserdBinary() + " merge " + shards[2] + " " + shards[0] +
+                          " " + shards[1] + " --out " + merged + " > /dev/null 2>&1"),
+      0);
+  EXPECT_EQ(test_support::ReadFile(merged), text);
   // A missing shard is refused, naming what is missing.
-  EXPECT_NE(Sh(Laserd() + " merge " + shards[0] + " " + shards[1] + " --out " + merged + " 2> " +
-               *dir_ + "/merr.txt"),
+  EXPECT_NE(test_support::Shell(test_support::LaserdBinary() + " merge " + shards[0] + " " +
+                                shards[1] + " --out " + merged + " 2> " + *dir_ + "/merr.txt"),
             0);
-  EXPECT_NE(ReadAll(*dir_ + "/merr.txt").find("planned results are missing"), std::string::npos);
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/merr.txt").find("planned results are missing"),
+            std::string::npos);
   // A shard of another sweep is refused, naming the differing field.
   const std::string other = Spec(R"(, "top_k": [1, 3])");
   ASSERT_EQ(Sweep(other, *dir_ + "/other.jsonl", "--shard 2/3"), 0);
-  EXPECT_NE(Sh(Laserd() + " merge " + shards[0] + " " + shards[1] + " " + *dir_ +
-               "/other.jsonl --out " + merged + " 2> " + *dir_ + "/merr.txt"),
+  EXPECT_NE(test_support::Shell(test_support::LaserdBinary() + " merge " + shards[0] + " " +
+                                shards[1] + " " + *dir_ + "/other.jsonl --out " + merged + " 2> " +
+                                *dir_ + "/merr.txt"),
             0);
-  const std::string err = ReadAll(*dir_ + "/merr.txt");
+  const std::string err = test_support::ReadFile(*dir_ + "/merr.txt");
   EXPECT_NE(err.find("specs differ"), std::string::npos) << err;
   EXPECT_NE(err.find("top_k"), std::string::npos) << err;
 }
@@ -355,8 +347,8 @@ TEST_F(SweepCliTest, ResumeAfterATruncatedFileGivesTheSameFile) {
   const std::string spec = Spec(
       R"(, "matrix_types": ["attn.q", "mlp.out"], "composition": {"mode": "COMPOSITION_MODE_GREEDY"})");
   const std::string full = *dir_ + "/cfull.jsonl";
-  ASSERT_EQ(Sweep(spec, full), 0) << ReadAll(*dir_ + "/stderr.txt");
-  const std::string text = ReadAll(full);
+  ASSERT_EQ(Sweep(spec, full), 0) << test_support::ReadFile(*dir_ + "/stderr.txt");
+  const std::string text = test_support::ReadFile(full);
   EXPECT_NE(text.find("RESULT_KIND_COMPOSITION"), std::string::npos);
   // Cut in the middle of the 6th line, and also right after the header.
   size_t pos = 0;
@@ -364,16 +356,17 @@ TEST_F(SweepCliTest, ResumeAfterATruncatedFileGivesTheSameFile) {
   for (size_t cut : {pos + 17, text.find('\n') + 1, size_t{10}}) {
     const std::string part = *dir_ + "/cpart.jsonl";
     std::ofstream(part, std::ios::binary) << text.substr(0, cut);
-    ASSERT_EQ(Sweep(spec, part, "--resume"), 0) << ReadAll(*dir_ + "/stderr.txt");
-    EXPECT_EQ(ReadAll(part), text) << "cut at byte " << cut;
+    ASSERT_EQ(Sweep(spec, part, "--resume"), 0) << test_support::ReadFile(*dir_ + "/stderr.txt");
+    EXPECT_EQ(test_support::ReadFile(part), text) << "cut at byte " << cut;
   }
   // Resuming a complete file computes nothing and changes nothing.
   ASSERT_EQ(Sweep(spec, full, "--resume"), 0);
-  EXPECT_EQ(ReadAll(full), text);
+  EXPECT_EQ(test_support::ReadFile(full), text);
   // Resuming with another spec is refused.
   EXPECT_EQ(Sweep(Spec(R"(, "matrix_types": ["attn.q"])"), full, "--resume"), 5);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("different sweep"), std::string::npos);
-  EXPECT_EQ(ReadAll(full), text);
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("different sweep"),
+            std::string::npos);
+  EXPECT_EQ(test_support::ReadFile(full), text);
 }
 
 TEST_F(SweepCliTest, SpecErrorsNameTheField) {
@@ -384,31 +377,35 @@ TEST_F(SweepCliTest, SpecErrorsNameTheField) {
   auto write = [&](const std::string& body) { std::ofstream(p) << body; };
   write(R"({"dataset": {"path": "x.jsonl"}, "rho": {"values": [0.1, 1.5]}})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("spec.rho.values[1]: 1.5 is not in (0, 1]"),
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt")
+                .find("spec.rho.values[1]: 1.5 is not in (0, 1]"),
             std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   write(R"({"dataset": {"path": ")" + *data_ +
         R"("}, "rho": {"values": [0.1]}, "layers": {"indices": [0, 7]}})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("spec.layers.indices[1]: 7"), std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("spec.layers.indices[1]: 7"),
+            std::string::npos)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   write(R"({"dataset": {"path": ")" + *data_ +
         R"("}, "rho": {"values": [0.1]}, "matrix_types": ["mlp.in", "fc_bogus"]})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("spec.matrix_types"), std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("spec.matrix_types"),
+            std::string::npos)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   write(R"({"dataset": {"path": "x.jsonl"}, "rho": {"values": [0.1]}, "svd": {"methodd": 1}})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("methodd"), std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("methodd"), std::string::npos)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   write(
       R"({"dataset": {"path": "x.jsonl"}, "rho": {"values": [0.1]}, "svd": {"method": "SVD_METHOD_FAST"}})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("method"), std::string::npos)
-      << ReadAll(*dir_ + "/stderr.txt");
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("method"), std::string::npos)
+      << test_support::ReadFile(*dir_ + "/stderr.txt");
   write(R"({"dataset": {"path": "x.jsonl"}})");
   EXPECT_EQ(Sweep(p, *dir_ + "/bad.jsonl"), 3);
-  EXPECT_NE(ReadAll(*dir_ + "/stderr.txt").find("spec.rank: required"), std::string::npos);
+  EXPECT_NE(test_support::ReadFile(*dir_ + "/stderr.txt").find("spec.rank: required"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,15 +1,21 @@
 // Test and benchmark fixtures written at run time: a byte-level tokenizer of
 // exactly 256 tokens (one per byte) and the tiny Llama fixture beside it, so
-// that text datasets run on tests/fixtures/models/llama (vocabulary 256).
-#ifndef LASERD_TESTS_SUPPORT_TINY_MODEL_H_
-#define LASERD_TESTS_SUPPORT_TINY_MODEL_H_
+// that text datasets run on tests/fixtures/models/llama (vocabulary 256); a
+// capitals-like dataset; running the laserd binary and reading its files.
+#ifndef LASERD_TESTS_SUPPORT_FIXTURES_H_
+#define LASERD_TESTS_SUPPORT_FIXTURES_H_
+
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
 namespace laserd::test_support {
@@ -84,6 +90,42 @@ inline void MakeTinyLlamaDir(const std::filesystem::path& dir) {
 }
 #endif
 
+// n JSONL examples: completions "The capital of <country> (i) is" -> " <city>",
+// and every fifth a three-way choice.
+inline std::string CapitalsDataset(int n) {
+  static const char* kCities[] = {"Paris", "Lima", "Rome", "Oslo", "Bern", "Kyiv", "Riga", "Baku"};
+  static const char* kCountries[] = {"France",      "Peru",    "Italy",  "Norway",
+                                     "Switzerland", "Ukraine", "Latvia", "Azerbaijan"};
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    if (i % 5 == 3) {
+      s += absl::StrCat(R"({"prompt": "Item )", i,
+                        R"( is", "choices": [" wet", " dry", " hot"], "label": )", i % 3, "}\n");
+    } else {
+      s += absl::StrCat(R"({"prompt": "The capital of )", kCountries[i % 8], " (", i,
+                        R"() is", "answer": " )", kCities[i % 8], "\"}\n");
+    }
+  }
+  return s;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs a shell command; its exit status (-1 when it did not exit).
+inline int Shell(const std::string& cmd) {
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+#ifdef LASERD_BINARY_DIR
+inline std::string LaserdBinary() { return std::string(LASERD_BINARY_DIR) + "/server/laserd"; }
+#endif
+
 }  // namespace laserd::test_support
 
-#endif  // LASERD_TESTS_SUPPORT_TINY_MODEL_H_
+#endif  // LASERD_TESTS_SUPPORT_FIXTURES_H_
