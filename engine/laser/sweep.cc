@@ -389,70 +389,79 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   // TruncationErrors) on the CPU, cuSOLVER/cuBLAS on a GPU (kernels/svd.h).
   auto w = model_->Matrix(m.type, m.layer);
   if (!w.ok()) return w.status();
-  // The truncation errors of every rank of the matrix, also those skipped on
-  // a resume: the randomized methods' residuals are computed rank after rank,
-  // so the same list gives the same bits as an uninterrupted run.
+  // The truncation errors of every ρ/rate rank of the matrix, also those
+  // skipped on a resume: the randomized methods' residuals are computed rank
+  // after rank, so the same list gives the same bits as an uninterrupted run.
   std::vector<int64_t> ks;
-  for (const Intervention& iv : m.interventions) ks.push_back(iv.rank);
-  int64_t k_dec = m.k_max, k_suggested = 0;
-  std::optional<std::vector<kernels::BackendSvd>> dec;
+  for (const Intervention& iv : m.interventions) {
+    if (!iv.suggested) ks.push_back(iv.rank);
+  }
+  // The ρ/rate ranks' decomposition and errors (in ks order), and with
+  // add_suggested_rank the exact SVD that gives the suggested rank k_s.
+  std::optional<kernels::BackendSvd> dec;
+  std::optional<kernels::TruncatedSvd> exact;
+  const kernels::TruncatedSvd* swept_svd = nullptr;
+  const std::vector<double>* swept_errors = nullptr;
+  std::vector<double> exact_errors;  // ks..., then k_s
+  int64_t k_suggested = 0;
   if (cfg_.add_suggested_rank) {
-    // The full spectrum (an exact fp32 SVD on the host, as GetSpectrum), its
-    // Marchenko-Pastur rank, then one decomposition to max(k_max, k_s).
+    // The full spectrum from an exact fp32 SVD on the host (as GetSpectrum),
+    // its Marchenko-Pastur rank k_s, and W_{k_s} from the same SVD.
     auto host = MatrixToHost(model_, m.type, m.layer);
     if (!host.ok()) return host.status();
-    // On the CPU backend DecomposeOnBackend is ToHost + ComputeTruncatedSvd:
-    // when the method is (or auto resolves to) fp32 exact, the spectrum's SVD
-    // is the decomposition itself, so keep all of its vectors then.
-    const kernels::SvdMethod method = cfg_.svd.method;
-    const bool may_reuse =
-        model_->backend()->kind() == kernels::DeviceKind::kCpu && !cfg_.svd.exact_in_double &&
-        (method == kernels::SvdMethod::kExact || method == kernels::SvdMethod::kAuto);
-    const int64_t mn = std::min(m.rows, m.cols);
-    auto exact = ExactSpectrumSvd(*host, m.rows, m.cols, may_reuse ? mn : 1);
-    if (!exact.ok()) {
-      return Prefixed(exact.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
-    }
+    auto e = ExactSpectrumSvd(*host, m.rows, m.cols, std::min(m.rows, m.cols));
+    if (!e.ok()) return Prefixed(e.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
+    exact = *std::move(e);
     auto fit =
         MarchenkoPasturRank(std::vector<double>(exact->spectrum.begin(), exact->spectrum.end()),
                             m.rows, m.cols, exact->frobenius_sq);
     if (!fit.ok()) return fit.status();
     k_suggested = fit->rank;
-    for (size_t i = 0; i < ks.size(); ++i) {
-      if (m.interventions[i].suggested) ks[i] = k_suggested;
-    }
-    k_dec = std::max(k_dec, k_suggested);
-    const bool exact_method = method == kernels::SvdMethod::kExact ||
-                              (method == kernels::SvdMethod::kAuto &&
-                               !kernels::AutoPicksRandomized(m.rows, m.cols, k_dec));
-    if (may_reuse && exact_method) {
-      auto errors = kernels::TruncationErrors(host->data(), *exact, ks);
-      if (!errors.ok()) return errors.status();
-      dec.emplace(1);
-      (*dec)[0].svd = *std::move(exact);
-      (*dec)[0].errors = *std::move(errors);
+    // On the CPU backend DecomposeOnBackend is ToHost + ComputeTruncatedSvd:
+    // when the configured method is (or auto resolves to) fp32 exact, this SVD
+    // is also the ρ/rate ranks' decomposition, bit for bit.
+    const kernels::SvdMethod method = cfg_.svd.method;
+    const bool reuse = !ks.empty() && model_->backend()->kind() == kernels::DeviceKind::kCpu &&
+                       !cfg_.svd.exact_in_double &&
+                       (method == kernels::SvdMethod::kExact ||
+                        (method == kernels::SvdMethod::kAuto &&
+                         !kernels::AutoPicksRandomized(m.rows, m.cols, m.k_max)));
+    std::vector<int64_t> eks = reuse ? ks : std::vector<int64_t>{};
+    eks.push_back(k_suggested);
+    auto errors = kernels::TruncationErrors(host->data(), *exact, eks);
+    if (!errors.ok()) return errors.status();
+    exact_errors = *std::move(errors);
+    if (reuse) {
+      swept_svd = &*exact;
+      swept_errors = &exact_errors;  // its first ks.size() entries
     }
   }
-  if (!dec.has_value()) {
-    auto d = kernels::DecomposeOnBackend(model_->backend(), {*w}, k_dec, cfg_.svd, ks);
+  if (swept_svd == nullptr && !ks.empty()) {
+    auto d = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
     if (!d.ok()) {
       return Prefixed(d.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
     }
-    dec = *std::move(d);
+    dec = std::move((*d)[0]);
+    swept_svd = &dec->svd;
+    swept_errors = &dec->errors;
   }
-  const kernels::TruncatedSvd* svd = &(*dec)[0].svd;
-  const std::vector<double>* errors = &(*dec)[0].errors;
   const double svd_seconds = Since(t0);
   timings_.svd_seconds += svd_seconds;
   ++timings_.decompositions;
   for (size_t i = 0; i < todo.size(); ++i) {
     SweepResult res;
     res.intervention = *todo[i];
+    const kernels::TruncatedSvd* svd;
     if (res.intervention.suggested) {
+      svd = &*exact;
       res.intervention.rank = k_suggested;
       res.intervention.rho = static_cast<double>(k_suggested) / res.intervention.max_rank;
+      res.intervention.relative_error = exact_errors.back();
+    } else {
+      svd = swept_svd;
+      // The ρ/rate interventions come first in the matrix, in ks order.
+      res.intervention.relative_error = (*swept_errors)[todo[i] - m.interventions.data()];
     }
-    res.intervention.relative_error = (*errors)[todo[i] - m.interventions.data()];
     res.intervention.svd_method = svd->method;
     res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
     res.svd_seconds = i == 0 ? svd_seconds : 0.0;
@@ -474,21 +483,6 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     if (auto st = emit(std::move(res), i); !st.ok()) return st;
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> SweepRunner::SuggestedRank(const std::string& type, int64_t layer) {
-  auto host = MatrixToHost(model_, type, layer);
-  if (!host.ok()) return host.status();
-  auto w = model_->Matrix(type, layer);
-  if (!w.ok()) return w.status();
-  const int64_t rows = (*w)->rows(), cols = (*w)->cols();
-  auto exact = ExactSpectrumSvd(*host, rows, cols, 1);
-  if (!exact.ok()) return exact.status();
-  auto fit =
-      MarchenkoPasturRank(std::vector<double>(exact->spectrum.begin(), exact->spectrum.end()), rows,
-                          cols, exact->frobenius_sq);
-  if (!fit.ok()) return fit.status();
-  return fit->rank;
 }
 
 absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
@@ -625,14 +619,7 @@ absl::Status SweepRunner::Compose(
 
   std::map<std::pair<std::string, int64_t>, const PlanMatrix*> matrices;
   for (const PlanMatrix& m : plan_) matrices[{m.type, m.layer}] = &m;
-  // Each matrix is decomposed to the rank Run() used: with add_suggested_rank,
-  // max(k_max, suggested rank), the latter from the singles (or recomputed).
-  std::map<std::pair<std::string, int64_t>, int64_t> suggested;
-  for (const SingleSummary& s : singles) {
-    if (s.intervention.suggested) {
-      suggested[{s.intervention.type, s.intervention.layer}] = s.intervention.rank;
-    }
-  }
+
   std::map<std::pair<std::string, int64_t>, kernels::TruncatedSvd> svds;
 
   std::vector<Intervention> stack;
@@ -653,18 +640,17 @@ absl::Status SweepRunner::Compose(
                                                        iv.layer, " is not in the sweep's plan"));
       }
       auto t0 = Clock::now();
-      int64_t k_dec = mit->second->k_max;
-      if (cfg_.add_suggested_rank) {
-        auto sit = suggested.find(key);
-        if (sit == suggested.end()) {
-          Unapply();  // the spectrum of the unedited matrix
-          auto k = SuggestedRank(iv.type, iv.layer);
-          if (!k.ok()) return k.status();
-          sit = suggested.emplace(key, *k).first;
-        }
-        k_dec = std::max(k_dec, sit->second);
+      // As Run() decomposes it: a suggested rank from the exact SVD (the
+      // prefix of the same sgesdd), the others with the configured method.
+      // (Each matrix has one intervention in a composition, its best single.)
+      absl::StatusOr<kernels::TruncatedSvd> svd;
+      if (iv.suggested) {
+        auto host = MatrixToHost(model_, iv.type, iv.layer);
+        if (!host.ok()) return host.status();
+        svd = ExactSpectrumSvd(*host, mit->second->rows, mit->second->cols, iv.rank);
+      } else {
+        svd = DecomposeMatrix(model_, iv.type, iv.layer, mit->second->k_max, cfg_.svd);
       }
-      auto svd = DecomposeMatrix(model_, iv.type, iv.layer, k_dec, cfg_.svd);
       if (!svd.ok()) return svd.status();
       timings_.svd_seconds += Since(t0);
       ++timings_.decompositions;

@@ -37,19 +37,17 @@
 //                                 begin with the same tokens compute those rows
 //                                 once (a prefix tree, Model::PrepareScore).
 //
-// Suggested ranks (add_suggested_rank): before its decomposition, each matrix's
-// full spectrum comes from an exact fp32 SVD of W on the host (the same one
-// ModelService.GetSpectrum reads, engine/laser/spectrum.h), giving the
-// Marchenko–Pastur rank k_s. The matrix is then decomposed once, with the
-// configured method, to max(k_max, k_s): the suggested rank is one of the
-// ranks the sweep needs. On the CPU backend, when that method is (or `auto`
-// resolves to) exact, the spectrum's SVD is that decomposition and is used as
-// it is. So with exact SVDs on the CPU every swept result is the same as
-// without add_suggested_rank; with randomized/paper a swept result differs
-// only when k_s > k_max (a wider sketch). Compose() decomposes each matrix to
-// the same max(k_max, k_s), k_s taken from the suggested singles. The suggested intervention is
-// evaluated and reported as its own result (rank_source SUGGESTED, ρ = k_s / max_rank) even when a
-// swept ρ has the same k.
+// Suggested ranks (add_suggested_rank): each matrix's full spectrum comes
+// from an exact fp32 SVD of W on the host (the one ModelService.GetSpectrum
+// reads, engine/laser/spectrum.h), giving the Marchenko–Pastur rank k_s; the
+// suggested intervention is the exact W_{k_s} from that same SVD (svd_method
+// exact whatever the configured method). The ρ/rate ranks are decomposed
+// exactly as without add_suggested_rank (to k_max with the configured method),
+// so their results are the same bits; on the CPU, when that method is (or
+// `auto` resolves to) exact, the exact SVD is reused for them instead of a
+// second one. The suggested intervention is evaluated and reported as its own
+// result (rank_source SUGGESTED, ρ = k_s / max_rank) even when a swept ρ has
+// the same k. Compose() decomposes a suggested single the same way.
 //
 // Several replicas (laserd --devices, engine/laser/replicas.h): the runner may
 // be given one resident copy of the model per device. Run() then hands the
@@ -155,8 +153,7 @@ struct PlanMatrix {
   std::string type;
   int64_t layer = 0;
   int64_t rows = 0, cols = 0;
-  // Largest kept rank of its ρ/rate interventions (0 when there are none);
-  // the decomposition goes to max(k_max, suggested rank) with add_suggested_rank.
+  // Largest kept rank of its ρ/rate interventions (0 when there are none).
   int64_t k_max = 0;
   std::vector<Intervention> interventions;
 };
@@ -275,8 +272,6 @@ class SweepRunner {
   absl::StatusOr<std::vector<eval::ExampleResult>> Evaluate(int64_t from_layer);
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
-  // The Marchenko–Pastur rank of W(type, layer) of this runner's (unedited) model.
-  absl::StatusOr<int64_t> SuggestedRank(const std::string& type, int64_t layer);
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
   void Unapply();
   // One matrix's interventions on this runner's model; `emit(result, i)` gets

@@ -3,8 +3,8 @@
 // formula on hand-computed spectra and on a fixture matrix; the suggested
 // interventions of a sweep (their k, rank source, ρ, error and metrics against
 // a dense edit scored by eval::ScoreExamples); the swept results unchanged by
-// the flag under exact SVDs; randomized/auto decompositions extended to the
-// suggested rank; composition; replicas; and the laserd CLI (spec accepted,
+// the flag for every SVD method, the suggested one always an exact truncation;
+// composition; replicas; and the laserd CLI (spec accepted,
 // merged shards equal an unsharded run, resume). On the tiny Llama fixture
 // with a byte-level tokenizer, as tests/unit/sweep_test.cc builds it.
 #include <unistd.h>
@@ -238,8 +238,8 @@ int64_t SuggestedOf(model::Model* model, const std::string& type, int64_t layer)
 // decomposition with `svd_opts`, scored by a plain eval::ScoreExamples.
 void ExpectDenseEditMetrics(model::Model* model, const tokenizer::Tokenizer& tok,
                             const eval::Dataset& ds, const laser::SweepConfig& cfg,
-                            const laser::SweepResult& r, int64_t k_dec,
-                            const std::vector<int64_t>& ks) {
+                            const kernels::SvdOptions& svd_opts, const laser::SweepResult& r,
+                            int64_t k_dec, const std::vector<int64_t>& ks) {
   const laser::Intervention& iv = r.intervention;
   auto toks = eval::TokenizeDataset(tok, ds, 0);
   ASSERT_TRUE(toks.ok());
@@ -248,7 +248,7 @@ void ExpectDenseEditMetrics(model::Model* model, const tokenizer::Tokenizer& tok
   so.share_prefixes = false;
   auto split = eval::MakeSplit(ds.examples.size(), cfg.split);
   ASSERT_TRUE(split.ok());
-  auto svd = laser::DecomposeMatrix(model, iv.type, iv.layer, k_dec, cfg.svd);
+  auto svd = laser::DecomposeMatrix(model, iv.type, iv.layer, k_dec, svd_opts);
   ASSERT_TRUE(svd.ok()) << svd.status();
   auto host = laser::MatrixToHost(model, iv.type, iv.layer);
   // The errors of all of the matrix's ranks (the randomized residuals are
@@ -340,7 +340,7 @@ TEST_F(SuggestedRankTest, ExactSweepAddsOneSuggestedResultPerMatrix) {
     const laser::PlanMatrix& m = (*runner)->plan()[i / 4];
     std::vector<int64_t> ks;
     for (size_t j = i - 3; j <= i; ++j) ks.push_back(results[j].intervention.rank);
-    ExpectDenseEditMetrics(model, *lm->tokenizer, *ds, cfg, r, std::max(m.k_max, k), ks);
+    ExpectDenseEditMetrics(model, *lm->tokenizer, *ds, cfg, cfg.svd, r, std::max(m.k_max, k), ks);
     // The API form: rank_source SUGGESTED, no rate, and back again.
     const ::laser::v1::Intervention p = server::InterventionProto(iv);
     EXPECT_EQ(p.rank_source(), ::laser::v1::RANK_SOURCE_SUGGESTED);
@@ -356,40 +356,64 @@ TEST_F(SuggestedRankTest, ExactSweepAddsOneSuggestedResultPerMatrix) {
             ::laser::v1::RANK_SOURCE_RHO);
 }
 
-TEST_F(SuggestedRankTest, RandomizedAndAutoDecomposeToTheSuggestedRank) {
+TEST_F(SuggestedRankTest, RandomizedSweptRanksAreUnchangedAndTheSuggestedOneIsExact) {
   auto lm = eval::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
   model::Model* model = lm->model.get();
-  for (kernels::SvdMethod method : {kernels::SvdMethod::kRandomized, kernels::SvdMethod::kAuto}) {
+  for (kernels::SvdMethod method :
+       {kernels::SvdMethod::kRandomized, kernels::SvdMethod::kPaper, kernels::SvdMethod::kAuto}) {
     laser::SweepConfig cfg = BaseConfig();
-    cfg.ranks = {0.05};  // k_max = 3: the suggested rank is larger
+    cfg.ranks = {0.05, 0.3};  // k_max = 19 (9 of 32): below the suggested ranks
     cfg.svd.method = method;
     cfg.svd.seed = 7;
-    cfg.matrix_types = {"attn.q", "mlp.in"};
+    cfg.matrix_types = {"attn.k", "mlp.in"};
     cfg.layer_indices = {1};
+    laser::SweepConfig plain_cfg = cfg;
     cfg.add_suggested_rank = true;
     auto runner = laser::SweepRunner::Create(model, *lm->tokenizer, *ds, cfg);
     ASSERT_TRUE(runner.ok()) << runner.status();
     const auto results = RunAll(runner->get());
-    ASSERT_EQ(results.size(), 4u);
+    auto plain = laser::SweepRunner::Create(model, *lm->tokenizer, *ds, plain_cfg);
+    ASSERT_TRUE(plain.ok());
+    const auto plain_results = RunAll(plain->get());
+    ASSERT_EQ(results.size(), 6u);
+    ASSERT_EQ(plain_results.size(), 4u);
+    kernels::SvdOptions exact_opts;
+    exact_opts.method = kernels::SvdMethod::kExact;
     for (size_t i = 0; i < results.size(); ++i) {
-      const laser::Intervention& iv = results[i].intervention;
-      EXPECT_EQ(iv.suggested, i % 2 == 1);
+      const laser::SweepResult& r = results[i];
+      const laser::Intervention& iv = r.intervention;
+      const laser::PlanMatrix& m = (*runner)->plan()[i / 3];
+      EXPECT_EQ(iv.suggested, i % 3 == 2);
       const int64_t k = SuggestedOf(model, iv.type, iv.layer);
-      ASSERT_GT(k, 3) << "the fixture's suggested rank should exceed k_max here";
-      if (iv.suggested) EXPECT_EQ(iv.rank, k);
-      // Both ranks are prefixes of one decomposition to max(k_max, k_s).
-      ExpectDenseEditMetrics(model, *lm->tokenizer, *ds, cfg, results[i], k,
-                             {results[i - i % 2].intervention.rank, k});
+      ASSERT_GT(k, m.k_max) << "the fixture's suggested rank should exceed k_max here";
+      if (iv.suggested) {
+        // The exact truncation at k_s, whatever the configured method.
+        EXPECT_EQ(iv.rank, k);
+        EXPECT_EQ(iv.svd_method, kernels::SvdMethod::kExact);
+        ExpectDenseEditMetrics(model, *lm->tokenizer, *ds, cfg, exact_opts, r, k, {k});
+        continue;
+      }
+      // A swept rank: the configured method to k_max, the same bits as without
+      // the flag.
+      const laser::SweepResult& p = plain_results[i / 3 * 2 + i % 3];
+      EXPECT_EQ(iv.rank, p.intervention.rank);
+      EXPECT_EQ(iv.svd_method, p.intervention.svd_method);
+      EXPECT_EQ(iv.relative_error, p.intervention.relative_error);
+      EXPECT_EQ(r.metrics.validation.log_loss, p.metrics.validation.log_loss);
+      EXPECT_EQ(r.metrics.test.log_loss, p.metrics.test.log_loss);
+      EXPECT_EQ(r.metrics.test.accuracy, p.metrics.test.accuracy);
       if (method == kernels::SvdMethod::kAuto) {
-        EXPECT_EQ(iv.svd_method, kernels::AutoPicksRandomized(iv.rows, iv.cols, k)
+        EXPECT_EQ(iv.svd_method, kernels::AutoPicksRandomized(iv.rows, iv.cols, m.k_max)
                                      ? kernels::SvdMethod::kRandomized
                                      : kernels::SvdMethod::kExact);
       } else {
-        EXPECT_EQ(iv.svd_method, kernels::SvdMethod::kRandomized);
+        EXPECT_EQ(iv.svd_method, method);
       }
+      ExpectDenseEditMetrics(model, *lm->tokenizer, *ds, cfg, cfg.svd, r, m.k_max,
+                             {m.interventions[0].rank, m.interventions[1].rank});
     }
   }
 }
@@ -447,8 +471,8 @@ TEST_F(SuggestedRankTest, SuggestedOnlyCompositionAndReplicas) {
       EXPECT_NEAR(steps[0].metrics.validation.log_loss, r.metrics.validation.log_loss, 1e-9);
     }
   }
-  // Composition from summaries without the suggested singles recomputes the
-  // suggested ranks (a resumed job reads them from its results instead).
+  // Composition from one summary (as a resumed job rebuilds it from its
+  // results file: the rank and source only) decomposes it the same way.
   std::vector<laser::SingleSummary> first_only = {singles[0]};
   std::vector<laser::CompositionStep> steps2;
   ASSERT_TRUE((*runner)
