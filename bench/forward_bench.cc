@@ -1,11 +1,14 @@
 // Scoring forward pass throughput against the machine's SGEMM rate, in one run.
 //
 //   forward_bench --model M.gguf --seqs seqs.json [--batch 32] [--reps 3]
+//                 [--share-prefixes true|false]
 //
 // seqs.json: {"sequences": [{"tokens": [...], "answer_start": k}, ...]}. Prints
 // one JSON object: tokens/s of Model::Score over the whole set in batches of
-// --batch sequences, the GEMM FLOPs it implies (2 · matrix params · tokens, LM
-// head counted only at scored rows), the SGEMM GFLOP/s measured on the model's
+// --batch sequences, the GEMM FLOPs of the rows it computes (2 · matrix params ·
+// rows; with shared prefixes a common prompt prefix is one set of rows; the last
+// layer past q/k/v and the LM head only at distinct scored rows), the SGEMM
+// GFLOP/s measured on the model's
 // own largest layer shapes, and the fraction of that rate reached.
 #include <cblas.h>
 
@@ -52,6 +55,9 @@ int main(int argc, char** argv) {
   app.add_option("--seqs", seqs_path)->required();
   app.add_option("--batch", batch);
   app.add_option("--reps", reps);
+  bool share_prefixes = true;
+  app.add_option("--share-prefixes", share_prefixes,
+                 "compute a common prompt prefix once (Model::PrepareScore); false: packed");
   CLI11_PARSE(app, argc, argv);
 
   const double t_load0 = Now();
@@ -82,13 +88,41 @@ int main(int argc, char** argv) {
     reqs.push_back(std::move(r));
   }
 
+  // Matrix parameters of one layer: all of it, and the part every row of the
+  // last layer still needs (q, k, v: the scored rows attend to all rows).
+  int64_t layer_params = 0, qkv_params = 0;
+  for (const auto& t : (*model)->MatrixTypes()) {
+    const int64_t n = (*(*model)->Matrix(t, 0))->size();
+    layer_params += n;
+    if (t == "attn.q" || t == "attn.k" || t == "attn.v") qkv_params += n;
+  }
+  // GEMM FLOPs of what Model::Score computes: every layout row through the
+  // first L−1 layers and the last layer's q/k/v, the rest of the last layer
+  // and the LM head on the distinct scored rows only.
+  double flops = 0;
+  int64_t computed_rows = 0;
+  for (size_t i = 0; i < reqs.size(); i += batch) {
+    std::vector<laserd::model::ScoreRequest> b(reqs.begin() + i,
+                                               reqs.begin() + std::min(reqs.size(), i + batch));
+    auto p = (*model)->PrepareScore(b, share_prefixes);
+    if (!p.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(p.status().message()).c_str());
+      return 1;
+    }
+    const double rows = static_cast<double>(p->layout.total_rows());
+    const double distinct = static_cast<double>(p->distinct_rows.size());
+    computed_rows += p->layout.total_rows();
+    flops += 2.0 * rows * (layer_params * (cfg.layers - 1) + qkv_params) +
+             2.0 * distinct * ((layer_params - qkv_params) + cfg.vocab_size * cfg.hidden);
+  }
+
   double best = 1e30;
   for (int rep = 0; rep < reps; ++rep) {
     const double t0 = Now();
     for (size_t i = 0; i < reqs.size(); i += batch) {
       std::vector<laserd::model::ScoreRequest> b(reqs.begin() + i,
                                                  reqs.begin() + std::min(reqs.size(), i + batch));
-      auto res = (*model)->Score(b);
+      auto res = (*model)->Score(b, share_prefixes);
       if (!res.ok()) {
         std::fprintf(stderr, "%s\n", std::string(res.status().message()).c_str());
         return 1;
@@ -96,13 +130,6 @@ int main(int argc, char** argv) {
     }
     best = std::min(best, Now() - t0);
   }
-  // Matrix parameters per token: every layer's weights; the LM head per scored row.
-  int64_t layer_params = 0;
-  for (const auto& t : (*model)->MatrixTypes()) {
-    for (int64_t l = 0; l < cfg.layers; ++l) layer_params += (*(*model)->Matrix(t, l))->size();
-  }
-  const double flops =
-      2.0 * layer_params * input_tokens + 2.0 * cfg.vocab_size * cfg.hidden * scored;
   const int64_t rows = input_tokens / std::max<int64_t>(1, (reqs.size() + batch - 1) / batch);
   const double sgemm_mlp = SgemmRate(rows, cfg.intermediate, cfg.hidden, 5);
   const double sgemm_sq = SgemmRate(rows, cfg.hidden, cfg.hidden, 5);
@@ -114,6 +141,8 @@ int main(int argc, char** argv) {
                         {"batch", batch},
                         {"input_tokens", input_tokens},
                         {"scored_tokens", scored},
+                        {"share_prefixes", share_prefixes},
+                        {"computed_rows", computed_rows},
                         {"best_s", best},
                         {"tokens_per_s", input_tokens / best},
                         {"gemm_gflop", flops / 1e9},
