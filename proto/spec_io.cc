@@ -3,6 +3,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -32,7 +34,13 @@ json PlainScalar(const std::string& s) {
       return s;  // protobuf JSON takes 64-bit integers as strings too
     }
   }
-  if (std::regex_match(s, kFloat)) return std::stod(s);
+  if (std::regex_match(s, kFloat)) {
+    // Out of double's range (1e999): left as text for the message parser to judge.
+    errno = 0;
+    const double v = std::strtod(s.c_str(), nullptr);
+    if (errno == ERANGE) return s;
+    return v;
+  }
   return s;
 }
 
@@ -94,7 +102,11 @@ absl::StatusOr<std::string> YamlToJson(const std::string& yaml, const std::strin
   }
   auto j = ToJson(root, source);
   if (!j.ok()) return j.status();
-  return j->dump();
+  try {
+    return j->dump();
+  } catch (const json::exception& e) {  // a string that is not UTF-8
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid UTF-8 text: ", e.what()));
+  }
 }
 
 absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecText(const std::string& text,

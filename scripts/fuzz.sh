@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh fuzz_gguf 600
 #   scripts/fuzz.sh fuzz_safetensors 600
 set -euo pipefail
-TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors|fuzz_dataset|fuzz_tokenizer_json SECONDS}
+TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors|fuzz_dataset|fuzz_tokenizer_json|fuzz_spec SECONDS}
 SECONDS_TO_RUN=${2:-60}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build-fuzz
@@ -27,6 +27,7 @@ case "$TARGET" in
       '{"question": "Paris is the capital of", "gold-answer": "France"}' >"$SEEDS/mixed.jsonl"
     head -c 4000 "$ROOT/tests/fixtures/smollm2_capitals_reference.json" >"$SEEDS/json.txt" ;;
   fuzz_tokenizer_json) cp "$ROOT"/tests/fixtures/tokenizer/*.json "$SEEDS"/ 2>/dev/null || true ;;
+  fuzz_spec) cp "$ROOT"/tests/fixtures/specs/* "$SEEDS"/ ;;
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac
 cd "$BUILD"

@@ -103,6 +103,9 @@ TEST(SpecIoTest, BadInputNamesTheFileAndThePlace) {
            Case{"? [a, b]\n: 1\n", "s.yaml: line 1: mapping keys must be plain field names"},
            Case{"top_k: [one]\n", "s.yaml: not a laser.v1.SweepSpec in YAML form"},
            Case{"{\"rho\": {\"valuez\": [1]}}", "s.yaml: not a laser.v1.SweepSpec in JSON form"},
+           Case{"model: caf\xe9\n", "s.yaml: not valid UTF-8 text"},  // found by fuzz_spec
+           Case{"rho: {values: [1e999]}\n", "s.yaml: not a laser.v1.SweepSpec in YAML form"},
+           Case{"{\"model\": \"caf\xe9\"}", "s.yaml: not a laser.v1.SweepSpec in JSON form"},
        }) {
     auto s = ParseSweepSpecText(c.text, "s.yaml");
     ASSERT_FALSE(s.ok()) << c.text;
