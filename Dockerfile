@@ -23,7 +23,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
       libopenblas-dev liblapacke-dev \
       nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libicu-dev \
-      libsqlite3-dev libcpp-httplib-dev libssl-dev libyaml-cpp-dev \
+      libsqlite3-dev libcpp-httplib-dev libssl-dev libyaml-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,7 +1,7 @@
 #include "proto/spec_io.h"
 
 #include <google/protobuf/util/json_util.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -44,63 +44,113 @@ json PlainScalar(const std::string& s) {
   return s;
 }
 
-absl::StatusOr<json> ToJson(const YAML::Node& n, const std::string& source) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return json(nullptr);
-    case YAML::NodeType::Scalar:
-      // Quoted scalars carry the non-specific tag "!": always strings.
-      if (n.Tag() == "!") return json(n.Scalar());
-      return PlainScalar(n.Scalar());
-    case YAML::NodeType::Sequence: {
-      json a = json::array();
-      for (const YAML::Node& e : n) {
-        auto v = ToJson(e, source);
-        if (!v.ok()) return v.status();
-        a.push_back(*std::move(v));
-      }
-      return a;
+// Bounds on what one spec may expand to: aliases can make a short document
+// name the same node many times over ("billion laughs").
+constexpr int kMaxDepth = 64;
+constexpr int64_t kMaxNodes = 100000;
+
+class Converter {
+ public:
+  Converter(yaml_document_t* doc, const std::string& source) : doc_(doc), source_(source) {}
+
+  absl::StatusOr<json> Convert(yaml_node_t* n, int depth) {
+    if (depth > kMaxDepth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ": nested deeper than ", kMaxDepth, " levels"));
     }
-    case YAML::NodeType::Map: {
-      json o = json::object();
-      for (const auto& kv : n) {
-        if (!kv.first.IsScalar()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(source, ": line ", kv.first.Mark().line + 1,
-                           ": mapping keys must be plain field names"));
-        }
-        auto v = ToJson(kv.second, source);
-        if (!v.ok()) return v.status();
-        o[kv.first.Scalar()] = *std::move(v);
+    if (++nodes_ > kMaxNodes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_, ": expands to more than ", kMaxNodes, " YAML nodes"));
+    }
+    switch (n->type) {
+      case YAML_SCALAR_NODE: {
+        const std::string v(reinterpret_cast<const char*>(n->data.scalar.value),
+                            n->data.scalar.length);
+        if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return json(v);  // quoted
+        return PlainScalar(v);
       }
-      return o;
+      case YAML_SEQUENCE_NODE: {
+        json a = json::array();
+        for (yaml_node_item_t* i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+             ++i) {
+          auto v = Convert(yaml_document_get_node(doc_, *i), depth + 1);
+          if (!v.ok()) return v.status();
+          a.push_back(*std::move(v));
+        }
+        return a;
+      }
+      case YAML_MAPPING_NODE: {
+        json o = json::object();
+        for (yaml_node_pair_t* p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             ++p) {
+          yaml_node_t* k = yaml_document_get_node(doc_, p->key);
+          if (k->type != YAML_SCALAR_NODE) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(source_, ": line ", k->start_mark.line + 1,
+                             ": mapping keys must be plain field names"));
+          }
+          auto v = Convert(yaml_document_get_node(doc_, p->value), depth + 1);
+          if (!v.ok()) return v.status();
+          o[std::string(reinterpret_cast<const char*>(k->data.scalar.value),
+                        k->data.scalar.length)] = *std::move(v);
+        }
+        return o;
+      }
+      default:
+        return json(nullptr);
     }
   }
-  return json(nullptr);
+
+ private:
+  yaml_document_t* doc_;
+  const std::string& source_;
+  int64_t nodes_ = 0;
+};
+
+// libyaml's parser and documents, released on every path.
+struct Parser {
+  yaml_parser_t p;
+  Parser() { yaml_parser_initialize(&p); }
+  ~Parser() { yaml_parser_delete(&p); }
+};
+struct Document {
+  yaml_document_t d;
+  bool loaded = false;
+  ~Document() {
+    if (loaded) yaml_document_delete(&d);
+  }
+};
+
+absl::Status ParseError(const yaml_parser_t& p, const std::string& source) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(source, ": not valid YAML: line ", p.problem_mark.line + 1, ", column ",
+                   p.problem_mark.column + 1, ": ", p.problem ? p.problem : "syntax error",
+                   p.context ? absl::StrCat(" (", p.context, ")") : ""));
 }
 
 }  // namespace
 
 absl::StatusOr<std::string> YamlToJson(const std::string& yaml, const std::string& source) {
-  YAML::Node root;
-  try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(yaml);
-    if (docs.size() > 1) {
+  Parser parser;
+  yaml_parser_set_input_string(&parser.p, reinterpret_cast<const unsigned char*>(yaml.data()),
+                               yaml.size());
+  Document first, second;
+  if (!yaml_parser_load(&parser.p, &first.d)) return ParseError(parser.p, source);
+  first.loaded = true;
+  yaml_node_t* root = yaml_document_get_root_node(&first.d);
+  if (root != nullptr) {
+    if (!yaml_parser_load(&parser.p, &second.d)) return ParseError(parser.p, source);
+    second.loaded = true;
+    if (yaml_document_get_root_node(&second.d) != nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat(source, ": holds ", docs.size(), " YAML documents; a spec is one"));
+          absl::StrCat(source, ": holds more than one YAML document; a spec is one"));
     }
-    if (!docs.empty()) root = docs[0];
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": not valid YAML: line ",
-                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
-                                                   ": ", e.msg));
   }
-  if (!root.IsMap()) {
+  if (root == nullptr || root->type != YAML_MAPPING_NODE) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": a spec must be a YAML mapping of SweepSpec fields"));
   }
-  auto j = ToJson(root, source);
+  auto j = Converter(&first.d, source).Convert(root, 0);
   if (!j.ok()) return j.status();
   try {
     return j->dump();

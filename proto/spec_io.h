@@ -16,7 +16,8 @@ namespace laserd::proto {
 // read as YAML 1.2 core-schema booleans, nulls, integers or floats become
 // JSON booleans, nulls and numbers, every other scalar (and every quoted one)
 // a string. Unknown fields are errors. INVALID_ARGUMENT names `source` and,
-// for YAML syntax errors, the line and column.
+// for YAML syntax errors, the line and column. YAML is read by libyaml;
+// aliases may expand a document to at most 100,000 nodes, 64 levels deep.
 absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecText(const std::string& text,
                                                           const std::string& source);
 

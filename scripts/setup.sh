@@ -19,7 +19,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # utility libraries
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libpcre2-dev libicu-dev libsqlite3-dev
-  libyaml-cpp-dev
+  libyaml-dev
   # laserd serve: HTTP endpoint (/metrics, /api/status), TLS and sha256
   libcpp-httplib-dev libssl-dev
   # fuzzing (libFuzzer) with clang
