@@ -90,6 +90,21 @@ inline void MakeTinyLlamaDir(const std::filesystem::path& dir) {
 }
 #endif
 
+// Ten JSONL examples for the tiny model: completions and choices, several
+// sharing the prompt prefix "The capital of".
+inline constexpr const char* kTenExamples =
+    R"({"prompt": "The capital of France is", "answer": " Paris"}
+{"prompt": "The capital of Peru is", "answer": " Lima"}
+{"prompt": "Two plus two is", "answer": " four"}
+{"prompt": "Water is", "choices": [" wet", " dry"], "label": 0}
+{"prompt": "The sky is", "answer": " blue"}
+{"prompt": "Fire is", "choices": [" cold", " hot", " blue"], "label": 1}
+{"prompt": "The capital of Italy is", "answer": " Rome"}
+{"prompt": "Snow is", "answer": " white"}
+{"prompt": "The opposite of up is", "answer": " down"}
+{"prompt": "A cat says", "answer": " meow"}
+)";
+
 // n JSONL examples: completions "The capital of <country> (i) is" -> " <city>",
 // and every fifth a three-way choice.
 inline std::string CapitalsDataset(int n) {

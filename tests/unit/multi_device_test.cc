@@ -42,17 +42,7 @@ std::string MakeModelDir() {
   const fs::path dir =
       fs::temp_directory_path() / ("laserd_multi_device_test_" + std::to_string(getpid()));
   test_support::MakeTinyLlamaDir(dir);
-  std::ofstream(dir / "data.jsonl") << R"({"prompt": "The capital of France is", "answer": " Paris"}
-{"prompt": "The capital of Peru is", "answer": " Lima"}
-{"prompt": "Two plus two is", "answer": " four"}
-{"prompt": "Water is", "choices": [" wet", " dry"], "label": 0}
-{"prompt": "The sky is", "answer": " blue"}
-{"prompt": "Fire is", "choices": [" cold", " hot", " blue"], "label": 1}
-{"prompt": "The capital of Italy is", "answer": " Rome"}
-{"prompt": "Snow is", "answer": " white"}
-{"prompt": "The opposite of up is", "answer": " down"}
-{"prompt": "A cat says", "answer": " meow"}
-)";
+  std::ofstream(dir / "data.jsonl") << test_support::kTenExamples;
   return dir.string();
 }
 

@@ -92,18 +92,7 @@ TEST(MarchenkoPasturRank, AtLeastOneAndZeroNormAndBadInput) {
 
 // --- The fixture model. ---
 
-const char* kData =
-    R"({"prompt": "The capital of France is", "answer": " Paris"}
-{"prompt": "The capital of Peru is", "answer": " Lima"}
-{"prompt": "Two plus two is", "answer": " four"}
-{"prompt": "Water is", "choices": [" wet", " dry"], "label": 0}
-{"prompt": "The sky is", "answer": " blue"}
-{"prompt": "Fire is", "choices": [" cold", " hot", " blue"], "label": 1}
-{"prompt": "The capital of Italy is", "answer": " Rome"}
-{"prompt": "Snow is", "answer": " white"}
-{"prompt": "The opposite of up is", "answer": " down"}
-{"prompt": "A cat says", "answer": " meow"}
-)";
+const char* kData = test_support::kTenExamples;
 
 class SuggestedRankTest : public ::testing::Test {
  protected:
