@@ -150,13 +150,18 @@ def server(laserd_bin, tiny_model, tiny_data, tmp_path_factory):
         channel.close()
         yield target
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
+
+
+def stop(proc):
+    """Terminates a started server (SIGTERM, then SIGKILL after 20 s) and reaps it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def headless_results(laserd, model, spec_dict, tmp_path):

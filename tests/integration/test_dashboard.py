@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import REPO, build_dir, free_port, has_subcommand
+from conftest import REPO, build_dir, free_port, has_subcommand, stop
 
 from google.protobuf import json_format
 
@@ -110,12 +110,7 @@ def dash(laserd_bin, tiny_model, tmp_path_factory):
             time.sleep(0.1)
         yield d
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

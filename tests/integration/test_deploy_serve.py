@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, has_subcommand
+from conftest import free_port, has_subcommand, stop
 from deploy_helpers import REPO, Pod, find, render_chart
 
 TOKENS = "s3cret-write write ci\nr3ad-only read dashboard\n"
@@ -58,12 +58,7 @@ def deployed(laserd_bin, tiny_model, tmp_path_factory):
         yield {"dep": dep, "pod": pod, "proc": proc, "grpc": grpc_port, "http": http_port,
                "log": root / "laserd.log"}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
@@ -211,9 +206,4 @@ def test_tls_probe_runs_the_healthcheck_over_mtls(laserd_bin, tiny_model, tmp_pa
             no_cert = probe[:probe.index("--tls-cert")] + ["--timeout", "2"]
             assert subprocess.run(no_cert, capture_output=True, text=True).returncode == 1
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
