@@ -346,15 +346,18 @@ class CpuBackend final : public Backend {
     auto score = [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) res[i] = ScoreRow(logits.data() + i * V, V, gold[i]);
     };
-    // The rows are independent: split them over two threads when there are
-    // enough (the LM head's scoring is a large share of a sweep's late layers).
-    if (n >= 16 && std::thread::hardware_concurrency() > 1) {
-      std::thread t(score, 0, n / 2);
-      score(n / 2, n);
-      t.join();
-    } else {
-      score(0, n);
+    // The rows are independent: split them over as many threads as the BLAS
+    // may use (OPENBLAS_NUM_THREADS; the compute budget the user set), at
+    // least 8 rows each.
+    const int64_t threads = std::min<int64_t>(
+        {std::max(1, openblas_get_num_threads()),
+         std::max<int64_t>(1, std::thread::hardware_concurrency()), std::max<int64_t>(1, n / 8)});
+    std::vector<std::thread> pool;
+    for (int64_t t = 1; t < threads; ++t) {
+      pool.emplace_back(score, n * t / threads, n * (t + 1) / threads);
     }
+    score(0, n / threads);
+    for (std::thread& t : pool) t.join();
     return res;
   }
 
