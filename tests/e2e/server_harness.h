@@ -22,11 +22,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/eval/run.h"
+#include "engine/laser/intervention.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "kernels/svd.h"
 #include "laser/v1/dataset.grpc.pb.h"
 #include "laser/v1/model.grpc.pb.h"
 #include "laser/v1/sweep.grpc.pb.h"
@@ -78,6 +81,27 @@ inline pb::Result Comparable(pb::Result r) {
   r.clear_eval_duration();
   r.clear_create_time();
   return r;
+}
+
+// Every spectrum equals the exact singular values of that matrix of the
+// unedited model in `model_dir` (GetSpectrum must never see an edit).
+inline void ExpectSpectraOfUneditedModel(const fs::path& model_dir,
+                                         const std::vector<pb::Spectrum>& spectra) {
+  auto lm = laserd::eval::LoadModel(model_dir.string(), "cpu");
+  ASSERT_TRUE(lm.ok()) << lm.status();
+  for (const pb::Spectrum& s : spectra) {
+    auto w = laserd::laser::MatrixToHost(lm->model.get(), s.matrix_type(), s.layer());
+    ASSERT_TRUE(w.ok());
+    laserd::kernels::SvdOptions o;
+    o.method = laserd::kernels::SvdMethod::kExact;
+    auto svd = laserd::kernels::ComputeTruncatedSvd(w->data(), s.rows(), s.cols(), 1, o);
+    ASSERT_TRUE(svd.ok());
+    ASSERT_EQ(static_cast<size_t>(s.singular_values_size()), svd->spectrum.size());
+    for (int i = 0; i < s.singular_values_size(); ++i) {
+      EXPECT_NEAR(s.singular_values(i), svd->spectrum[i], 1e-5 * svd->spectrum[0])
+          << s.matrix_type() << " layer " << s.layer() << " sigma " << i;
+    }
+  }
 }
 
 class Server {

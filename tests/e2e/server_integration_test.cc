@@ -390,21 +390,7 @@ TEST_F(ServerTest, ConcurrentWatchersAndSpectrumDuringASweep) {
       EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(seen[i][k], seen[0][k]));
     }
   }
-  auto lm = laserd::eval::LoadModel((root_ / "model").string(), "cpu");
-  ASSERT_TRUE(lm.ok()) << lm.status();
-  for (const pb::Spectrum& sp : spectra) {
-    auto w = laserd::laser::MatrixToHost(lm->model.get(), sp.matrix_type(), sp.layer());
-    ASSERT_TRUE(w.ok());
-    laserd::kernels::SvdOptions o;
-    o.method = laserd::kernels::SvdMethod::kExact;
-    auto svd = laserd::kernels::ComputeTruncatedSvd(w->data(), sp.rows(), sp.cols(), 1, o);
-    ASSERT_TRUE(svd.ok());
-    ASSERT_EQ(static_cast<size_t>(sp.singular_values_size()), svd->spectrum.size());
-    for (int i = 0; i < sp.singular_values_size(); ++i) {
-      EXPECT_NEAR(sp.singular_values(i), svd->spectrum[i], 1e-5 * svd->spectrum[0])
-          << sp.matrix_type() << " layer " << sp.layer() << " sigma " << i;
-    }
-  }
+  laserd_test::ExpectSpectraOfUneditedModel(root_ / "model", spectra);
 }
 
 TEST_F(ServerTest, TlsAndMutualTls) {

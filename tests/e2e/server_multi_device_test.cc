@@ -124,21 +124,7 @@ TEST(ServerMultiDeviceTest, TwoReplicasServeTheResultsOfOneDevice) {
   }
 
   // Spectra of the unedited matrices.
-  auto lm = laserd::eval::LoadModel((root / "model").string(), "cpu");
-  ASSERT_TRUE(lm.ok()) << lm.status();
-  for (const pb::Spectrum& s : spectra) {
-    auto w = laserd::laser::MatrixToHost(lm->model.get(), s.matrix_type(), s.layer());
-    ASSERT_TRUE(w.ok());
-    laserd::kernels::SvdOptions o;
-    o.method = laserd::kernels::SvdMethod::kExact;
-    auto svd = laserd::kernels::ComputeTruncatedSvd(w->data(), s.rows(), s.cols(), 1, o);
-    ASSERT_TRUE(svd.ok());
-    ASSERT_EQ(static_cast<size_t>(s.singular_values_size()), svd->spectrum.size());
-    for (int i = 0; i < s.singular_values_size(); ++i) {
-      EXPECT_NEAR(s.singular_values(i), svd->spectrum[i], 1e-5 * svd->spectrum[0])
-          << s.matrix_type() << " layer " << s.layer() << " sigma " << i;
-    }
-  }
+  laserd_test::ExpectSpectraOfUneditedModel(root / "model", spectra);
   if (!::testing::Test::HasFailure()) fs::remove_all(root);
 }
 
