@@ -99,11 +99,13 @@ int main(int argc, char** argv) {
   // GEMM FLOPs of what Model::Score computes: every layout row through the
   // first L−1 layers and the last layer's q/k/v, the rest of the last layer
   // and the LM head on the distinct scored rows only.
+  std::vector<std::vector<laserd::model::ScoreRequest>> batches;
+  for (size_t i = 0; i < reqs.size(); i += batch) {
+    batches.emplace_back(reqs.begin() + i, reqs.begin() + std::min(reqs.size(), i + batch));
+  }
   double flops = 0;
   int64_t computed_rows = 0;
-  for (size_t i = 0; i < reqs.size(); i += batch) {
-    std::vector<laserd::model::ScoreRequest> b(reqs.begin() + i,
-                                               reqs.begin() + std::min(reqs.size(), i + batch));
+  for (const auto& b : batches) {
     auto p = (*model)->PrepareScore(b, share_prefixes);
     if (!p.ok()) {
       std::fprintf(stderr, "%s\n", std::string(p.status().message()).c_str());
@@ -119,9 +121,7 @@ int main(int argc, char** argv) {
   double best = 1e30;
   for (int rep = 0; rep < reps; ++rep) {
     const double t0 = Now();
-    for (size_t i = 0; i < reqs.size(); i += batch) {
-      std::vector<laserd::model::ScoreRequest> b(reqs.begin() + i,
-                                                 reqs.begin() + std::min(reqs.size(), i + batch));
+    for (const auto& b : batches) {
       auto res = (*model)->Score(b, share_prefixes);
       if (!res.ok()) {
         std::fprintf(stderr, "%s\n", std::string(res.status().message()).c_str());
