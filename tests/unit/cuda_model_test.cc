@@ -5,7 +5,8 @@
 // resident matrices the logits agree within 5e-2·(1 + |logit|), bf16's 8
 // significant bits accumulated over the layers. Skips without a GPU or without
 // CUDA in the build. The fixture root is $LASERD_SOURCE_DIR when set (the
-// device check runs the binary away from this checkout), else the build's.
+// device check runs the binary away from this checkout), else the build's;
+// the SmolLM2 file is $LASERD_SMOLLM2_GGUF when set.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -128,7 +129,12 @@ TEST(CudaModelTest, TinyFixturesMatchCpu) {
 
 TEST(CudaModelTest, SmolLM2MatchesCpu) {
   if (const std::string why = SkipReason(); !why.empty()) GTEST_SKIP() << why;
-  const std::string path = DataDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  // $LASERD_SMOLLM2_GGUF: another GGUF of SmolLM2's architecture (the device
+  // check carries a slice of the real model, bench/gpu/smollm2_slice.py).
+  const char* env = std::getenv("LASERD_SMOLLM2_GGUF");
+  const std::string path = env != nullptr && *env
+                               ? std::string(env)
+                               : DataDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "SmolLM2 not fetched: " << path;
   auto src = formats::OpenWeights(path);
   ASSERT_TRUE(src.ok()) << src.status();
