@@ -36,7 +36,8 @@ steps=$logs/steps.jsonl
 : >"$steps"
 report() {  # exit status: report.py's (0 when nothing failed)
   local rc
-  python3 "$root/bench/gpu/report.py" assemble --logs "$logs" --out "$out/report.json" "$@"
+  python3 "$root/bench/gpu/report.py" assemble --logs "$logs" --out "$out/report.json" \
+    --stage "$stage/stage.json" "$@"
   rc=$?
   tar -C "$work" -czf "$out/logs.tar.gz" logs 2>/dev/null
   return $rc
@@ -143,8 +144,10 @@ if ! probe; then
     probe || fatal "the staged binaries do not start: $(tail -c 400 "$logs/probe.log")"
   fi
 fi
+LD_LIBRARY_PATH="$libpath" ldd "$stage"/bin/* >"$logs/ldd.log" 2>&1
+not_found=$(awk '/not found/{print $1}' "$logs/ldd.log" | sort -u | tr '\n' ' ')
 step setup 0 $(($(date +%s) - t_start)) "gpu=$gpu" "loader=$loader" "cuda_lib_dirs=$cudadirs" \
-  "missing_cuda_libraries=${missing[*]:-}" "rehearsal=$rehearse"
+  "missing_cuda_libraries=${missing[*]:-}" "ldd_not_found=$not_found" "rehearsal=$rehearse"
 echo "check.sh: loader $loader; CUDA libraries from $cudadirs; missing: ${missing[*]:-none}" >&2
 
 # budget CAP RESERVE: seconds for the next step (at most CAP, leaving RESERVE
@@ -155,7 +158,8 @@ budget() {
   [ "$left" -lt 10 ] && left=0
   echo "$left"
 }
-# timed NAME CAP RESERVE CMD...: runs CMD under its budget, records the step.
+# timed NAME CAP RESERVE CMD...: runs CMD under its budget (an argument
+# @BUDGET@ becomes that budget less 5 s, for the step's own deadline), records the step.
 timed() {
   local name=$1 cap=$2 reserve=$3
   shift 3
@@ -166,7 +170,9 @@ timed() {
     return
   fi
   t0=$(date +%s)
-  timeout --kill-after=5 "$b" "$@" >"$logs/$name.log" 2>&1
+  local args=() a
+  for a in "$@"; do args+=("${a//@BUDGET@/$((b > 15 ? b - 5 : 10))}"); done
+  timeout --kill-after=5 "$b" "${args[@]}" >"$logs/$name.log" 2>&1
   rc=$?
   step "$name" "$rc" $(($(date +%s) - t0)) "budget=$b" "log=$name.log"
   echo "check.sh: $name rc=$rc ($(($(date +%s) - t0)) s of $b)" >&2
@@ -174,8 +180,8 @@ timed() {
 gb=("$work/run.sh" "$stage/bin/gpu_bench")
 
 # 1. Smoke, with the loader's account of every library it loaded.
-LD_DEBUG=libs LD_DEBUG_OUTPUT="$logs/ld_debug" timed smoke 30 300 "${gb[@]}" --section smoke \
-  --out "$logs/smoke.json"
+timed smoke 30 300 env LD_DEBUG=libs LD_DEBUG_OUTPUT="$logs/ld_debug" "${gb[@]}" \
+  --section smoke --out "$logs/smoke.json"
 
 # 2. The GPU tests, each binary in its own process.
 for t in cuda_backend_test:100:240 cuda_model_test:80:170; do
@@ -200,18 +206,17 @@ sweep=(--sequences "$work/sequences.json" --data "$work/data.jsonl"
   --tokenizer "$root/tests/fixtures/tokenizer/llama2_spm.json")
 timed prepare 20 200 "${gb[@]}" --section prepare --out "$logs/prepare.json" "${sweep[@]}" \
   "${shape[@]}" "${fwd[@]}" --examples 64
-timed smollm2 60 190 "${gb[@]}" --section smollm2 --out "$logs/smollm2.json" --budget 55 \
+timed smollm2 60 190 "${gb[@]}" --section smollm2 --out "$logs/smollm2.json" --budget @BUDGET@ \
   --backend "$backend" --gguf "$work/data/smollm2_slice.gguf" \
   --smollm2-data "$work/data/capitals.jsonl"
-timed gemm 30 170 "${gb[@]}" --section gemm --out "$logs/gemm.json" --budget 25 "${shape[@]}" \
+timed gemm 30 170 "${gb[@]}" --section gemm --out "$logs/gemm.json" --budget @BUDGET@ "${shape[@]}" \
   "${fwd[@]}"
-timed model 110 130 "${gb[@]}" --section model --out "$logs/model.json" --budget 100 \
+timed model 110 130 "${gb[@]}" --section model --out "$logs/model.json" --budget @BUDGET@ \
   --backend "$backend" "${sweep[@]}" "${shape[@]}" "${fwd[@]}"
-peer_budget=$(budget 150 40)
 timed torch_peer 150 40 env PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_peer.py" \
   --sequences "$work/sequences.json" --out "$logs/torch_peer.json" "${peer[@]}" \
-  --budget $((peer_budget > 15 ? peer_budget - 5 : 10))
-timed svd 90 5 "${gb[@]}" --section svd --out "$logs/svd.json" --budget 85 --svd-batch "$layers" \
+  --budget @BUDGET@
+timed svd 90 5 "${gb[@]}" --section svd --out "$logs/svd.json" --budget @BUDGET@ --svd-batch "$layers" \
   "${shape[@]}"
 
 report --gpu "$gpu"

@@ -91,6 +91,17 @@ def summarize_tests(log_path, gpu_visible):
     return out, problems, bool(no_device)
 
 
+def loaded_libraries(logs):
+    """Every library the dynamic loader initialised in the smoke step (LD_DEBUG=libs)."""
+    libs = set()
+    for name in os.listdir(logs):
+        if name.startswith("ld_debug"):
+            for line in open(os.path.join(logs, name), errors="replace"):
+                if "calling init:" in line:
+                    libs.add(line.split("calling init:", 1)[1].strip())
+    return sorted(libs)
+
+
 def ratio(a, b):
     return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
 
@@ -180,7 +191,12 @@ def assemble(args):
             entry["log_tail"] = tail(os.path.join(args.logs, rec.get("log", name + ".log")))
         report["steps"][name] = entry
     report["skipped"] = skipped
+    report["stage"] = read_json(args.stage) if args.stage else None
+    report["loader_libraries"] = loaded_libraries(args.logs)
     report["comparison"] = comparison(report["sections"])
+    if not gpu_visible:
+        report["comparison"]["note"] = ("rehearsal without a GPU: the CPU ran tiny shapes; "
+                                        "these figures say nothing about a GPU")
     report["failures"] = failures
     report["ok"] = not failures
     report["seconds"] = sum(r.get("seconds", 0) for r in steps.values())
@@ -214,6 +230,7 @@ def main():
     a.add_argument("--logs", required=True)
     a.add_argument("--out", required=True)
     a.add_argument("--gpu", default="")
+    a.add_argument("--stage", default="", help="the stage's stage.json")
     args = p.parse_args()
     return step(args) if args.cmd == "step" else assemble(args)
 
