@@ -58,7 +58,7 @@ command -v python3 >/dev/null || {
   exit 1
 }
 [ -x "$stage/bin/gpu_bench" ] && [ -f "$stage/libs.tar.xz" ] ||
-  fatal "no staged binaries in $stage: run bench/gpu/stage.sh on the build machine and carry bench/gpu/stage"
+  fatal "no staged binaries in $stage: run bench/gpu/stage.sh here and carry bench/gpu/stage"
 
 gpu=none
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -97,7 +97,8 @@ try:
 except Exception:
     pass' 2>/dev/null)
 IFS=: read -ra inherited <<<"${LD_LIBRARY_PATH:-}"
-candidates+=("${inherited[@]}" /usr/local/nvidia/lib64 /usr/local/nvidia/lib /usr/lib/x86_64-linux-gnu /usr/lib64)
+candidates+=("${inherited[@]}" /usr/local/nvidia/lib64 /usr/local/nvidia/lib
+  /usr/lib/x86_64-linux-gnu /usr/lib64)
 libdirs=()
 missing=()
 add_dir() {
@@ -188,7 +189,8 @@ for t in cuda_backend_test:100:240 cuda_model_test:80:170; do
   IFS=: read -r name cap reserve <<<"$t"
   CUDA_LAUNCH_BLOCKING=1 LASERD_SOURCE_DIR="$root" LASERD_DATA_DIR="$work/data" \
     LASERD_SMOLLM2_GGUF="$work/data/smollm2_slice.gguf" \
-    timed "$name" "$cap" "$reserve" "$work/run.sh" "$stage/bin/$name" --gtest_output="json:$logs/$name.json"
+    timed "$name" "$cap" "$reserve" "$work/run.sh" "$stage/bin/$name" \
+    --gtest_output="json:$logs/$name.json"
 done
 
 # 3. Benchmarks. Without a GPU the model and peer steps rehearse on tiny shapes.
@@ -209,15 +211,15 @@ timed prepare 20 200 "${gb[@]}" --section prepare --out "$logs/prepare.json" "${
 timed smollm2 60 190 "${gb[@]}" --section smollm2 --out "$logs/smollm2.json" --budget @BUDGET@ \
   --backend "$backend" --gguf "$work/data/smollm2_slice.gguf" \
   --smollm2-data "$work/data/capitals.jsonl"
-timed gemm 30 170 "${gb[@]}" --section gemm --out "$logs/gemm.json" --budget @BUDGET@ "${shape[@]}" \
-  "${fwd[@]}"
+timed gemm 30 170 "${gb[@]}" --section gemm --out "$logs/gemm.json" --budget @BUDGET@ \
+  "${shape[@]}" "${fwd[@]}"
 timed model 110 130 "${gb[@]}" --section model --out "$logs/model.json" --budget @BUDGET@ \
   --backend "$backend" "${sweep[@]}" "${shape[@]}" "${fwd[@]}"
 timed torch_peer 150 40 env PYTHONUNBUFFERED=1 python3 "$root/bench/gpu/torch_peer.py" \
   --sequences "$work/sequences.json" --out "$logs/torch_peer.json" "${peer[@]}" \
   --budget @BUDGET@
-timed svd 90 5 "${gb[@]}" --section svd --out "$logs/svd.json" --budget @BUDGET@ --svd-batch "$layers" \
-  "${shape[@]}"
+timed svd 90 5 "${gb[@]}" --section svd --out "$logs/svd.json" --budget @BUDGET@ \
+  --svd-batch "$layers" "${shape[@]}"
 
 report --gpu "$gpu"
 rc=$?

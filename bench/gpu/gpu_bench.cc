@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--examples", o.examples, "sweep examples (prepare)");
   app.add_option("--forward-seqs", o.forward_seqs);
   app.add_option("--forward-len", o.forward_len);
-  app.add_option("--sweep-matrices", o.sweep_matrices, "mlp.out of the last N layers");
+  app.add_option("--sweep-matrices", o.sweep_matrices, "mlp.out of N layers spread evenly");
   app.add_option("--rhos", o.rhos, "kept-rank fractions of the sweep");
   app.add_option("--svd-solver", o.svd_solver, "gesvd|gesvdp|gram (sweep)");
   app.add_option("--svd-rows", o.svd_rows);

@@ -132,14 +132,15 @@ absl::Status RunModel(const BenchOptions& o, BenchReport* r) {
                      {"gemm_flops", flops},
                      {"gemm_tflops", flops / fwd / 1e12}});
 
-  // The sweep: mlp.out of the last `sweep_matrices` layers at every ρ.
+  // The sweep: mlp.out of `sweep_matrices` layers spread evenly, the last
+  // included (7, 15, 23, 31 of 32), at every ρ; torch_peer.py plans the same.
   LASERD_ASSIGN_OR_RETURN(auto tok, tokenizer::LoadTokenizerJson(o.tokenizer));
   LASERD_ASSIGN_OR_RETURN(eval::Dataset data, eval::LoadDataset(o.data));
   laser::SweepConfig cfg;
   cfg.matrix_types = {"mlp.out"};
-  for (int64_t l = std::max<int64_t>(0, o.shape.layers - o.sweep_matrices); l < o.shape.layers;
-       ++l) {
-    cfg.layer_indices.push_back(l);
+  const int64_t stride = std::max<int64_t>(1, o.shape.layers / std::max(1, o.sweep_matrices));
+  for (int64_t i = 0; i < o.sweep_matrices && o.shape.layers - 1 - i * stride >= 0; ++i) {
+    cfg.layer_indices.insert(cfg.layer_indices.begin(), o.shape.layers - 1 - i * stride);
   }
   cfg.ranks = o.rhos;
   cfg.svd.method = kernels::SvdMethod::kRandomized;

@@ -75,7 +75,8 @@ def parse_gtest(log):
         if current:
             body.append(line)
     if current:  # the binary stopped inside a test (abort, timeout)
-        tests[current] = {"result": "failed", "message": ("did not finish: " + "\n".join(body))[-600:]}
+        message = ("did not finish: " + "\n".join(body))[-600:]
+        tests[current] = {"result": "failed", "message": message}
     return tests
 
 
@@ -136,10 +137,14 @@ def comparison(s):
                                   c["sweep_interventions_per_minute"]["paper_method"])
     c["sweep_over_careful"] = ratio(c["sweep_interventions_per_minute"]["laserd"],
                                     c["sweep_interventions_per_minute"]["careful_transformers"])
-    frac = c["forward_fraction_of_bf16_gemm_rate"]["cublas_square"]
-    c["targets"] = {"forward_at_least_half_bf16_rate": None if frac is None else frac >= 0.5,
-                    "sweep_100x_paper": None if c["sweep_over_paper"] is None else c["sweep_over_paper"] >= 100,
-                    "sweep_5x_careful": None if c["sweep_over_careful"] is None else c["sweep_over_careful"] >= 5}
+    def at_least(x, target):
+        return None if x is None else x >= target
+
+    c["targets"] = {
+        "forward_at_least_half_bf16_rate": at_least(
+            c["forward_fraction_of_bf16_gemm_rate"]["cublas_square"], 0.5),
+        "sweep_100x_paper": at_least(c["sweep_over_paper"], 100),
+        "sweep_5x_careful": at_least(c["sweep_over_careful"], 5)}
     return c
 
 
@@ -155,16 +160,20 @@ def assemble(args):
     gpu_visible = gpu not in ("", "none")
     failures, skipped = [], {}
     report = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "gpu": gpu,
-              "rehearsal": not gpu_visible, "setup": setup, "steps": {}, "tests": {}, "sections": {}}
+              "rehearsal": not gpu_visible, "setup": setup,
+              "steps": {}, "tests": {}, "sections": {}}
     if setup.get("rc", 0) != 0:
         failures.append("setup: " + str(setup.get("error", "failed")))
     for name, rec in steps.items():
         if name == "setup":
             continue
         rc = rec.get("rc")
-        section = read_json(os.path.join(args.logs, name + ".json")) if name not in TEST_STEPS else None
+        section = None
+        if name not in TEST_STEPS:
+            section = read_json(os.path.join(args.logs, name + ".json"))
         if name in TEST_STEPS:
-            tests, problems, no_device = summarize_tests(os.path.join(args.logs, name + ".log"), gpu_visible)
+            tests, problems, no_device = summarize_tests(
+                os.path.join(args.logs, name + ".log"), gpu_visible)
             report["tests"][name] = tests
             status = "passed" if rc == 0 and not problems else "skipped" if rc == -1 else (
                 "timed_out" if rc in (124, 137) else "failed")
@@ -218,7 +227,8 @@ def step(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("step")
     s.add_argument("--file", required=True)

@@ -36,8 +36,8 @@ GTEST_SUMMARY = """[==========] 4 tests ran.
 
 class ParseGtestTest(unittest.TestCase):
     def test_each_test_counted_once_with_reasons(self):
-        tests = report.parse_gtest(GTEST_LOG.replace("[ RUN      ] B.Aborts\nsome output before the abort\n", "")
-                                   + GTEST_SUMMARY)
+        finished = GTEST_LOG.split("[ RUN      ] B.Aborts")[0]
+        tests = report.parse_gtest(finished + GTEST_SUMMARY)
         self.assertEqual({t: r["result"] for t, r in tests.items()},
                          {"A.Passes": "passed", "A.Fails": "failed", "B.Skips": "skipped"})
         self.assertIn("Expected equality", tests["A.Fails"]["message"])
@@ -53,9 +53,11 @@ class AssembleTest(unittest.TestCase):
     def run_report(self, gpu, steps, files):
         with tempfile.TemporaryDirectory() as logs:
             script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.py")
+            steps_file = os.path.join(logs, "steps.jsonl")
             for name, rc, fields in steps:
-                subprocess.run([sys.executable, script, "step", "--file", os.path.join(logs, "steps.jsonl"),
-                                "--name", name, "--rc", str(rc), "--seconds", "1", *fields], check=True)
+                subprocess.run([sys.executable, script, "step", "--file", steps_file,
+                                "--name", name, "--rc", str(rc), "--seconds", "1", *fields],
+                               check=True)
             for name, text in files.items():
                 with open(os.path.join(logs, name), "w") as f:
                     f.write(text)
@@ -67,10 +69,11 @@ class AssembleTest(unittest.TestCase):
             return rc, json.loads(text), text
 
     def test_gpu_visible_and_cuda_tests_skipped_is_a_failure(self):
-        rc, rep, _ = self.run_report("NVIDIA H100", [("setup", 0, []), ("cuda_backend_test", 0, [])],
-                                     {"cuda_backend_test.log": GTEST_LOG.split("[ RUN      ] B.Aborts")[0]
-                                      .replace("[ RUN      ] A.Fails\nx.cc:10: Failure\nExpected equality of "
-                                               "these values\n[  FAILED  ] A.Fails (2 ms)\n", "")})
+        log = GTEST_LOG.split("[ RUN      ] B.Aborts")[0].replace(
+            "[ RUN      ] A.Fails\nx.cc:10: Failure\nExpected equality of these values\n"
+            "[  FAILED  ] A.Fails (2 ms)\n", "")
+        steps = [("setup", 0, []), ("cuda_backend_test", 0, [])]
+        rc, rep, _ = self.run_report("NVIDIA H100", steps, {"cuda_backend_test.log": log})
         self.assertEqual(rc, 1)
         self.assertFalse(rep["ok"])
         self.assertTrue(any("GPU visible but the CUDA tests skipped: no CUDA device" in f
@@ -96,21 +99,22 @@ class AssembleTest(unittest.TestCase):
         self.assertNotIn("NaN", text)
 
     def test_comparison_ratios(self):
-        files = {"model.json": json.dumps({"forward": {"tokens_per_second": 300.0, "gemm_tflops": 400.0},
+        files = {"model.json": json.dumps({"forward": {"tokens_per_second": 300.0,
+                                                       "gemm_tflops": 400.0},
                                            "sweep": {"interventions_per_minute": 600.0}}),
                  "gemm.json": json.dumps({"cublas_bf16_tflops": {"square": 800.0}}),
                  "torch_peer.json": json.dumps({"forward": {"tokens_per_second": 100.0},
                                                 "paper": {"interventions_per_minute": 3.0},
                                                 "careful": {"interventions_per_minute": 200.0}})}
-        _, rep, _ = self.run_report("NVIDIA H100", [("setup", 0, []), ("model", 0, []), ("gemm", 0, []),
-                                                    ("torch_peer", 0, [])], files)
+        steps = [("setup", 0, []), ("model", 0, []), ("gemm", 0, []), ("torch_peer", 0, [])]
+        _, rep, _ = self.run_report("NVIDIA H100", steps, files)
         c = rep["comparison"]
         self.assertEqual(c["forward_laserd_over_transformers"], 3.0)
         self.assertEqual(c["forward_fraction_of_bf16_gemm_rate"]["cublas_square"], 0.5)
         self.assertEqual(c["sweep_over_paper"], 200.0)
         self.assertEqual(c["sweep_over_careful"], 3.0)
-        self.assertEqual(c["targets"], {"forward_at_least_half_bf16_rate": True, "sweep_100x_paper": True,
-                                        "sweep_5x_careful": False})
+        self.assertEqual(c["targets"], {"forward_at_least_half_bf16_rate": True,
+                                        "sweep_100x_paper": True, "sweep_5x_careful": False})
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ struct BenchOptions {
   std::string data;       // data.jsonl of the sweep (prepare writes it)
   int examples = 64;      // sweep examples
   int forward_seqs = 32, forward_len = 256;
-  int sweep_matrices = 4;  // mlp.out of the last N layers
+  int sweep_matrices = 4;  // mlp.out of N layers spread evenly, the last included
   std::vector<double> rhos = {0.01, 0.05, 0.1};
   std::string svd_solver = "gram";
   int64_t svd_rows = 4096, svd_rank = 410;

@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 
-GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?",
+                10: "Q", 11: "q", 12: "d"}
 TYPE_F32, TYPE_F16, TYPE_Q4_1, TYPE_Q8_0 = 0, 1, 3, 8
 BLOCK_BYTES = {TYPE_F32: (1, 4), TYPE_F16: (1, 2), TYPE_Q4_1: (32, 20), TYPE_Q8_0: (32, 34)}
 

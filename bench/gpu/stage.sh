@@ -39,7 +39,8 @@ ninja -C "$build" -j2 "${targets[@]}"
 # The toolkit the binaries were built against: where its libraries live.
 nvcc=$(sed -n 's/^CMAKE_CUDA_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 toolkit=$(realpath "$(dirname "$nvcc")/..")
-cuda_sonames='^lib(cuda|cudart|cublas|cublasLt|cusolver|cusolverMg|cusparse|curand|cufft|nvJitLink|nvrtc|nvrtc-builtins|nvidia-[a-z-]+)\.so'
+cuda_sonames='^lib(cuda|cudart|cublas|cublasLt|cusolver|cusolverMg|cusparse|curand|cufft|'
+cuda_sonames+='nvJitLink|nvrtc|nvrtc-builtins|nvidia-[a-z-]+)\.so'
 is_cuda() {  # $1 soname, $2 resolved path
   case "$(realpath "$2" 2>/dev/null || echo "$2")" in "$toolkit"/*) return 0 ;; esac
   [[ $1 =~ $cuda_sonames ]]
@@ -91,7 +92,8 @@ if [ -f "$gguf" ]; then
   if [ "$slice_layers" -ge 1 ]; then
     python3 "$root/bench/gpu/smollm2_slice.py" "$gguf" "$stage/payload/data/smollm2_slice.gguf" \
       "$slice_layers"
-    slice_note="SmolLM2-135M Q4_1, blocks 0..$((slice_layers - 1)) of 30, embedding re-quantized Q8_0 to Q4_1"
+    slice_note="SmolLM2-135M Q4_1, blocks 0..$((slice_layers - 1)) of 30,"
+    slice_note+=" embedding re-quantized Q8_0 to Q4_1"
   else
     slice_layers=0
     slice_note="no room: $room bytes left of ${limit_mib} MiB after the tree and libraries"

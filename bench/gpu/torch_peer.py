@@ -14,8 +14,9 @@ score the same tokens, and measures:
            svd_lowrank per matrix to the largest k (laserd's oversampling,
            niter=2) reused for every rho, W edited in place and restored,
            examples scored in padded batches
-The sweep plan is laserd's: mlp.down_proj ("mlp.out") of the last
---sweep-matrices layers, at every rho of --rhos, k = max(1, floor(rho * min(m, n))).
+The sweep plan is laserd's: mlp.down_proj ("mlp.out") of --sweep-matrices
+layers spread evenly, the last included (7, 15, 23, 31 of 32), at every rho of
+--rhos, k = max(1, floor(rho * min(m, n))).
 The report is rewritten after every measurement (a time limit loses nothing
 measured). --device cpu runs the same code on tiny shapes to rehearse it
 without a GPU (its figures mean nothing about a GPU).
@@ -90,7 +91,10 @@ def plan(shape, args):
     layers = shape["num_hidden_layers"]
     m, n = shape["hidden_size"], shape["intermediate_size"]
     ks = [max(1, math.floor(min(m, n) * r)) for r in args.rhos]
-    return [(l, k) for l in range(max(0, layers - args.sweep_matrices), layers) for k in ks]
+    stride = max(1, layers // max(1, args.sweep_matrices))
+    chosen = sorted(layers - 1 - i * stride for i in range(args.sweep_matrices)
+                    if layers - 1 - i * stride >= 0)
+    return [(l, k) for l in chosen for k in ks]
 
 
 def low_rank(torch, w, k, q, niter):
@@ -99,14 +103,16 @@ def low_rank(torch, w, k, q, niter):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sequences", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="cuda")
     p.add_argument("--budget", type=float, default=0, help="seconds (0: no limit)")
     p.add_argument("--gemm-size", type=int, default=8192)
     p.add_argument("--sweep-matrices", type=int, default=4)
-    p.add_argument("--rhos", type=lambda s: [float(x) for x in s.split(",")], default=[0.01, 0.05, 0.1])
+    p.add_argument("--rhos", type=lambda s: [float(x) for x in s.split(",")],
+                   default=[0.01, 0.05, 0.1])
     p.add_argument("--paper-interventions", type=int, default=3)
     p.add_argument("--batch", type=int, default=64, help="careful sweep: sequences per batch")
     args = p.parse_args()
@@ -173,6 +179,7 @@ def main():
 
     examples = seqs["sweep"]
     interventions = plan(shape, args)
+    r.set("plan", {"matrix": "mlp.down_proj", "layer_k": interventions, "examples": len(examples)})
     layers = model.model.layers
 
     # The paper's method: a model copy per intervention, batch size 1.
