@@ -209,11 +209,15 @@ class CudaBackend final : public Backend {
     state_->stream = stream_;
   }
   ~CudaBackend() override {
-    DeviceScope dev(device_);
+    // Errors are ignored: at process exit the runtime may already be gone.
+    int prev = device_;
+    cudaGetDevice(&prev);
+    cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     if (omega_ != nullptr) cudaFree(omega_);
     cusolverDnDestroy(ctx_.solver);
     cublasDestroy(blas_);
+    cudaSetDevice(prev);
     // The stream goes with the last tensor (StreamState).
   }
 

@@ -280,6 +280,12 @@ absl::Status CudaDecompose(const CudaContext& ctx, const std::vector<const Tenso
         absl::StrCat("gpu svd: unsupported sizes m ", m, " n ", n, " k ", k, " l ", plan.l));
   }
   const cudaStream_t st = ctx.stream;
+  // On every return (errors included) the stream is drained after the
+  // buffers' frees are enqueued, so no copy into `out` is still in flight.
+  struct Drain {
+    cudaStream_t stream;
+    ~Drain() { cudaStreamSynchronize(stream); }
+  } drain{st};
   Solver sv(ctx);
   LASERD_RETURN_IF_ERROR(sv.Init());
 

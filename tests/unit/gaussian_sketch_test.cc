@@ -36,15 +36,18 @@ bool SameBits(const std::vector<float>& a, const std::vector<float>& b, size_t c
 }
 
 TEST(GaussianSketchTest, FillEqualsTheSequentialReference) {
-  // Small counts (one thread), odd counts, and counts long enough for the
-  // multi-threaded transform (>= 2^17 pairs).
+  // Small and odd counts, long ones, on one thread and split over several.
   for (int64_t count : {0, 1, 2, 3, 1000, 262145, 600001}) {
     for (uint64_t seed : {0ull, 1ull, 7ull, 0xFFFFFFFFFFFFFFFFull}) {
-      std::vector<float> got(count + 1, -99.0f), want(count + 1, -99.0f);
-      GaussianFill(seed, got.data(), count);
+      std::vector<float> want(count + 1, -99.0f);
       ReferenceFill(seed, want.data(), count);
-      EXPECT_TRUE(SameBits(got, want, count + 1)) << "seed " << seed << " count " << count;
-      EXPECT_EQ(got[count], -99.0f);  // nothing written past count
+      for (int threads : {0, 1, 3, 8}) {
+        std::vector<float> got(count + 1, -99.0f);
+        GaussianFill(seed, got.data(), count, threads);
+        EXPECT_TRUE(SameBits(got, want, count + 1))
+            << "seed " << seed << " count " << count << " threads " << threads;
+        EXPECT_EQ(got[count], -99.0f);  // nothing written past count
+      }
     }
   }
 }
