@@ -3,8 +3,6 @@
 // one decomposition at a time (every method, one and two replicas, with the
 // suggested rank, resumed), and the batcher honours its budget. On the tiny
 // Llama fixture.
-#include "engine/laser/svd_batch.h"
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +13,7 @@
 
 #include "engine/eval/dataset.h"
 #include "engine/eval/run.h"
+#include "engine/laser/svd_batch.h"
 #include "engine/laser/sweep.h"
 #include "gtest/gtest.h"
 #include "tests/support/fixtures.h"
@@ -74,10 +73,24 @@ std::vector<Row> RunSweep(const std::vector<model::Model*>& models, const eval::
     return absl::OkStatus();
   });
   EXPECT_TRUE(st.ok()) << st;
-  EXPECT_EQ((*runner)->timings().decompositions, static_cast<int64_t>(
-                                                     (*runner)->plan().size() -
-                                                     (skip.empty() ? 0 : skip.size() / 3)));
+  EXPECT_EQ((*runner)->timings().decompositions,
+            static_cast<int64_t>((*runner)->plan().size() - (skip.empty() ? 0 : skip.size() / 3)));
   return rows;
+}
+
+// Every result of a one-replica sweep.
+std::vector<SweepResult> Results(model::Model* model, const eval::Dataset& ds,
+                                 const eval::LoadedModel& lm, const SweepConfig& cfg) {
+  std::vector<SweepResult> out;
+  auto runner = SweepRunner::Create(model, *lm.tokenizer, ds, cfg);
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  if (!runner.ok()) return out;
+  absl::Status st = (*runner)->Run({}, [&](const SweepResult& r) {
+    out.push_back(r);
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  return out;
 }
 
 TEST_F(SweepBatchTest, BatchedSweepGivesTheSameResultsAsOneAtATime) {
@@ -89,9 +102,8 @@ TEST_F(SweepBatchTest, BatchedSweepGivesTheSameResultsAsOneAtATime) {
   ASSERT_TRUE(ds.ok()) << ds.status();
   std::vector<model::Model*> one = {lm->model.get()};
   std::vector<model::Model*> two = {lm->model.get(), lm2->model.get()};
-  for (kernels::SvdMethod method :
-       {kernels::SvdMethod::kRandomized, kernels::SvdMethod::kPaper, kernels::SvdMethod::kExact,
-        kernels::SvdMethod::kAuto}) {
+  for (kernels::SvdMethod method : {kernels::SvdMethod::kRandomized, kernels::SvdMethod::kPaper,
+                                    kernels::SvdMethod::kExact, kernels::SvdMethod::kAuto}) {
     SCOPED_TRACE(kernels::SvdMethodName(method));
     const std::vector<Row> alone = RunSweep(one, *ds, *lm, Config(method, 0));
     ASSERT_EQ(alone.size(), 2u * 7u * 3u);
@@ -107,27 +119,11 @@ TEST_F(SweepBatchTest, BatchedSweepGivesTheSameResultsAsOneAtATime) {
   // With the suggested rank (its own exact SVD besides the batched ones).
   SweepConfig cfg = Config(kernels::SvdMethod::kRandomized, 0);
   cfg.add_suggested_rank = true;
-  auto runner = SweepRunner::Create(lm->model.get(), *lm->tokenizer, *ds, cfg);
-  ASSERT_TRUE(runner.ok());
-  std::vector<SweepResult> want, got;
-  ASSERT_TRUE((*runner)
-                  ->Run({},
-                        [&](const SweepResult& r) {
-                          want.push_back(r);
-                          return absl::OkStatus();
-                        })
-                  .ok());
+  const std::vector<SweepResult> want = Results(lm->model.get(), *ds, *lm, cfg);
   cfg.svd_batch_bytes = int64_t{1} << 30;
-  runner = SweepRunner::Create(lm->model.get(), *lm->tokenizer, *ds, cfg);
-  ASSERT_TRUE(runner.ok());
-  ASSERT_TRUE((*runner)
-                  ->Run({},
-                        [&](const SweepResult& r) {
-                          got.push_back(r);
-                          return absl::OkStatus();
-                        })
-                  .ok());
+  const std::vector<SweepResult> got = Results(lm->model.get(), *ds, *lm, cfg);
   ASSERT_EQ(got.size(), want.size());
+  ASSERT_EQ(got.size(), 2u * 7u * 4u);
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(got[i].intervention.rank, want[i].intervention.rank);
     EXPECT_EQ(got[i].intervention.relative_error, want[i].intervention.relative_error);
