@@ -5,11 +5,17 @@
 //   svd_bench --model .data/models/SmolLM2-135M-Instruct.Q4_1.gguf --type mlp.in --layer 20
 //   svd_bench --random 4096x4096 --rho 0.01,0.05,0.1
 //   svd_bench --model ... --p 0,5,10,-1 --q 0,1,2,4   (calibrating the defaults)
+//   svd_bench --model ... --batch 8   (also: the sketch draw, and 8 layers' matrices
+//                                      decomposed in one DecomposeOnBackend call
+//                                      against one call each)
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/formats/weights.h"
 #include "engine/laser/intervention.h"
@@ -23,6 +29,68 @@ namespace {
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+// The sketch draw (cold, then a shared hit) and `count` matrices of one shape
+// decomposed by one DecomposeOnBackend call against one call each (auto, as
+// a sweep does), checking that both give the same bits.
+void RunBatch(kernels::Backend* backend, model::Model* model, const std::string& type,
+              int64_t layer, const std::vector<float>& w, int64_t m, int64_t n, int64_t kmax,
+              const std::vector<int64_t>& ks, uint64_t seed, int64_t count) {
+  kernels::SvdOptions o;
+  o.method = kernels::SvdMethod::kRandomized;
+  o.seed = seed + 1000;  // a seed no earlier run drew
+  const kernels::SvdPlan plan = *kernels::PlanSvd(m, n, kmax, o);
+  std::vector<float> omega(n * plan.l);
+  auto t0 = std::chrono::steady_clock::now();
+  kernels::GaussianFill(o.seed, omega.data(), n * plan.l);
+  const double t_fill = Seconds(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto first = kernels::GaussianSketch(o.seed, n * plan.l);
+  const double t_draw = Seconds(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto again = kernels::GaussianSketch(o.seed, n * plan.l);
+  const double t_hit = Seconds(t0);
+  std::printf(
+      "sketch %ldx%ld (%ld values): GaussianFill %.1f ms, shared draw %.1f ms, kept %.3f ms\n", n,
+      plan.l, n * plan.l, 1e3 * t_fill, 1e3 * t_draw, 1e3 * t_hit);
+
+  std::vector<kernels::Tensor> ts;
+  for (int64_t i = 0; i < count; ++i) {
+    auto t = model != nullptr ? model->Matrix(type, layer + i) : absl::StatusOr<kernels::Tensor*>();
+    if (model != nullptr && t.ok() && (*t)->rows() == m && (*t)->cols() == n) {
+      ts.push_back(**t);
+    } else if (model == nullptr) {
+      std::vector<float> r(m * n);
+      kernels::GaussianFill(12345 + i, r.data(), m * n);
+      ts.push_back(backend->FromHost(r.data(), m, n));
+    } else {
+      break;
+    }
+  }
+  std::vector<const kernels::Tensor*> ws;
+  for (const kernels::Tensor& t : ts) ws.push_back(&t);
+  kernels::SvdOptions a;
+  a.seed = seed;
+  t0 = std::chrono::steady_clock::now();
+  std::vector<kernels::BackendSvd> one;
+  for (const kernels::Tensor* t : ws) {
+    one.push_back(std::move((*kernels::DecomposeOnBackend(backend, {t}, kmax, a, ks))[0]));
+  }
+  const double t_one = Seconds(t0);
+  t0 = std::chrono::steady_clock::now();
+  auto batched = kernels::DecomposeOnBackend(backend, ws, kmax, a, ks);
+  const double t_batched = Seconds(t0);
+  bool same = batched.ok() && batched->size() == one.size();
+  for (size_t i = 0; same && i < one.size(); ++i) {
+    same = (*batched)[i].svd.u == one[i].svd.u && (*batched)[i].svd.v == one[i].svd.v &&
+           (*batched)[i].errors == one[i].errors;
+  }
+  std::printf(
+      "%zu matrices %ldx%ld k_max=%ld (%s): one call each %.3fs, one batched call %.3fs, "
+      "same bits: %s\n",
+      ws.size(), m, n, kmax, kernels::SvdMethodName(one.empty() ? a.method : one[0].svd.method),
+      t_one, t_batched, same ? "yes" : "NO");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -34,6 +102,7 @@ int main(int argc, char** argv) {
   std::vector<int> qs = {-1};
   bool paper = true, exact64 = true;
   uint64_t seed = 1;
+  int64_t batch = 0;
   app.add_option("--model", model_path, "GGUF or safetensors model");
   app.add_option("--type", type, "matrix type");
   app.add_option("--layer", layer, "layer");
@@ -44,10 +113,16 @@ int main(int argc, char** argv) {
   app.add_option("--paper", paper, "also run the paper recipe");
   app.add_option("--seed", seed, "sketch seed");
   app.add_option("--exact64", exact64, "also time dgesdd");
+  app.add_option("--batch", batch,
+                 "also time the sketch draw and a batched decomposition of this many matrices "
+                 "(layers layer.. of the model, or random ones) against one call each");
   CLI11_PARSE(app, argc, argv);
 
   std::vector<float> w;
   int64_t m = 0, n = 0;
+  auto backend = kernels::MakeCpuBackend();
+  std::unique_ptr<formats::WeightSource> source;
+  std::unique_ptr<model::Model> loaded;
   if (!random_shape.empty()) {
     if (std::sscanf(random_shape.c_str(), "%ldx%ld", &m, &n) != 2) {
       std::fprintf(stderr, "--random wants MxN\n");
@@ -56,7 +131,6 @@ int main(int argc, char** argv) {
     w.resize(m * n);
     kernels::GaussianFill(12345, w.data(), m * n);
   } else {
-    auto backend = kernels::MakeCpuBackend();
     auto src = formats::OpenWeights(model_path);
     if (!src.ok()) {
       std::fprintf(stderr, "%s\n", std::string(src.status().message()).c_str());
@@ -76,6 +150,8 @@ int main(int argc, char** argv) {
     m = (*t)->rows();
     n = (*t)->cols();
     w = *std::move(h);
+    source = *std::move(src);
+    loaded = *std::move(model);
   }
   std::vector<int64_t> ks;
   for (double r : rhos) ks.push_back(*laser::KeptRankFromRho(m, n, r));
@@ -141,5 +217,6 @@ int main(int argc, char** argv) {
     o.seed = seed;
     run("paper (p=0 q=2)", o);
   }
+  if (batch > 0) RunBatch(backend.get(), loaded.get(), type, layer, w, m, n, kmax, ks, seed, batch);
   return 0;
 }

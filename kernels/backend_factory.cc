@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "kernels/ops.h"
 #ifdef LASERD_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -65,17 +66,16 @@ absl::StatusOr<DeviceSpec> ParseDeviceSpec(const std::string& device) {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const std::string& device) {
-  auto spec = ParseDeviceSpec(device);
-  if (!spec.ok()) return spec.status();
-  if (spec->kind == "cpu") return MakeCpuBackend();
-  if (spec->kind == "cuda") {
+  LASERD_ASSIGN_OR_RETURN(const DeviceSpec spec, ParseDeviceSpec(device));
+  if (spec.kind == "cpu") return MakeCpuBackend();
+  if (spec.kind == "cuda") {
 #ifdef LASERD_HAVE_CUDA
     std::string why;
     if (CudaDeviceCount(&why) == 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("device \"cuda\" requested but no CUDA device is available (", why, ")"));
     }
-    return MakeCudaBackend(spec->index, spec->dtype);
+    return MakeCudaBackend(spec.index, spec.dtype);
 #else
     return absl::FailedPreconditionError(
         "device \"cuda\" requested but this laserd was built without CUDA support");
@@ -85,15 +85,15 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const std::string& device) 
 #ifdef LASERD_HAVE_CUDA
   std::string why;
   if (CudaDeviceCount(&why) > 0) {
-    absl::StatusOr<std::unique_ptr<Backend>> cuda = MakeCudaBackend(spec->index, spec->dtype);
+    absl::StatusOr<std::unique_ptr<Backend>> cuda = MakeCudaBackend(spec.index, spec.dtype);
     if (cuda.ok()) return cuda;
     why = cuda.status().ToString();
   }
   spdlog::info("device auto: falling back to the CPU backend ({}){}", why,
-               spec->dtype != DType::kF32 ? " with fp32 weights" : "");
+               spec.dtype != DType::kF32 ? " with fp32 weights" : "");
 #else
   spdlog::info("device auto: falling back to the CPU backend (built without CUDA){}",
-               spec->dtype != DType::kF32 ? " with fp32 weights" : "");
+               spec.dtype != DType::kF32 ? " with fp32 weights" : "");
 #endif
   return MakeCpuBackend();
 }

@@ -1,6 +1,17 @@
 // The one op interface every architecture is written over. A Backend owns its
 // memory (host for CPU, device for CUDA); Tensors are dense fp32 2-D row-major
 // views handed out by a Backend. Kernels know nothing of models.
+//
+// Threads. A Backend may be called from several threads at once: an RPC
+// thread reading a resident matrix (ToHost) while a worker thread runs a
+// forward on the same backend is allowed. The CUDA backend serializes its
+// ops (one mutex around each op's enqueue and host wait; the device is set at
+// each op's entry and the caller's current device restored on return, so no
+// BindThread is needed), so a ToHost is ordered after the work other threads
+// enqueued before it; the CPU backend's ops keep no shared mutable state.
+// Tensors may be released on any thread. What a concurrent reader sees is the
+// caller's concern: reading a matrix while another thread edits it gives
+// either version.
 #ifndef LASERD_KERNELS_OPS_H_
 #define LASERD_KERNELS_OPS_H_
 
@@ -9,9 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace laserd::kernels {
+
+struct SvdPlan;     // kernels/svd_plan.h
+struct BackendSvd;  // kernels/svd.h
 
 enum class DeviceKind { kCpu, kCuda };
 
@@ -99,9 +114,9 @@ class Backend {
   virtual std::string name() const = 0;
   // Whether Rope and Attention accept the prefix-tree form of SeqLayout.
   virtual bool SupportsPrefixTree() const { return false; }
-  // Makes the calling thread ready to use this backend (CUDA: the current
-  // device is per host thread, so a thread other than the one that created the
-  // backend sets it to the backend's GPU first). Cheap; idempotent.
+  // Makes the calling thread's current device this backend's (CUDA), for code
+  // that calls the CUDA runtime directly. Ops need no binding: each sets its
+  // device itself. Cheap; idempotent.
   virtual void BindThread() {}
 
   // Memory.
@@ -150,6 +165,21 @@ class Backend {
   };
   virtual std::vector<RowScore> ScoreRows(const Tensor& logits,
                                           const std::vector<int32_t>& gold) = 0;
+
+  // Decomposition (callers go through kernels::DecomposeOnBackend, which
+  // checks the arguments and plans). Truncated SVDs by `plan` of the
+  // same-shaped resident matrices `ws` (each [plan.m, plan.n], of this
+  // backend; any dtype) into out (resized to ws.size()): svd.{m, n, k, method,
+  // u, s, v, frobenius_sq}, for exact also svd.spectrum (the errors follow from
+  // it and are left empty), for randomized/paper the truncation errors of
+  // `error_ranks` (each in [0, plan.k]) from the residual of W.
+  virtual absl::Status Decompose(const std::vector<const Tensor*>& ws, const SvdPlan& plan,
+                                 const std::vector<int64_t>& error_ranks,
+                                 std::vector<BackendSvd>* out) = 0;
+  // Whether Decompose is the host computation (kernels::RunSvdPlan and
+  // TruncationErrors) on each matrix alone, so that its results equal the
+  // host functions' on the same values bit for bit.
+  virtual bool DecomposesOnHost() const { return false; }
 };
 
 std::unique_ptr<Backend> MakeCpuBackend();

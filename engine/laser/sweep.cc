@@ -2,18 +2,17 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <map>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/eval/scorer.h"
 #include "engine/laser/intervention.h"
 #include "engine/laser/rank.h"
 #include "engine/laser/spectrum.h"
+#include "engine/laser/svd_batch.h"
 
 namespace laserd::laser {
 namespace {
@@ -41,6 +40,8 @@ struct SweepRunner::Batch {
   bool cached = false;    // within the cache budget
 };
 
+SweepRunner::SweepRunner() = default;
+
 SweepRunner::~SweepRunner() {
   if (model_ != nullptr) model_->backend()->BindThread();
   Unapply();
@@ -55,6 +56,7 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   r->model_ = model;
   r->cfg_ = cfg;
   r->editor_ = std::make_unique<Editor>(model);
+  r->batcher_ = std::make_unique<SvdBatcher>(model, cfg.svd, cfg.svd_batch_bytes);
   const int64_t L = model->config().layers;
 
   if (cfg.shard_count < 0 ||
@@ -127,14 +129,13 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   int64_t pi = 0;
   for (int64_t layer : layer_set) {
     for (const std::string& type : *types) {
-      auto w = model->Matrix(type, layer);
-      if (!w.ok()) return w.status();
+      LASERD_ASSIGN_OR_RETURN(const kernels::Tensor* w, model->Matrix(type, layer));
       PlanMatrix m;
       m.matrix_index = static_cast<int64_t>(r->plan_.size());
       m.type = type;
       m.layer = layer;
-      m.rows = (*w)->rows();
-      m.cols = (*w)->cols();
+      m.rows = w->rows();
+      m.cols = w->cols();
       for (size_t i = 0; i < cfg.ranks.size(); ++i) {
         const double v = cfg.ranks[i];
         auto k = cfg.ranks_are_rates ? KeptRankFromRate(m.rows, m.cols, v)
@@ -187,9 +188,8 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   auto split = eval::MakeSplit(static_cast<int64_t>(dataset.examples.size()), cfg.split);
   if (!split.ok()) return Prefixed(split.status(), "split: ");
   r->split_ = *std::move(split);
-  auto tokenized = eval::TokenizeDataset(tok, dataset, model->config().max_positions);
-  if (!tokenized.ok()) return tokenized.status();
-  r->examples_ = *std::move(tokenized);
+  LASERD_ASSIGN_OR_RETURN(r->examples_,
+                          eval::TokenizeDataset(tok, dataset, model->config().max_positions));
 
   // Batches, fixed for the whole sweep.
   std::vector<std::pair<size_t, size_t>> refs;
@@ -217,9 +217,7 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
             r->examples_[b.refs.back().first].seqs[b.refs.back().second];
         reqs.push_back({seq.tokens, seq.answer_start});
       }
-      auto p = model->PrepareScore(reqs);
-      if (!p.ok()) return p.status();
-      b.score = *std::move(p);
+      LASERD_ASSIGN_OR_RETURN(b.score, model->PrepareScore(reqs));
       const int64_t bytes = b.score.layout.total_rows() * model->config().hidden *
                             static_cast<int64_t>(sizeof(float));
       if (cfg.prefix_reuse && cache_used + bytes <= cfg.cache_budget_bytes) {
@@ -237,15 +235,15 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(
     const std::vector<model::Model*>& replicas, const tokenizer::Tokenizer& tok,
     const eval::Dataset& dataset, const SweepConfig& cfg) {
   if (replicas.empty()) return absl::InvalidArgumentError("sweep: no model replica given");
-  auto first = Create(replicas[0], tok, dataset, cfg);
-  if (!first.ok()) return first.status();
+  LASERD_ASSIGN_OR_RETURN(std::unique_ptr<SweepRunner> first,
+                          Create(replicas[0], tok, dataset, cfg));
   for (size_t i = 1; i < replicas.size(); ++i) {
     auto r = Create(replicas[i], tok, dataset, cfg);
     if (!r.ok()) {
       return Prefixed(r.status(), absl::StrCat("replica ", i, ": "));
     }
     // The same plan (types, layers, shapes, ranks) on every replica.
-    const std::vector<PlanMatrix>& a = (*first)->plan_;
+    const std::vector<PlanMatrix>& a = first->plan_;
     const std::vector<PlanMatrix>& b = (*r)->plan_;
     bool same = a.size() == b.size();
     for (size_t j = 0; same && j < a.size(); ++j) {
@@ -256,7 +254,7 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(
       return absl::InvalidArgumentError(
           absl::StrCat("replica ", i, " is not the same model as replica 0 (its plan differs)"));
     }
-    (*first)->replicas_.push_back(*std::move(r));
+    first->replicas_.push_back(*std::move(r));
   }
   return first;
 }
@@ -329,9 +327,9 @@ absl::StatusOr<std::vector<eval::ExampleResult>> SweepRunner::Evaluate(int64_t f
   for (size_t e = 0; e < examples_.size(); ++e) {
     std::vector<const std::vector<model::TokenScore>*> mine;
     for (const auto& s : scores[e]) mine.push_back(&s);
-    auto r = eval::ScoreExample(examples_[e], mine, cfg_.topk);
-    if (!r.ok()) return r.status();
-    results.push_back(*std::move(r));
+    LASERD_ASSIGN_OR_RETURN(eval::ExampleResult r,
+                            eval::ScoreExample(examples_[e], mine, cfg_.topk));
+    results.push_back(std::move(r));
   }
   timings_.forward_seconds += Since(t0);
   return results;
@@ -348,9 +346,8 @@ absl::StatusOr<SplitMetrics> SweepRunner::Baseline() {
   model_->backend()->BindThread();
   Unapply();
   AdvanceCache(0);
-  auto r = Evaluate(0);
-  if (!r.ok()) return r.status();
-  return Aggregate(*r);
+  LASERD_ASSIGN_OR_RETURN(const std::vector<eval::ExampleResult> r, Evaluate(0));
+  return Aggregate(r);
 }
 
 absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::TruncatedSvd& svd) {
@@ -358,9 +355,8 @@ absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::Truncated
   const int64_t m = svd.m, n = svd.n, k = iv.rank;
   absl::Status st;
   if (cfg_.factored_apply && k * (m + n) < m * n) {
-    auto f = MakeFactors(model_->backend(), svd, k);
-    if (!f.ok()) return f.status();
-    st = model_->SetLowRank(iv.type, iv.layer, std::move(f->us), std::move(f->v));
+    LASERD_ASSIGN_OR_RETURN(Factors f, MakeFactors(model_->backend(), svd, k));
+    st = model_->SetLowRank(iv.type, iv.layer, std::move(f.us), std::move(f.v));
     if (st.ok()) lowrank_applied_.push_back({iv.type, iv.layer});
   } else {
     st = editor_->ApplyDense(iv.type, iv.layer, svd, k);
@@ -379,23 +375,19 @@ void SweepRunner::Unapply() {
 
 absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
                                     const std::vector<const Intervention*>& todo, size_t replica,
+                                    const MoreMatrices& more,
                                     const std::function<absl::Status(SweepResult, size_t)>& emit) {
   model_->backend()->BindThread();  // a worker thread of RunParallel, or the caller's
   Unapply();
   AdvanceCache(m.layer);
-  // One decomposition to the largest rank, and every rank's truncation error.
+  // One decomposition to the largest rank, and every rank's truncation error,
+  // on the backend that holds W (kernels::DecomposeOnBackend), possibly with
+  // later same-shaped matrices (SvdBatcher). The errors cover every ρ/rate
+  // rank of the matrix, also those skipped on a resume: the randomized
+  // methods' residuals are computed rank after rank, so the same list gives
+  // the same bits as an uninterrupted run.
   auto t0 = Clock::now();
-  // On the backend that holds W: the host path (ToHost, ComputeTruncatedSvd,
-  // TruncationErrors) on the CPU, cuSOLVER/cuBLAS on a GPU (kernels/svd.h).
-  auto w = model_->Matrix(m.type, m.layer);
-  if (!w.ok()) return w.status();
-  // The truncation errors of every ρ/rate rank of the matrix, also those
-  // skipped on a resume: the randomized methods' residuals are computed rank
-  // after rank, so the same list gives the same bits as an uninterrupted run.
-  std::vector<int64_t> ks;
-  for (const Intervention& iv : m.interventions) {
-    if (!iv.suggested) ks.push_back(iv.rank);
-  }
+  const std::vector<int64_t> ks = SweptRanks(m);
   // The ρ/rate ranks' decomposition and errors (in ks order), and with
   // add_suggested_rank the exact SVD that gives the suggested rank k_s.
   std::optional<kernels::BackendSvd> dec;
@@ -404,48 +396,43 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   const std::vector<double>* swept_errors = nullptr;
   std::vector<double> exact_errors;  // ks..., then k_s
   int64_t k_suggested = 0;
+  double batch_seconds = 0;  // time of batched decompositions inside t0's span
+  double svd_share = 0;      // this matrix's share of it
   if (cfg_.add_suggested_rank) {
     // The full spectrum from an exact fp32 SVD on the host (as GetSpectrum),
     // its Marchenko-Pastur rank k_s, and W_{k_s} from the same SVD.
-    auto host = MatrixToHost(model_, m.type, m.layer);
-    if (!host.ok()) return host.status();
-    auto e = ExactSpectrumSvd(*host, m.rows, m.cols, std::min(m.rows, m.cols));
+    LASERD_ASSIGN_OR_RETURN(const std::vector<float> host, MatrixToHost(model_, m.type, m.layer));
+    auto e = ExactSpectrumSvd(host, m.rows, m.cols, std::min(m.rows, m.cols));
     if (!e.ok()) return Prefixed(e.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
     exact = *std::move(e);
-    auto fit =
+    LASERD_ASSIGN_OR_RETURN(
+        const MarchenkoPasturFit fit,
         MarchenkoPasturRank(std::vector<double>(exact->spectrum.begin(), exact->spectrum.end()),
-                            m.rows, m.cols, exact->frobenius_sq);
-    if (!fit.ok()) return fit.status();
-    k_suggested = fit->rank;
-    // On the CPU backend DecomposeOnBackend is ToHost + ComputeTruncatedSvd:
-    // when the configured method is (or auto resolves to) fp32 exact, this SVD
-    // is also the ρ/rate ranks' decomposition, bit for bit.
-    const kernels::SvdMethod method = cfg_.svd.method;
-    const bool reuse = !ks.empty() && model_->backend()->kind() == kernels::DeviceKind::kCpu &&
-                       !cfg_.svd.exact_in_double &&
-                       (method == kernels::SvdMethod::kExact ||
-                        (method == kernels::SvdMethod::kAuto &&
-                         !kernels::AutoPicksRandomized(m.rows, m.cols, m.k_max)));
+                            m.rows, m.cols, exact->frobenius_sq));
+    k_suggested = fit.rank;
+    // When the backend decomposes on the host and the ρ/rate ranks' plan is
+    // the fp32 exact SVD, this SVD is also their decomposition, bit for bit.
+    bool reuse = false;
+    if (!ks.empty() && model_->backend()->DecomposesOnHost()) {
+      auto plan = kernels::PlanSvd(m.rows, m.cols, m.k_max, cfg_.svd);
+      reuse = plan.ok() && plan->method == kernels::SvdMethod::kExact && !plan->exact_in_double;
+    }
     std::vector<int64_t> eks = reuse ? ks : std::vector<int64_t>{};
     eks.push_back(k_suggested);
-    auto errors = kernels::TruncationErrors(host->data(), *exact, eks);
-    if (!errors.ok()) return errors.status();
-    exact_errors = *std::move(errors);
+    LASERD_ASSIGN_OR_RETURN(exact_errors, kernels::TruncationErrors(host.data(), *exact, eks));
     if (reuse) {
       swept_svd = &*exact;
       swept_errors = &exact_errors;  // its first ks.size() entries
     }
   }
   if (swept_svd == nullptr && !ks.empty()) {
-    auto d = kernels::DecomposeOnBackend(model_->backend(), {*w}, m.k_max, cfg_.svd, ks);
-    if (!d.ok()) {
-      return Prefixed(d.status(), absl::StrCat(m.type, " of layer ", m.layer, ": "));
-    }
-    dec = std::move((*d)[0]);
+    const auto tb = Clock::now();
+    LASERD_ASSIGN_OR_RETURN(dec, batcher_->Take(m, more, &svd_share));
+    batch_seconds = Since(tb);
     swept_svd = &dec->svd;
     swept_errors = &dec->errors;
   }
-  const double svd_seconds = Since(t0);
+  const double svd_seconds = Since(t0) - batch_seconds + svd_share;
   timings_.svd_seconds += svd_seconds;
   ++timings_.decompositions;
   for (size_t i = 0; i < todo.size(); ++i) {
@@ -468,7 +455,7 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     auto te = Clock::now();
     if (edit_hook_) edit_hook_(replica, true);
     absl::StatusOr<std::vector<eval::ExampleResult>> ex;
-    if (auto st = Apply(res.intervention, *svd); !st.ok()) {
+    if (absl::Status st = Apply(res.intervention, *svd); !st.ok()) {
       ex = st;
     } else {
       ex = Evaluate(m.layer);
@@ -480,7 +467,7 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     res.eval_seconds = Since(te);
     if (cfg_.keep_examples) res.examples = *std::move(ex);
     ++timings_.interventions;
-    if (auto st = emit(std::move(res), i); !st.ok()) return st;
+    LASERD_RETURN_IF_ERROR(emit(std::move(res), i));
   }
   return absl::OkStatus();
 }
@@ -488,106 +475,36 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
 absl::Status SweepRunner::Run(const std::set<int64_t>& skip,
                               const std::function<absl::Status(const SweepResult&)>& on_result) {
   if (!replicas_.empty()) return RunParallel(skip, on_result);
+  std::vector<std::pair<const PlanMatrix*, std::vector<const Intervention*>>> work;
   for (const PlanMatrix& m : plan_) {
     if (!InShard(m)) continue;
     std::vector<const Intervention*> todo;
     for (const Intervention& iv : m.interventions) {
       if (!skip.count(iv.plan_index)) todo.push_back(&iv);
     }
-    if (todo.empty()) continue;
-    auto st = RunMatrix(m, todo, 0, [&](SweepResult res, size_t) { return on_result(res); });
-    if (!st.ok()) return st;
+    if (!todo.empty()) work.push_back({&m, std::move(todo)});
   }
+  batcher_->Clear();
+  for (size_t i = 0; i < work.size(); ++i) {
+    // The later same-shaped matrices, in plan order.
+    auto more = [&](const PlanMatrix& m, size_t max) {
+      std::vector<const PlanMatrix*> out;
+      for (size_t j = i + 1; j < work.size() && out.size() < max; ++j) {
+        if (work[j].first->rows == m.rows && work[j].first->cols == m.cols) {
+          out.push_back(work[j].first);
+        }
+      }
+      return out;
+    };
+    absl::Status st = RunMatrix(*work[i].first, work[i].second, 0, more,
+                                [&](SweepResult res, size_t) { return on_result(res); });
+    if (!st.ok()) {
+      batcher_->Clear();
+      return st;
+    }
+  }
+  batcher_->Clear();
   return absl::OkStatus();
-}
-
-absl::Status SweepRunner::RunParallel(
-    const std::set<int64_t>& skip,
-    const std::function<absl::Status(const SweepResult&)>& on_result) {
-  // The work: the shard's matrices with something to do, in plan order; the
-  // results have one slot each, in the order they are reported.
-  struct Item {
-    const PlanMatrix* m;
-    std::vector<const Intervention*> todo;
-    size_t first_slot;
-  };
-  std::vector<Item> items;
-  std::vector<size_t> item_of_slot;
-  for (const PlanMatrix& m : plan_) {
-    if (!InShard(m)) continue;
-    Item it{&m, {}, item_of_slot.size()};
-    for (const Intervention& iv : m.interventions) {
-      if (!skip.count(iv.plan_index)) it.todo.push_back(&iv);
-    }
-    if (it.todo.empty()) continue;
-    item_of_slot.insert(item_of_slot.end(), it.todo.size(), items.size());
-    items.push_back(std::move(it));
-  }
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::optional<SweepResult>> slots(item_of_slot.size());
-  std::vector<std::optional<absl::Status>> failed(items.size());
-  size_t next_item = 0;
-  bool stop = false;
-
-  // One worker per replica: the next matrix in plan order whenever it is free,
-  // so each replica's matrices ascend in layer order and its cache only moves
-  // forward.
-  auto work = [&](size_t replica) {
-    SweepRunner* run = replica == 0 ? this : replicas_[replica - 1].get();
-    run->model_->backend()->BindThread();
-    for (;;) {
-      size_t idx;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (stop || next_item == items.size()) break;
-        idx = next_item++;
-      }
-      const Item& it = items[idx];
-      absl::Status st =
-          run->RunMatrix(*it.m, it.todo, replica, [&](SweepResult res, size_t i) -> absl::Status {
-            std::lock_guard<std::mutex> lock(mu);
-            if (stop) return absl::CancelledError("sweep stopped");
-            slots[it.first_slot + i] = std::move(res);
-            cv.notify_all();
-            return absl::OkStatus();
-          });
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!stop) failed[idx] = st;
-        cv.notify_all();
-        break;
-      }
-    }
-    run->Unapply();
-  };
-  std::vector<std::thread> workers;
-  for (size_t r = 0; r < replica_count(); ++r) workers.emplace_back(work, r);
-
-  // Report in plan order on this thread; a failure is reported where it
-  // happened in that order (the results before it are reported first).
-  absl::Status status = absl::OkStatus();
-  for (size_t s = 0; s < slots.size() && status.ok(); ++s) {
-    std::optional<SweepResult> res;
-    {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait(lock, [&] { return slots[s].has_value() || failed[item_of_slot[s]].has_value(); });
-      if (slots[s].has_value()) {
-        res = std::move(slots[s]);
-        slots[s].reset();
-      } else {
-        status = *failed[item_of_slot[s]];
-        break;
-      }
-    }
-    status = on_result(*res);
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    stop = true;
-  }
-  for (std::thread& t : workers) t.join();
-  return status;
 }
 
 absl::Status SweepRunner::Compose(
@@ -643,28 +560,34 @@ absl::Status SweepRunner::Compose(
       // As Run() decomposes it: a suggested rank from the exact SVD (the
       // prefix of the same sgesdd), the others with the configured method.
       // (Each matrix has one intervention in a composition, its best single.)
-      absl::StatusOr<kernels::TruncatedSvd> svd;
+      kernels::TruncatedSvd svd;
       if (iv.suggested) {
-        auto host = MatrixToHost(model_, iv.type, iv.layer);
-        if (!host.ok()) return host.status();
-        svd = ExactSpectrumSvd(*host, mit->second->rows, mit->second->cols, iv.rank);
+        LASERD_ASSIGN_OR_RETURN(const std::vector<float> host,
+                                MatrixToHost(model_, iv.type, iv.layer));
+        LASERD_ASSIGN_OR_RETURN(
+            svd, ExactSpectrumSvd(host, mit->second->rows, mit->second->cols, iv.rank));
       } else {
-        svd = DecomposeMatrix(model_, iv.type, iv.layer, mit->second->k_max, cfg_.svd);
+        LASERD_ASSIGN_OR_RETURN(const kernels::Tensor* w, model_->Matrix(iv.type, iv.layer));
+        auto d =
+            kernels::DecomposeOnBackend(model_->backend(), {w}, mit->second->k_max, cfg_.svd, {});
+        if (!d.ok()) {
+          return Prefixed(d.status(), absl::StrCat(iv.type, " of layer ", iv.layer, ": "));
+        }
+        svd = std::move((*d)[0].svd);
       }
-      if (!svd.ok()) return svd.status();
       timings_.svd_seconds += Since(t0);
       ++timings_.decompositions;
-      svds.emplace(key, *std::move(svd));
+      svds.emplace(key, std::move(svd));
     }
     Unapply();
     AdvanceCache(from);
     for (const Intervention& iv : edits) {
-      if (auto st = Apply(iv, svds.at({iv.type, iv.layer})); !st.ok()) {
+      if (absl::Status st = Apply(iv, svds.at({iv.type, iv.layer})); !st.ok()) {
         Unapply();
         return st;
       }
     }
-    auto ex = Evaluate(from);
+    absl::StatusOr<std::vector<eval::ExampleResult>> ex = Evaluate(from);
     Unapply();
     if (!ex.ok()) return ex.status();
     ++timings_.interventions;
@@ -676,7 +599,7 @@ absl::Status SweepRunner::Compose(
     cs.kept = BetterOnValidation(cs.metrics.validation.accuracy, cs.metrics.validation.log_loss,
                                  cur_acc, cur_loss);
     if (!skip.count(cs.plan_index)) {
-      if (auto st = on_step(cs); !st.ok()) return st;
+      LASERD_RETURN_IF_ERROR(on_step(cs));
     }
     if (!cs.kept) break;
     stack.push_back(add);

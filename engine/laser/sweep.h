@@ -1,5 +1,4 @@
-// LASER sweeps on a resident model (DESIGN.md §1, §3; issue 3 "Sweep
-// execution"). A SweepRunner loads nothing itself: it is given a loaded model,
+// LASER sweeps on a resident model. A SweepRunner loads nothing itself: it is given a loaded model,
 // its tokenizer and a parsed dataset, splits and tokenizes the dataset once,
 // scores the unedited baseline, then evaluates every planned intervention
 // (T, ℓ, ρ), each applied to the model and removed again.
@@ -19,6 +18,12 @@
 //   one decomposition per matrix  one truncated SVD of (T, ℓ) to the largest k
 //                                 any requested rank needs; each rank takes the
 //                                 prefix U_k Σ_k V_kᵀ.
+//   batched decompositions        same-shaped matrices of one runner (e.g.
+//                                 every layer's mlp.in) are decomposed in one
+//                                 kernels::DecomposeOnBackend call within
+//                                 `svd_batch_bytes` (strided-batched GEMMs on
+//                                 a GPU; engine/laser/svd_batch.h); the same
+//                                 bits as one at a time.
 //   prefix reuse                  the residual stream entering layer ℓ of every
 //                                 batch is cached (as long as the cache fits
 //                                 `cache_budget_bytes`; batches past it are
@@ -83,6 +88,8 @@
 
 namespace laserd::laser {
 
+class SvdBatcher;  // engine/laser/svd_batch.h
+
 // Which records a dataset may hold.
 enum class TaskFilter { kAny, kCompletion, kChoice };
 
@@ -125,6 +132,10 @@ struct SweepConfig {
   bool prefix_reuse = true;
   int64_t cache_budget_bytes = int64_t{1} << 30;
   bool factored_apply = true;
+  // Memory for batched decompositions: the results waiting for their matrix
+  // and the working set of one batch (SvdPlan::ResultBytes + WorkingBytes per
+  // matrix); <= 0: one matrix at a time.
+  int64_t svd_batch_bytes = int64_t{1} << 30;
   // Keep per-example results in each SweepResult (tests).
   bool keep_examples = false;
 };
@@ -268,16 +279,19 @@ class SweepRunner {
  private:
   struct Batch;
   struct Edit;
-  SweepRunner() = default;
+  SweepRunner();
   absl::StatusOr<std::vector<eval::ExampleResult>> Evaluate(int64_t from_layer);
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
   void Unapply();
   // One matrix's interventions on this runner's model; `emit(result, i)` gets
-  // the result of todo[i].
+  // the result of todo[i]. `more(m, n)` names up to n later same-shaped
+  // matrices this runner will run, to decompose with m.
+  using MoreMatrices =
+      std::function<std::vector<const PlanMatrix*>(const PlanMatrix& m, size_t max)>;
   absl::Status RunMatrix(const PlanMatrix& m, const std::vector<const Intervention*>& todo,
-                         size_t replica,
+                         size_t replica, const MoreMatrices& more,
                          const std::function<absl::Status(SweepResult, size_t)>& emit);
   absl::Status RunParallel(const std::set<int64_t>& skip,
                            const std::function<absl::Status(const SweepResult&)>& on_result);
@@ -296,6 +310,7 @@ class SweepRunner {
   std::vector<std::pair<std::pair<std::string, int64_t>, kernels::TruncatedSvd>> svds_;
   std::vector<std::pair<std::string, int64_t>> lowrank_applied_;
   std::unique_ptr<Editor> editor_;
+  std::unique_ptr<SvdBatcher> batcher_;
   // Runners of replicas 1..N-1 (empty for one model), and the edit hook.
   std::vector<std::unique_ptr<SweepRunner>> replicas_;
   EditHook edit_hook_;

@@ -13,7 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/status_macros.h"
 #include "kernels/ops.h"
+#include "kernels/svd.h"
 
 namespace laserd::kernels {
 namespace {
@@ -340,6 +342,12 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // The host computation on each matrix (kernels/cpu/svd.cc).
+  absl::Status Decompose(const std::vector<const Tensor*>& ws, const SvdPlan& plan,
+                         const std::vector<int64_t>& error_ranks,
+                         std::vector<BackendSvd>* out) override;
+  bool DecomposesOnHost() const override { return true; }
+
   std::vector<RowScore> ScoreRows(const Tensor& logits, const std::vector<int32_t>& gold) override {
     const int64_t n = logits.rows(), V = logits.cols();
     std::vector<RowScore> res(n);
@@ -439,6 +447,22 @@ class CpuBackend final : public Backend {
 
   std::shared_ptr<BufferPool> pool_ = std::make_shared<BufferPool>();
 };
+
+absl::Status CpuBackend::Decompose(const std::vector<const Tensor*>& ws, const SvdPlan& plan,
+                                   const std::vector<int64_t>& error_ranks,
+                                   std::vector<BackendSvd>* out) {
+  out->assign(ws.size(), BackendSvd{});
+  for (size_t i = 0; i < ws.size(); ++i) {
+    // The tensor's storage is the row-major fp32 matrix itself.
+    const float* w = ws[i]->data();
+    BackendSvd& r = (*out)[i];
+    LASERD_ASSIGN_OR_RETURN(r.svd, RunSvdPlan(w, plan));
+    if (plan.randomized()) {
+      LASERD_ASSIGN_OR_RETURN(r.errors, TruncationErrors(w, r.svd, error_ranks));
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 

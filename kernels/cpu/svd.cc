@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::kernels {
 namespace {
@@ -69,25 +69,30 @@ absl::Status ExactSvd(const float* w, int64_t m, int64_t n, int64_t k, Truncated
 
 // Randomized SVD (HMT Algorithms 4.4 + 5.1) with sketch width l >= k and q
 // power iterations; column-major throughout on A = Wᵀ.
-absl::Status RandomizedSvd(const float* w, int64_t m, int64_t n, int64_t k, int64_t l, int q,
-                           uint64_t seed, TruncatedSvd* out) {
-  // Ω [n, l], Y = W Ω [m, l].
+absl::Status RandomizedSvd(const float* w, const SvdPlan& plan, TruncatedSvd* out) {
+  const int64_t m = plan.m, n = plan.n, k = plan.k, l = plan.l;
+  const int q = plan.q;
+  // Ω [n, l] (the first n·l values of the seed's stream), Y = W Ω [m, l].
   std::vector<float> omega(n * l), y(m * l);
-  GaussianFill(seed, omega.data(), n * l);
+  if (plan.sketch != nullptr && static_cast<int64_t>(plan.sketch->size()) >= n * l) {
+    std::copy(plan.sketch->begin(), plan.sketch->begin() + n * l, omega.begin());
+  } else {
+    GaussianFill(plan.seed, omega.data(), n * l);
+  }
   // W row-major = column-major Wᵀ with lda n: W·X is (Wᵀ)ᵀ·X.
   cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, l, n, 1.0f, w, n, omega.data(), n, 0.0f,
               y.data(), m);
-  if (auto st = OrthonormalizeColumns(&y, m, l); !st.ok()) return st;
+  LASERD_RETURN_IF_ERROR(OrthonormalizeColumns(&y, m, l));
   std::vector<float>& z = omega;  // reused as the [n, l] half step
   for (int it = 0; it < q; ++it) {
     // Z = Wᵀ Q [n, l].
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, l, m, 1.0f, w, n, y.data(), m, 0.0f,
                 z.data(), n);
-    if (auto st = OrthonormalizeColumns(&z, n, l); !st.ok()) return st;
+    LASERD_RETURN_IF_ERROR(OrthonormalizeColumns(&z, n, l));
     // Y = W Z [m, l].
     cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, l, n, 1.0f, w, n, z.data(), n, 0.0f,
                 y.data(), m);
-    if (auto st = OrthonormalizeColumns(&y, m, l); !st.ok()) return st;
+    LASERD_RETURN_IF_ERROR(OrthonormalizeColumns(&y, m, l));
   }
   // B = Qᵀ W [l, n] (column-major, ld l).
   std::vector<float> b(l * n);
@@ -117,118 +122,28 @@ absl::Status RandomizedSvd(const float* w, int64_t m, int64_t n, int64_t k, int6
 
 }  // namespace
 
-absl::StatusOr<SvdMethod> ParseSvdMethod(const std::string& name) {
-  if (name == "exact") return SvdMethod::kExact;
-  if (name == "randomized") return SvdMethod::kRandomized;
-  if (name == "paper") return SvdMethod::kPaper;
-  if (name == "auto") return SvdMethod::kAuto;
-  return absl::InvalidArgumentError(
-      absl::StrCat("svd.method '", name, "' is not one of: exact, randomized, paper, auto"));
-}
-
-const char* SvdMethodName(SvdMethod m) {
-  switch (m) {
-    case SvdMethod::kExact:
-      return "exact";
-    case SvdMethod::kRandomized:
-      return "randomized";
-    case SvdMethod::kPaper:
-      return "paper";
-    case SvdMethod::kAuto:
-      return "auto";
-  }
-  return "?";
-}
-
-int64_t DefaultOversampling(int64_t k_max) { return std::max<int64_t>(10, k_max / 2); }
-
-double ExactSvdFlops(int64_t m, int64_t n) {
-  const double mx = std::max(m, n), mn = std::min(m, n);
-  return 6.0 * mx * mn * mn + 20.0 * mn * mn * mn;
-}
-
-double RandomizedSvdFlops(int64_t m, int64_t n, int64_t k, int64_t l, int q) {
-  const double M = m, N = n, L = l, K = k;
-  const double gemms = (2.0 * q + 2.0) * 2.0 * M * N * L;    // sketch, power steps, B
-  const double qrs = 4.0 * L * L * ((q + 1.0) * M + q * N);  // geqrf + orgqr
-  const double small = 4.0 * L * L * N + 8.0 * L * L * L;    // gesdd of B [l, n]
-  return gemms + qrs + small + 2.0 * M * L * K;              // + U = Q Ũ_k
-}
-
-bool AutoPicksRandomized(int64_t m, int64_t n, int64_t k_max) {
-  const int64_t l = std::min(std::min(m, n), k_max + DefaultOversampling(k_max));
-  return RandomizedSvdFlops(m, n, k_max, l, kDefaultPowerIters) < ExactSvdFlops(m, n);
-}
-
-void GaussianFill(uint64_t seed, float* out, int64_t count) {
-  std::mt19937_64 gen(seed);
-  constexpr double kTwoPi = 6.283185307179586476925286766559;
-  constexpr double kTwoPow53 = 1.0 / 9007199254740992.0;  // 2^-53
-  for (int64_t i = 0; i < count; i += 2) {
-    const double u1 = (static_cast<double>(gen() >> 11) + 1.0) * kTwoPow53;  // (0, 1]
-    const double u2 = static_cast<double>(gen() >> 11) * kTwoPow53;          // [0, 1)
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    out[i] = static_cast<float>(r * std::cos(kTwoPi * u2));
-    if (i + 1 < count) out[i + 1] = static_cast<float>(r * std::sin(kTwoPi * u2));
-  }
-}
-
 absl::StatusOr<TruncatedSvd> ComputeTruncatedSvd(const float* w, int64_t m, int64_t n,
                                                  int64_t k_max, const SvdOptions& opts) {
-  if (m < 1 || n < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot decompose an empty ", m, "x", n, " matrix"));
-  }
-  const int64_t mn = std::min(m, n);
-  if (k_max < 1 || k_max > mn) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k_max ", k_max, " is outside [1, ", mn, "] for a ", m, "x", n, " matrix"));
-  }
-  if (opts.oversampling < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("svd.oversampling must be >= 0, got ", opts.oversampling));
-  }
-  if (opts.power_iters < -1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("svd.power_iters must be >= 0, got ", opts.power_iters));
-  }
-  SvdMethod method = opts.method;
-  if (method == SvdMethod::kAuto) {
-    method = AutoPicksRandomized(m, n, k_max) ? SvdMethod::kRandomized : SvdMethod::kExact;
-  }
+  LASERD_ASSIGN_OR_RETURN(SvdPlan plan, PlanSvd(m, n, k_max, opts));
+  if (plan.randomized()) plan.sketch = GaussianSketch(plan.seed, n * plan.l);
+  return RunSvdPlan(w, plan);
+}
+
+absl::StatusOr<TruncatedSvd> RunSvdPlan(const float* w, const SvdPlan& plan) {
+  const int64_t m = plan.m, n = plan.n, k = plan.k;
   TruncatedSvd out;
   out.m = m;
   out.n = n;
-  out.k = k_max;
-  out.method = method;
+  out.k = k;
+  out.method = plan.method;
   out.frobenius_sq = SumSquares(w, m * n);
-  absl::Status st;
-  switch (method) {
-    case SvdMethod::kExact:
-      st = opts.exact_in_double ? ExactSvd<double>(w, m, n, k_max, &out)
-                                : ExactSvd<float>(w, m, n, k_max, &out);
-      break;
-    case SvdMethod::kRandomized: {
-      const int64_t p = opts.oversampling >= 0 ? opts.oversampling : DefaultOversampling(k_max);
-      const int q = opts.power_iters >= 0 ? opts.power_iters : kDefaultPowerIters;
-      st = RandomizedSvd(w, m, n, k_max, std::min(mn, k_max + p), q, opts.seed, &out);
-      break;
-    }
-    case SvdMethod::kPaper: {
-      if (opts.oversampling > 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "svd.method 'paper' uses no oversampling; got svd.oversampling ", opts.oversampling));
-      }
-      const int q = opts.power_iters >= 0
-                        ? opts.power_iters
-                        : (opts.encoder_model ? kPaperEncoderPowerIters : kPaperPowerIters);
-      st = RandomizedSvd(w, m, n, k_max, k_max, q, opts.seed, &out);
-      break;
-    }
-    case SvdMethod::kAuto:
-      break;
+  if (plan.randomized()) {
+    LASERD_RETURN_IF_ERROR(RandomizedSvd(w, plan, &out));
+  } else if (plan.exact_in_double) {
+    LASERD_RETURN_IF_ERROR(ExactSvd<double>(w, m, n, k, &out));
+  } else {
+    LASERD_RETURN_IF_ERROR(ExactSvd<float>(w, m, n, k, &out));
   }
-  if (!st.ok()) return st;
   return out;
 }
 

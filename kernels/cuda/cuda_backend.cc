@@ -1,8 +1,13 @@
 // CUDA implementation of the op interface. Tensors are device buffers
-// (cudaMalloc, freed by the shared_ptr's deleter): fp32, except resident
-// matrices (FromHost with more than one row), which are stored in the
-// backend's dtype (fp32, bf16 or fp16). All work is enqueued on one stream
-// owned by the backend and only ToHost/ScoreRows wait for it. GEMMs go through
+// allocated in stream order from the device's memory pool (cudaMallocAsync;
+// the pool keeps freed memory for reuse up to a release threshold, so a
+// forward's activations cost no cudaMalloc/cudaFree) and freed in stream
+// order by the shared_ptr's deleter: fp32, except resident matrices (FromHost
+// with more than one row), which are stored in the backend's dtype (fp32, bf16
+// or fp16). All work is enqueued on one stream owned by the backend and only
+// ToHost, ScoreRows and Decompose wait for it. Every op holds the backend's
+// mutex and sets the backend's device for its duration (restoring the
+// caller's), so any thread may call any op (kernels/ops.h, "Threads"). GEMMs go through
 // cublasGemmEx with CUBLAS_COMPUTE_32F (fp32 accumulation; bf16/fp16 operands
 // run on tensor cores, an fp32 activation operand is converted to the weight's
 // type first); the elementwise and row-wise ops are the kernels of
@@ -19,14 +24,20 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_svd.h"
+#include "kernels/svd.h"
 
 namespace laserd::kernels {
 namespace {
@@ -150,16 +161,64 @@ struct GemmOperand {
   int64_t ld;
 };
 
+// Sets `device` as the calling thread's current device for a scope and
+// restores the previous one (cudaGetDevice/cudaSetDevice are cheap host calls).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    CheckCuda(cudaGetDevice(&prev_), "cudaGetDevice");
+    if (prev_ != device) CheckCuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+  ~DeviceScope() {
+    int cur = prev_;
+    if (cudaGetDevice(&cur) == cudaSuccess && cur != prev_) cudaSetDevice(prev_);
+  }
+
+ private:
+  int prev_ = 0;
+};
+
+// The stream the tensors are allocated and freed on. Shared by the backend
+// and the deleter of every tensor, so that a tensor released after its
+// backend still frees into a live stream; destroyed with the last of them.
+struct StreamState {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  ~StreamState() {
+    int prev = device;
+    cudaGetDevice(&prev);
+    cudaSetDevice(device);
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    cudaSetDevice(prev);
+  }
+};
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(const CudaContext& ctx)
-      : ctx_(ctx), device_(ctx.device), stream_(ctx.stream), blas_(ctx.blas), storage_(ctx.dtype) {}
+  explicit CudaBackend(const CudaContext& ctx)
+      : ctx_(ctx),
+        device_(ctx.device),
+        stream_(ctx.stream),
+        blas_(ctx.blas),
+        storage_(ctx.dtype),
+        state_(std::make_shared<StreamState>()) {
+    state_->device = device_;
+    state_->stream = stream_;
+  }
   ~CudaBackend() override {
+    // Errors are ignored: at process exit the runtime may already be gone.
+    int prev = device_;
+    cudaGetDevice(&prev);
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    if (omega_ != nullptr) cudaFree(omega_);
     cusolverDnDestroy(ctx_.solver);
     cublasDestroy(blas_);
-    cudaStreamDestroy(stream_);
+    cudaSetDevice(prev);
+    // The stream goes with the last tensor (StreamState).
   }
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }
@@ -167,36 +226,48 @@ class CudaBackend final : public Backend {
   void BindThread() override { CheckCuda(cudaSetDevice(device_), "cudaSetDevice(BindThread)"); }
   const CudaContext& context() const { return ctx_; }
 
-  Tensor Empty(int64_t rows, int64_t cols) override { return EmptyOf(rows, cols, DType::kF32); }
+  Tensor Empty(int64_t rows, int64_t cols) override {
+    OpScope op(this);
+    return EmptyOf(rows, cols, DType::kF32);
+  }
 
   Tensor FromHost(const float* data, int64_t rows, int64_t cols) override {
+    OpScope op(this);
     // Resident matrices take the storage type; vectors ([1, n]: norms,
     // biases) stay fp32.
     const DType dt = rows > 1 ? storage_ : DType::kF32;
     Tensor t = EmptyOf(rows, cols, dt);
     if (t.size() == 0) return t;
+    // An asynchronous copy from pageable memory returns once the source is
+    // staged by the driver, so `data` may be released on return; no host wait.
     if (dt == DType::kF32) {
       CheckCuda(cudaMemcpyAsync(t.data(), data, t.size() * sizeof(float), cudaMemcpyHostToDevice,
                                 stream_),
                 "cudaMemcpyAsync(FromHost)");
       return t;
     }
-    // Upload in slices through an fp32 staging buffer, converting each.
+    // Upload in slices into stream-ordered fp32 buffers (freed after their
+    // conversion in stream order), converting each.
     constexpr int64_t kSlice = int64_t{1} << 24;  // 64 MiB of fp32
     for (int64_t off = 0; off < t.size(); off += kSlice) {
       const int64_t len = std::min(kSlice, t.size() - off);
-      void* stage = staging_.Upload(data + off, len * sizeof(float), stream_);
+      void* stage = nullptr;
+      CheckCuda(cudaMallocAsync(&stage, len * sizeof(float), stream_),
+                "cudaMallocAsync(FromHost staging)");
+      CheckCuda(
+          cudaMemcpyAsync(stage, data + off, len * sizeof(float), cudaMemcpyHostToDevice, stream_),
+          "cudaMemcpyAsync(FromHost)");
       CheckCuda(cuda::LaunchConvert(stage, cuda::ElemType::kF32,
                                     static_cast<char*>(t.raw()) + off * DTypeBytes(dt), Elem(dt),
                                     len, stream_),
                 "FromHost conversion");
+      CheckCuda(cudaFreeAsync(stage, stream_), "cudaFreeAsync(FromHost staging)");
     }
-    // The staging buffer is reused by the next upload: wait for this one.
-    CheckCuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize(FromHost)");
     return t;
   }
 
   void ToHost(const Tensor& t, float* out) override {
+    OpScope op(this);
     RequireDevice(t, "ToHost", "t");
     if (t.size() > 0) {
       const float* src = t.data();
@@ -215,6 +286,7 @@ class CudaBackend final : public Backend {
   }
 
   void Copy(const Tensor& src, Tensor* dst) override {
+    OpScope op(this);
     RequireDevice(src, "Copy", "src");
     RequireDevice(*dst, "Copy", "dst");
     Require(dst->size() >= src.size(), "Copy",
@@ -228,6 +300,7 @@ class CudaBackend final : public Backend {
 
   void Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* y,
               bool accumulate) override {
+    OpScope op(this);
     const int64_t n = x.rows(), k = x.cols(), m = w.rows();
     if (n == 0) return;
     RequireDevice(x, "Linear", "x");
@@ -271,6 +344,7 @@ class CudaBackend final : public Backend {
   }
 
   void MatMul(const Tensor& x, const Tensor& a, Tensor* y) override {
+    OpScope op(this);
     const int64_t n = x.rows(), k = x.cols(), r = a.cols();
     if (n == 0) return;
     RequireDevice(x, "MatMul", "x");
@@ -285,6 +359,7 @@ class CudaBackend final : public Backend {
   }
 
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor* y) override {
+    OpScope op(this);
     if (x.rows() == 0) return;
     RequireRowOp(x, w, *y, "RmsNorm");
     CheckCuda(cuda::LaunchRmsNorm(x.data(), w.data(), eps, x.rows(), x.cols(), y->data(), stream_),
@@ -292,6 +367,7 @@ class CudaBackend final : public Backend {
   }
 
   void LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor* y) override {
+    OpScope op(this);
     if (x.rows() == 0) return;
     RequireRowOp(x, w, *y, "LayerNorm");
     if (b != nullptr) {
@@ -307,6 +383,7 @@ class CudaBackend final : public Backend {
 
   void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
             const std::vector<float>& inv_freq, RopeStyle style) override {
+    OpScope op(this);
     RequireDevice(*x, "Rope", "x");
     RequireF32(*x, "Rope", "x");
     Require(rotary_dim >= 0 && rotary_dim <= head_dim && inv_freq.size() >= size_t(rotary_dim / 2),
@@ -316,8 +393,7 @@ class CudaBackend final : public Backend {
     Require(int64_t{heads} * head_dim <= x->cols(), "Rope",
             absl::StrCat(heads, " heads of ", head_dim, " exceed x ", Shape(*x)));
     const int64_t count = UploadLayout(layout, x->rows(), "Rope");
-    const float* freq = static_cast<const float*>(
-        freq_scratch_.Upload(inv_freq.data(), (rotary_dim / 2) * sizeof(float), stream_));
+    const float* freq = UploadFrequencies(inv_freq, rotary_dim / 2);
     CheckCuda(cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads,
                                head_dim, rotary_dim, freq, style == RopeStyle::kNeox, stream_),
               "Rope");
@@ -325,6 +401,7 @@ class CudaBackend final : public Backend {
 
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
                  int heads, int kv_heads, int head_dim, float scale, Tensor* out) override {
+    OpScope op(this);
     RequireDevice(q, "Attention", "q");
     RequireDevice(k, "Attention", "k");
     RequireDevice(v, "Attention", "v");
@@ -349,6 +426,7 @@ class CudaBackend final : public Backend {
   }
 
   void Activate(Tensor* x, Activation act) override {
+    OpScope op(this);
     if (x->size() == 0) return;
     RequireDevice(*x, "Activate", "x");
     RequireF32(*x, "Activate", "x");
@@ -356,6 +434,7 @@ class CudaBackend final : public Backend {
   }
 
   void GatedActivate(Tensor* gate, const Tensor& up, Activation act) override {
+    OpScope op(this);
     if (gate->size() == 0) return;
     RequireDevice(*gate, "GatedActivate", "gate");
     RequireDevice(up, "GatedActivate", "up");
@@ -369,6 +448,7 @@ class CudaBackend final : public Backend {
   }
 
   void Add(const Tensor& x, Tensor* y) override {
+    OpScope op(this);
     if (y->size() == 0) return;
     RequireDevice(x, "Add", "x");
     RequireDevice(*y, "Add", "y");
@@ -379,6 +459,7 @@ class CudaBackend final : public Backend {
   }
 
   void GatherRows(const Tensor& table, const std::vector<int64_t>& ids, Tensor* out) override {
+    OpScope op(this);
     if (ids.empty()) return;
     RequireDevice(table, "GatherRows", "table");
     RequireDevice(*out, "GatherRows", "out");
@@ -405,6 +486,7 @@ class CudaBackend final : public Backend {
   }
 
   std::vector<RowScore> ScoreRows(const Tensor& logits, const std::vector<int32_t>& gold) override {
+    OpScope op(this);
     const int64_t n = logits.rows(), vocab = logits.cols();
     std::vector<RowScore> res(n);
     if (n == 0) return res;
@@ -434,7 +516,66 @@ class CudaBackend final : public Backend {
     return res;
   }
 
+  absl::Status Decompose(const std::vector<const Tensor*>& ws, const SvdPlan& plan,
+                         const std::vector<int64_t>& error_ranks,
+                         std::vector<BackendSvd>* out) override {
+    OpScope op(this);
+    for (const Tensor* w : ws) {
+      if (w == nullptr || w->empty() || w->device() != DeviceKind::kCuda) {
+        return absl::InvalidArgumentError("gpu svd: a matrix is not a CUDA tensor");
+      }
+    }
+    const float* omega = nullptr;
+    if (plan.randomized() && !ws.empty()) {
+      LASERD_ASSIGN_OR_RETURN(omega, DeviceSketch(plan));
+    }
+    return CudaDecompose(ctx_, ws, plan, omega, error_ranks, out);
+  }
+
  private:
+  // Holds the backend's mutex and its device for one op.
+  class OpScope {
+   public:
+    explicit OpScope(CudaBackend* be) : lock_(be->mu_), device_(be->device_) {}
+
+   private:
+    std::lock_guard<std::mutex> lock_;
+    DeviceScope device_;
+  };
+
+  // The sketch Ω of plan (column-major [n, l]: the first n·l values of the
+  // stream of plan.seed) on the device. The stream of one seed is kept there
+  // and uploaded again only for another seed or a longer prefix, so the
+  // decompositions of a sweep upload it once.
+  absl::StatusOr<const float*> DeviceSketch(const SvdPlan& plan) {
+    const int64_t need = plan.n * plan.l;
+    if (omega_ != nullptr && omega_seed_ == plan.seed && omega_count_ >= need) return omega_;
+    if (plan.sketch == nullptr || static_cast<int64_t>(plan.sketch->size()) < need) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gpu svd: the plan carries no sketch of ", need, " values"));
+    }
+    const int64_t count = static_cast<int64_t>(plan.sketch->size());
+    if (omega_ != nullptr) {
+      // cudaFree waits for the device, so no queued GEMM still reads it.
+      CheckCuda(cudaFree(omega_), "cudaFree(sketch)");
+      omega_ = nullptr;
+      omega_count_ = 0;
+    }
+    void* p = nullptr;
+    if (cudaError_t e = cudaMalloc(&p, count * sizeof(float)); e != cudaSuccess) {
+      cudaGetLastError();
+      return absl::ResourceExhaustedError(absl::StrCat("gpu svd: cudaMalloc of the ", count,
+                                                       "-value sketch: ", cudaGetErrorString(e)));
+    }
+    omega_ = static_cast<float*>(p);
+    CheckCuda(cudaMemcpyAsync(omega_, plan.sketch->data(), count * sizeof(float),
+                              cudaMemcpyHostToDevice, stream_),
+              "cudaMemcpyAsync(sketch)");
+    omega_seed_ = plan.seed;
+    omega_count_ = count;
+    return omega_;
+  }
+
   // Row-major C[n, m] = A[n, k] · op(B) + beta · C with fp32 C and fp32
   // accumulation, where B is [m, k] (b_transposed) or [k, m]. cuBLAS is
   // column-major, so this computes Cᵀ = op(B)ᵀ · Aᵀ by passing the operands
@@ -483,8 +624,14 @@ class CudaBackend final : public Backend {
   }
 
   // Uploads, for every row of every sequence of `layout`, its row index and
-  // its position within the sequence (one copy per call); returns the count.
+  // its position within the sequence; returns the count. The upload is kept:
+  // the Rope and Attention of every layer of a forward pass the same layout,
+  // which is then uploaded once. A prefix-tree layout is refused (this
+  // backend's SupportsPrefixTree() is false).
   int64_t UploadLayout(const SeqLayout& layout, int64_t rows, const char* op) {
+    Require(!layout.is_tree(), op,
+            "a prefix-tree SeqLayout was given to the CUDA backend, which supports packed "
+            "sequences only (SupportsPrefixTree() is false)");
     Require(layout.offsets.size() == layout.lengths.size(), op,
             absl::StrCat("layout has ", layout.offsets.size(), " offsets and ",
                          layout.lengths.size(), " lengths"));
@@ -497,6 +644,10 @@ class CudaBackend final : public Backend {
                            layout.lengths[s], ") outside ", rows, " rows"));
       count += layout.lengths[s];
     }
+    if (layout_dev_ != nullptr && layout.offsets == layout_offsets_ &&
+        layout.lengths == layout_lengths_) {
+      return count;
+    }
     host_layout_.resize(2 * count);
     int64_t e = 0;
     for (size_t s = 0; s < layout.lengths.size(); ++s) {
@@ -507,7 +658,19 @@ class CudaBackend final : public Backend {
     }
     layout_dev_ = static_cast<const int32_t*>(layout_scratch_.Upload(
         host_layout_.data(), host_layout_.size() * sizeof(int32_t), stream_));
+    layout_offsets_ = layout.offsets;
+    layout_lengths_ = layout.lengths;
     return count;
+  }
+  // inv_freq[:half] on the device, uploaded when it differs from the last.
+  const float* UploadFrequencies(const std::vector<float>& inv_freq, int half) {
+    if (freq_dev_ == nullptr || freq_host_.size() != size_t(half) ||
+        !std::equal(freq_host_.begin(), freq_host_.end(), inv_freq.begin())) {
+      freq_host_.assign(inv_freq.begin(), inv_freq.begin() + half);
+      freq_dev_ = static_cast<const float*>(
+          freq_scratch_.Upload(freq_host_.data(), half * sizeof(float), stream_));
+    }
+    return freq_dev_;
   }
   const int32_t* RowIds() const { return layout_dev_; }
   const int32_t* Positions(int64_t count) const { return layout_dev_ + count; }
@@ -516,11 +679,14 @@ class CudaBackend final : public Backend {
     Require(rows >= 0 && cols >= 0, "Empty", absl::StrCat("negative shape ", rows, "x", cols));
     const size_t bytes = static_cast<size_t>(std::max<int64_t>(rows * cols, 1)) * DTypeBytes(dt);
     void* p = nullptr;
-    CheckCuda(cudaMalloc(&p, bytes), absl::StrCat("cudaMalloc of ", bytes, " bytes").c_str());
-    // cudaFree synchronizes the device, so no kernel still uses the buffer.
-    // Errors are ignored: at process exit the runtime may already be gone.
-    return Tensor(std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { cudaFree(q); }),
-                  rows, cols, DeviceKind::kCuda, dt);
+    CheckCuda(cudaMallocAsync(&p, bytes, stream_),
+              absl::StrCat("cudaMallocAsync of ", bytes, " bytes").c_str());
+    // Freed in stream order, after every use already enqueued; a release
+    // error is ignored (at process exit the runtime may already be gone).
+    return Tensor(
+        std::shared_ptr<float>(static_cast<float*>(p),
+                               [state = state_](float* q) { cudaFreeAsync(q, state->stream); }),
+        rows, cols, DeviceKind::kCuda, dt);
   }
 
   CudaContext ctx_;
@@ -528,10 +694,20 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   cublasHandle_t blas_;
   DType storage_;
+  std::shared_ptr<StreamState> state_;
+  std::mutex mu_;  // held by every op (OpScope)
   Scratch layout_scratch_, freq_scratch_, aux_scratch_, result_scratch_;
-  Scratch staging_, convert_scratch_, yconv_scratch_, aconv_scratch_, bconv_scratch_;
+  Scratch convert_scratch_, yconv_scratch_, aconv_scratch_, bconv_scratch_;
+  // The layout and frequencies last uploaded.
   std::vector<int32_t> host_layout_;
+  std::vector<int64_t> layout_offsets_, layout_lengths_;
   const int32_t* layout_dev_ = nullptr;
+  std::vector<float> freq_host_;
+  const float* freq_dev_ = nullptr;
+  // The sketch stream of omega_seed_ on the device (DeviceSketch).
+  float* omega_ = nullptr;
+  uint64_t omega_seed_ = 0;
+  int64_t omega_count_ = 0;
 };
 
 }  // namespace
@@ -563,39 +739,76 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device, DType dtype
     return absl::FailedPreconditionError(
         absl::StrCat("CUDA device ", device, " does not exist (", count, " present)"));
   }
-  cudaError_t err = cudaSetDevice(device);
-  if (err != cudaSuccess) {
+  // The caller's current device is restored on return (DeviceScope).
+  int prev = 0;
+  if (cudaError_t err = cudaGetDevice(&prev); err != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("cudaGetDevice: ", cudaGetErrorString(err)));
+  }
+  struct Restore {
+    int device;
+    ~Restore() { cudaSetDevice(device); }
+  } restore{prev};
+  if (cudaError_t err = cudaSetDevice(device); err != cudaSuccess) {
     return absl::InternalError(
         absl::StrCat("cudaSetDevice(", device, "): ", cudaGetErrorString(err)));
   }
+  int pools = 0;
+  cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device);
+  if (pools == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("CUDA device ", device, " does not support stream-ordered memory pools"));
+  }
+  cudaDeviceProp prop{};
+  if (cudaError_t err = cudaGetDeviceProperties(&prop, device); err != cudaSuccess) {
+    return absl::InternalError(absl::StrCat("cudaGetDeviceProperties: ", cudaGetErrorString(err)));
+  }
+  // The device's default pool keeps up to 1/16 of the device's memory of
+  // freed blocks for reuse instead of returning them at every synchronization.
+  cudaMemPool_t pool = nullptr;
+  if (cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, device); err != cudaSuccess) {
+    return absl::InternalError(
+        absl::StrCat("cudaDeviceGetDefaultMemPool: ", cudaGetErrorString(err)));
+  }
+  uint64_t threshold = prop.totalGlobalMem / 16;
+  if (cudaError_t err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold);
+      err != cudaSuccess) {
+    return absl::InternalError(
+        absl::StrCat("cudaMemPoolSetAttribute(release threshold): ", cudaGetErrorString(err)));
+  }
   cudaStream_t stream = nullptr;
-  err = cudaStreamCreate(&stream);
-  if (err != cudaSuccess) {
+  if (cudaError_t err = cudaStreamCreate(&stream); err != cudaSuccess) {
     return absl::InternalError(absl::StrCat("cudaStreamCreate: ", cudaGetErrorString(err)));
   }
   cublasHandle_t blas = nullptr;
-  const cublasStatus_t st = cublasCreate(&blas);
-  if (st != CUBLAS_STATUS_SUCCESS) {
-    cudaStreamDestroy(stream);
-    return absl::InternalError(absl::StrCat("cublasCreate: ", cublasGetStatusString(st)));
-  }
-  cublasSetStream(blas, stream);
   cusolverDnHandle_t solver = nullptr;
-  const cusolverStatus_t sst = cusolverDnCreate(&solver);
-  if (sst != CUSOLVER_STATUS_SUCCESS) {
-    cublasDestroy(blas);
+  auto fail = [&](const std::string& what) {
+    if (solver != nullptr) cusolverDnDestroy(solver);
+    if (blas != nullptr) cublasDestroy(blas);
     cudaStreamDestroy(stream);
-    return absl::InternalError(absl::StrCat("cusolverDnCreate failed: status ", int(sst)));
+    return absl::InternalError(what);
+  };
+  if (cublasStatus_t st = cublasCreate(&blas); st != CUBLAS_STATUS_SUCCESS) {
+    blas = nullptr;
+    return fail(absl::StrCat("cublasCreate: ", cublasGetStatusString(st)));
   }
-  cusolverDnSetStream(solver, stream);
+  if (cublasStatus_t st = cublasSetStream(blas, stream); st != CUBLAS_STATUS_SUCCESS) {
+    return fail(absl::StrCat("cublasSetStream: ", cublasGetStatusString(st)));
+  }
   // The default math mode keeps CUBLAS_COMPUTE_32F GEMMs in plain fp32 (no
   // TF32), so results match the CPU backend to fp32 rounding.
-  cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, device) == cudaSuccess) {
-    spdlog::info("cuda backend on device {} ({}, {:.1f} GiB), resident matrices in {}", device,
-                 prop.name, prop.totalGlobalMem / double(1 << 30), DTypeName(dtype));
+  if (cublasStatus_t st = cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH);
+      st != CUBLAS_STATUS_SUCCESS) {
+    return fail(absl::StrCat("cublasSetMathMode: ", cublasGetStatusString(st)));
   }
+  if (cusolverStatus_t st = cusolverDnCreate(&solver); st != CUSOLVER_STATUS_SUCCESS) {
+    solver = nullptr;
+    return fail(absl::StrCat("cusolverDnCreate failed: status ", int(st)));
+  }
+  if (cusolverStatus_t st = cusolverDnSetStream(solver, stream); st != CUSOLVER_STATUS_SUCCESS) {
+    return fail(absl::StrCat("cusolverDnSetStream failed: status ", int(st)));
+  }
+  spdlog::info("cuda backend on device {} ({}, {:.1f} GiB), resident matrices in {}", device,
+               prop.name, prop.totalGlobalMem / double(1 << 30), DTypeName(dtype));
   CudaContext ctx;
   ctx.device = device;
   ctx.stream = stream;

@@ -1,12 +1,14 @@
 // CPU backend ops with exact expectations: SiLU against a double-precision
 // reference, prefix-tree attention and RoPE against the same sequences packed,
-// and the buffer pool's reuse.
+// the buffer pool's reuse, and decompositions (Backend::Decompose through
+// DecomposeOnBackend) equal to the host path bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "kernels/ops.h"
+#include "kernels/svd.h"
 
 namespace laserd::kernels {
 namespace {
@@ -113,6 +115,59 @@ TEST(CpuBackendTest, FreedBuffersAreReusedAndIndependent) {
   be.reset();
   e.data()[15] = 1.0f;
   EXPECT_EQ(e.data()[15], 1.0f);
+}
+
+TEST(CpuBackendTest, DecomposeIsTheHostPathForEveryMatrixOfAGroup) {
+  auto be = MakeCpuBackend();
+  EXPECT_TRUE(be->DecomposesOnHost());
+  // Two shapes, interleaved: grouped by shape, answered in input order.
+  const int64_t m = 40, n = 56;
+  std::vector<std::vector<float>> hosts;
+  std::vector<Tensor> ts;
+  for (int i = 0; i < 5; ++i) {
+    const int64_t rows = i % 2 == 0 ? m : n, cols = i % 2 == 0 ? n : m;
+    hosts.emplace_back(rows * cols);
+    GaussianFill(100 + i, hosts.back().data(), rows * cols);
+    ts.push_back(be->FromHost(hosts.back().data(), rows, cols));
+  }
+  std::vector<const Tensor*> ws;
+  for (const Tensor& t : ts) ws.push_back(&t);
+  const std::vector<int64_t> ranks = {10, 0, 3, 10};
+  for (SvdMethod method :
+       {SvdMethod::kExact, SvdMethod::kRandomized, SvdMethod::kPaper, SvdMethod::kAuto}) {
+    SvdOptions o;
+    o.method = method;
+    o.seed = 5;
+    auto got = DecomposeOnBackend(be.get(), ws, 10, o, ranks);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->size(), ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      auto want = ComputeTruncatedSvd(hosts[i].data(), ws[i]->rows(), ws[i]->cols(), 10, o);
+      ASSERT_TRUE(want.ok());
+      auto errs = TruncationErrors(hosts[i].data(), *want, ranks);
+      ASSERT_TRUE(errs.ok());
+      const BackendSvd& b = (*got)[i];
+      EXPECT_EQ(b.svd.m, ws[i]->rows());
+      EXPECT_EQ(b.svd.method, want->method);
+      EXPECT_EQ(b.svd.u, want->u);
+      EXPECT_EQ(b.svd.s, want->s);
+      EXPECT_EQ(b.svd.v, want->v);
+      EXPECT_EQ(b.svd.spectrum, want->spectrum);
+      EXPECT_EQ(b.errors, *errs);
+      // Alone: the same bits as in the group.
+      auto alone = DecomposeOnBackend(be.get(), {ws[i]}, 10, o, ranks);
+      ASSERT_TRUE(alone.ok());
+      EXPECT_EQ((*alone)[0].svd.u, b.svd.u);
+      EXPECT_EQ((*alone)[0].errors, b.errors);
+    }
+  }
+  SvdOptions o;
+  EXPECT_EQ(DecomposeOnBackend(be.get(), ws, 41, o, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);  // k_max > min(m, n)
+  EXPECT_EQ(DecomposeOnBackend(be.get(), ws, 10, o, {11}).status().code(),
+            absl::StatusCode::kInvalidArgument);  // an error rank above k_max
+  EXPECT_EQ(DecomposeOnBackend(be.get(), {nullptr}, 10, o, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
