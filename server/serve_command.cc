@@ -16,8 +16,9 @@
 #include "grpcpp/security/server_credentials.h"
 #include "httplib.h"
 #include "server/commands.h"
+#include "server/grpc_services.h"
 #include "server/http_api.h"
-#include "server/service.h"
+#include "server/server_state.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
 
@@ -77,7 +78,7 @@ absl::Status Serve(const ServeOptions& o) {
   }
   auto store = JobStore::Open(o.state_dir);
   if (!store.ok()) return store.status();
-  Core core(o, *std::move(store), std::move(tokens));
+  ServerState state(o, *std::move(store), std::move(tokens));
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!o.tls_cert.empty() || !o.tls_key.empty()) {
@@ -106,9 +107,9 @@ absl::Status Serve(const ServeOptions& o) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  SweepServiceImpl sweeps(&core);
-  ModelServiceImpl models(&core);
-  DatasetServiceImpl datasets(&core);
+  SweepServiceImpl sweeps(&state);
+  ModelServiceImpl models(&state);
+  DatasetServiceImpl datasets(&state);
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(o.listen, creds, &port);
@@ -141,7 +142,7 @@ absl::Status Serve(const ServeOptions& o) {
       return absl::InvalidArgumentError(
           absl::StrCat("--http-listen: '", o.http_listen, "' is not HOST:PORT"));
     }
-    RegisterHttpApi(http, core);
+    RegisterHttpApi(http, state);
     if (!http.bind_to_port(hp[0].c_str(), hport)) {
       return absl::UnavailableError(
           absl::StrCat("--http-listen: cannot listen on ", o.http_listen));
@@ -152,8 +153,8 @@ absl::Status Serve(const ServeOptions& o) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  absl::Status load = core.LoadModel();
-  if (load.ok()) load = core.Start();
+  absl::Status load = state.LoadModel();
+  if (load.ok()) load = state.jobs.Start();
   if (load.ok()) {
     health->SetServingStatus(true);
     for (const char* svc :
@@ -165,7 +166,7 @@ absl::Status Serve(const ServeOptions& o) {
     spdlog::info("shutting down");
   }
   health->Shutdown();
-  core.Stop();
+  state.jobs.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (http_thread.joinable()) {
     http.stop();

@@ -224,7 +224,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   return h;
 }
 
-absl::Status SpecError(const absl::Status& s) {
+absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
   static const char* kFields[] = {"matrix_types", "layers.", "rho.",        "rate.", "task:",
                                   "split:",       "shard:",  "composition", "top_k", "batch:"};
@@ -233,7 +233,8 @@ absl::Status SpecError(const absl::Status& s) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));
     }
   }
-  return s;
+  if (other_prefix.empty() || absl::StartsWith(s.message(), "spec.")) return s;
+  return absl::Status(s.code(), absl::StrCat(other_prefix, s.message()));
 }
 
 pb::SweepSpec RecordedSpec(const pb::SweepSpec& spec) {

@@ -33,8 +33,11 @@ struct HeadlessSweep {
 };
 absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const ::laser::v1::SweepSpec& spec);
 
-// Prefixes "spec." to engine errors that name a spec field.
-absl::Status SpecError(const absl::Status& s);
+// The one place that names the spec in an error about it: an engine error
+// that starts with a spec field ("rho.values[1]: ...") gets "spec.", one that
+// names the spec already is kept, and any other gets `other_prefix` (the
+// server: "spec." for spec checks, "spec: " for the model's and dataset's).
+absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix = "");
 
 // The spec as recorded in a results file: the shard cleared (every shard and
 // the merged file record the same spec).
