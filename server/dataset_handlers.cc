@@ -54,9 +54,7 @@ absl::StatusOr<pb::ListDatasetsResponse> DatasetHandlers::ListDatasets(
                           RequestedPage(req.page_token(), req.page_size(), 50, 1000));
   LASERD_ASSIGN_OR_RETURN(const std::vector<pb::Dataset> all, store_.ListDatasets());
   pb::ListDatasetsResponse resp;
-  const int64_t n = static_cast<int64_t>(all.size());
-  for (int64_t i = page.offset; i < page.end(n); ++i) *resp.add_datasets() = all[i];
-  resp.set_next_page_token(page.NextToken(n));
+  resp.set_next_page_token(CopyPage(page, all, resp.mutable_datasets()));
   return resp;
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "server/grpc_status.h"
@@ -132,9 +133,8 @@ absl::StatusOr<pb::ResultKind> KindOf(const std::string& s) {
 Body Results(ServerState& state, const std::string& id, const Query& q) {
   pb::ListResultsRequest req;
   req.set_job_id(id);
-  auto size = q.Int("page_size", 0);
-  if (!size.ok()) return size.status();
-  req.set_page_size(*size);
+  LASERD_ASSIGN_OR_RETURN(const int32_t size, q.Int("page_size", 0));
+  req.set_page_size(size);
   if (const std::string* t = q.Get("page_token")) req.set_page_token(*t);
   if (const std::string* o = q.Get("order_by")) req.set_order_by(*o);
   for (const std::string& t : q.List("matrix_type")) req.add_matrix_types(t);
@@ -146,22 +146,19 @@ Body Results(ServerState& state, const std::string& id, const Query& q) {
     req.add_layers(x);
   }
   if (const std::string* k = q.Get("kind")) {
-    auto kind = KindOf(*k);
-    if (!kind.ok()) return kind.status();
-    req.set_kind(*kind);
+    LASERD_ASSIGN_OR_RETURN(const pb::ResultKind kind, KindOf(*k));
+    req.set_kind(kind);
   }
   // The job first: its best and baseline then never lead the listed results.
-  auto job = state.sweeps.GetJob(id);
-  if (!job.ok()) return job.status();
-  auto page = state.sweeps.ListResults(req);
-  if (!page.ok()) return page.status();
-  Json out = ToJson(*page);
+  LASERD_ASSIGN_OR_RETURN(const pb::Job job, state.sweeps.GetJob(id));
+  LASERD_ASSIGN_OR_RETURN(const pb::ListResultsResponse page, state.sweeps.ListResults(req));
+  Json out = ToJson(page);
   out["job_id"] = id;
-  out["state"] = pb::JobState_Name(job->state());
-  out["result_count"] = std::to_string(job->result_count());
-  out["progress"] = ToJson(job->progress());
-  if (job->progress().has_best()) out["best"] = ToJson(job->progress().best());
-  if (job->has_best_composition()) out["best_composition"] = ToJson(job->best_composition());
+  out["state"] = pb::JobState_Name(job.state());
+  out["result_count"] = std::to_string(job.result_count());
+  out["progress"] = ToJson(job.progress());
+  if (job.progress().has_best()) out["best"] = ToJson(job.progress().best());
+  if (job.has_best_composition()) out["best_composition"] = ToJson(job.best_composition());
   if (!out.contains("results")) out["results"] = Json::array();
   return out.dump();
 }
@@ -174,12 +171,10 @@ Body Spectrum(ServerState& state, const Query& q) {
   }
   req.set_matrix_type(*type);
   if (q.Get("layer") == nullptr) return absl::InvalidArgumentError("layer: required");
-  auto layer = q.Int("layer", 0);
-  if (!layer.ok()) return layer.status();
-  req.set_layer(*layer);
-  auto sp = state.models.GetSpectrum(req);
-  if (!sp.ok()) return sp.status();
-  return ToJson(*sp).dump();
+  LASERD_ASSIGN_OR_RETURN(const int32_t layer, q.Int("layer", 0));
+  req.set_layer(layer);
+  LASERD_ASSIGN_OR_RETURN(const pb::Spectrum sp, state.models.GetSpectrum(req));
+  return ToJson(sp).dump();
 }
 
 void SetJson(httplib::Response& res, const Body& body) {
@@ -237,9 +232,8 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
                                 }));
   http.Get("/api/model",
            Route(state, "model", {}, true, [&state](const httplib::Request&, const Query&) -> Body {
-             auto mi = state.models.DescribeModel();
-             if (!mi.ok()) return mi.status();
-             return ToJson(*mi).dump();
+             LASERD_ASSIGN_OR_RETURN(const pb::ModelInfo mi, state.models.DescribeModel());
+             return ToJson(mi).dump();
            }));
   http.Get("/api/spectrum",
            Route(state, "spectrum", {"matrix_type", "layer"}, true,
@@ -251,9 +245,8 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
   http.Get(
       R"(/api/jobs/([^/]+))",
       Route(state, "job", {}, true, [&state](const httplib::Request& req, const Query&) -> Body {
-        auto j = state.sweeps.GetJob(req.matches[1]);
-        if (!j.ok()) return j.status();
-        return ToJson(*j).dump();
+        LASERD_ASSIGN_OR_RETURN(const pb::Job j, state.sweeps.GetJob(req.matches[1]));
+        return ToJson(j).dump();
       }));
   http.Get(R"(/api/jobs/([^/]+)/results)",
            Route(state, "results",

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "google/protobuf/repeated_ptr_field.h"
 
 namespace laserd::server {
 
@@ -20,6 +22,15 @@ struct Page {
     return offset + size < total ? std::to_string(offset + size) : "";
   }
 };
+
+// Copies the page's items of `all` into `out`; returns the next page's token.
+template <typename T>
+std::string CopyPage(const Page& page, const std::vector<T>& all,
+                     google::protobuf::RepeatedPtrField<T>* out) {
+  const int64_t n = static_cast<int64_t>(all.size());
+  for (int64_t i = page.offset; i < page.end(n); ++i) *out->Add() = all[i];
+  return page.NextToken(n);
+}
 
 // The page a request asks for: `requested` items (0: `dflt`, at most `max`)
 // from the offset in `token`.

@@ -174,9 +174,9 @@ std::string ModelIdentity(const std::string& path) {
   return absl::StrCat(p.filename().string(), ":", size);
 }
 
-absl::Status Fail(const absl::Status& s) {
+int Fail(const absl::Status& s) {
   spdlog::error("{}", s.ToString());
-  return s;
+  return ExitCodeFor(s);
 }
 
 std::string MetricsLine(const pb::Metrics& m) {
@@ -454,10 +454,7 @@ void AddSweepCommand(CLI::App& app, Runner* run) {
   cmd->callback([f, run]() {
     *run = [f]() {
       absl::Status st = RunSweep(*f);
-      if (!st.ok()) {
-        Fail(st);
-        return ExitCodeFor(st);
-      }
+      if (!st.ok()) return Fail(st);
       return static_cast<int>(kExitOk);
     };
   });
@@ -475,10 +472,7 @@ void AddMergeCommand(CLI::App& app, Runner* run) {
   cmd->callback([inputs, out, allow, run]() {
     *run = [inputs, out, allow]() {
       absl::Status st = MergeResultFiles(*inputs, *out, *allow);
-      if (!st.ok()) {
-        Fail(st);
-        return ExitCodeFor(st);
-      }
+      if (!st.ok()) return Fail(st);
       std::printf("merged %zu files into %s\n", inputs->size(), out->c_str());
       return static_cast<int>(kExitOk);
     };

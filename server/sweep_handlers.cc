@@ -225,10 +225,8 @@ absl::StatusOr<pb::ListJobsResponse> SweepHandlers::ListJobs(const pb::ListJobsR
     if (ok) match.push_back(std::move(sj.job));
   }
   pb::ListJobsResponse resp;
-  const int64_t n = static_cast<int64_t>(match.size());
-  resp.set_total_size(n);
-  for (int64_t i = page.offset; i < page.end(n); ++i) *resp.add_jobs() = match[i];
-  resp.set_next_page_token(page.NextToken(n));
+  resp.set_total_size(static_cast<int64_t>(match.size()));
+  resp.set_next_page_token(CopyPage(page, match, resp.mutable_jobs()));
   return resp;
 }
 
@@ -277,10 +275,8 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
     return a.index() < b.index();
   });
   pb::ListResultsResponse resp;
-  const int64_t n = static_cast<int64_t>(rs.size());
-  resp.set_total_size(n);
-  for (int64_t i = page.offset; i < page.end(n); ++i) *resp.add_results() = rs[i];
-  resp.set_next_page_token(page.NextToken(n));
+  resp.set_total_size(static_cast<int64_t>(rs.size()));
+  resp.set_next_page_token(CopyPage(page, rs, resp.mutable_results()));
   if (job.has_baseline()) *resp.mutable_baseline() = job.baseline();
   return resp;
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
@@ -365,13 +366,12 @@ absl::Status MergeResultFiles(const std::vector<std::string>& inputs, const std:
     ss << in.rdbuf();
     files.emplace_back(p, ss.str());
   }
-  auto merged = api::MergeResults(files, allow_incomplete);
-  if (!merged.ok()) return merged.status();
+  LASERD_ASSIGN_OR_RETURN(const std::string merged, api::MergeResults(files, allow_incomplete));
   const std::string tmp = out + ".tmp";
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", tmp));
-    o << *merged;
+    o << merged;
     o.flush();
     if (!o) return absl::DataLossError(absl::StrCat("error writing ", tmp));
   }
