@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
@@ -93,19 +94,18 @@ absl::StatusOr<std::string> MergeResults(
   if (inputs.empty()) return absl::InvalidArgumentError("merge: no input files");
   std::vector<ResultsFile> files;
   for (const auto& [name, text] : inputs) {
-    auto f = ParseResultsFile(text, name);
-    if (!f.ok()) return f.status();
-    if (!f->has_header) {
+    LASERD_ASSIGN_OR_RETURN(ResultsFile f, ParseResultsFile(text, name));
+    if (!f.has_header) {
       return absl::FailedPreconditionError(
           absl::StrCat(name, ": no header line (a laser.v1.Job); not a sweep results file"));
     }
-    if (f->truncated_tail) {
+    if (f.truncated_tail) {
       return absl::FailedPreconditionError(
           absl::StrCat(name,
                        ": the last line is incomplete (the run was interrupted); finish it with "
                        "`laserd sweep --resume`"));
     }
-    files.push_back(*std::move(f));
+    files.push_back(std::move(f));
   }
   const pb::Job& head = files[0].header;
   const std::string& first = inputs[0].first;

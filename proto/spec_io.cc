@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::proto {
 namespace {
@@ -73,9 +74,8 @@ class Converter {
         json a = json::array();
         for (yaml_node_item_t* i = n->data.sequence.items.start; i < n->data.sequence.items.top;
              ++i) {
-          auto v = Convert(yaml_document_get_node(doc_, *i), depth + 1);
-          if (!v.ok()) return v.status();
-          a.push_back(*std::move(v));
+          LASERD_ASSIGN_OR_RETURN(json v, Convert(yaml_document_get_node(doc_, *i), depth + 1));
+          a.push_back(std::move(v));
         }
         return a;
       }
@@ -89,10 +89,10 @@ class Converter {
                 absl::StrCat(source_, ": line ", k->start_mark.line + 1,
                              ": mapping keys must be plain field names"));
           }
-          auto v = Convert(yaml_document_get_node(doc_, p->value), depth + 1);
-          if (!v.ok()) return v.status();
+          LASERD_ASSIGN_OR_RETURN(json v,
+                                  Convert(yaml_document_get_node(doc_, p->value), depth + 1));
           o[std::string(reinterpret_cast<const char*>(k->data.scalar.value),
-                        k->data.scalar.length)] = *std::move(v);
+                        k->data.scalar.length)] = std::move(v);
         }
         return o;
       }
@@ -150,10 +150,9 @@ absl::StatusOr<std::string> YamlToJson(const std::string& yaml, const std::strin
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": a spec must be a YAML mapping of SweepSpec fields"));
   }
-  auto j = Converter(&first.d, source).Convert(root, 0);
-  if (!j.ok()) return j.status();
+  LASERD_ASSIGN_OR_RETURN(const json j, Converter(&first.d, source).Convert(root, 0));
   try {
-    return j->dump();
+    return j.dump();
   } catch (const json::exception& e) {  // a string that is not UTF-8
     return absl::InvalidArgumentError(absl::StrCat(source, ": not valid UTF-8 text: ", e.what()));
   }
@@ -165,9 +164,7 @@ absl::StatusOr<::laser::v1::SweepSpec> ParseSweepSpecText(const std::string& tex
   std::string json_text = text;
   const bool is_json = first != std::string::npos && text[first] == '{';
   if (!is_json) {
-    auto converted = YamlToJson(text, source);
-    if (!converted.ok()) return converted.status();
-    json_text = *std::move(converted);
+    LASERD_ASSIGN_OR_RETURN(json_text, YamlToJson(text, source));
   }
   ::laser::v1::SweepSpec spec;
   google::protobuf::util::JsonParseOptions opts;

@@ -1,5 +1,6 @@
-// The one place where engine errors (absl::Status) become gRPC statuses
-// (DESIGN.md §2: errors are values, mapped to gRPC codes at the edge).
+// The one place where engine errors (absl::Status) become gRPC statuses:
+// errors are values everywhere inside laserd and are mapped to gRPC codes
+// only at the edge, by the gRPC shells and the HTTP API.
 #ifndef LASERD_SERVER_GRPC_STATUS_H_
 #define LASERD_SERVER_GRPC_STATUS_H_
 

@@ -8,9 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 #include "server/grpc_status.h"
+#include "server/status_json.h"
 #include "spdlog/spdlog.h"
 
 namespace laserd::server {
@@ -128,12 +130,11 @@ absl::StatusOr<pb::ResultKind> KindOf(const std::string& s) {
 // GET /api/jobs/{id}/results: a ListResults page plus what a dashboard shows
 // beside it (the job's state, progress, baseline, best single intervention and
 // best composition).
-Body Results(Core& core, const std::string& id, const Query& q) {
+Body Results(ServerState& state, const std::string& id, const Query& q) {
   pb::ListResultsRequest req;
   req.set_job_id(id);
-  auto size = q.Int("page_size", 0);
-  if (!size.ok()) return size.status();
-  req.set_page_size(*size);
+  LASERD_ASSIGN_OR_RETURN(const int32_t size, q.Int("page_size", 0));
+  req.set_page_size(size);
   if (const std::string* t = q.Get("page_token")) req.set_page_token(*t);
   if (const std::string* o = q.Get("order_by")) req.set_order_by(*o);
   for (const std::string& t : q.List("matrix_type")) req.add_matrix_types(t);
@@ -145,27 +146,24 @@ Body Results(Core& core, const std::string& id, const Query& q) {
     req.add_layers(x);
   }
   if (const std::string* k = q.Get("kind")) {
-    auto kind = KindOf(*k);
-    if (!kind.ok()) return kind.status();
-    req.set_kind(*kind);
+    LASERD_ASSIGN_OR_RETURN(const pb::ResultKind kind, KindOf(*k));
+    req.set_kind(kind);
   }
   // The job first: its best and baseline then never lead the listed results.
-  auto job = core.GetJob(id);
-  if (!job.ok()) return job.status();
-  auto page = core.ListResults(req);
-  if (!page.ok()) return page.status();
-  Json out = ToJson(*page);
+  LASERD_ASSIGN_OR_RETURN(const pb::Job job, state.sweeps.GetJob(id));
+  LASERD_ASSIGN_OR_RETURN(const pb::ListResultsResponse page, state.sweeps.ListResults(req));
+  Json out = ToJson(page);
   out["job_id"] = id;
-  out["state"] = pb::JobState_Name(job->state());
-  out["result_count"] = std::to_string(job->result_count());
-  out["progress"] = ToJson(job->progress());
-  if (job->progress().has_best()) out["best"] = ToJson(job->progress().best());
-  if (job->has_best_composition()) out["best_composition"] = ToJson(job->best_composition());
+  out["state"] = pb::JobState_Name(job.state());
+  out["result_count"] = std::to_string(job.result_count());
+  out["progress"] = ToJson(job.progress());
+  if (job.progress().has_best()) out["best"] = ToJson(job.progress().best());
+  if (job.has_best_composition()) out["best_composition"] = ToJson(job.best_composition());
   if (!out.contains("results")) out["results"] = Json::array();
   return out.dump();
 }
 
-Body Spectrum(Core& core, const Query& q) {
+Body Spectrum(ServerState& state, const Query& q) {
   pb::GetSpectrumRequest req;
   const std::string* type = q.Get("matrix_type");
   if (type == nullptr || type->empty()) {
@@ -173,12 +171,10 @@ Body Spectrum(Core& core, const Query& q) {
   }
   req.set_matrix_type(*type);
   if (q.Get("layer") == nullptr) return absl::InvalidArgumentError("layer: required");
-  auto layer = q.Int("layer", 0);
-  if (!layer.ok()) return layer.status();
-  req.set_layer(*layer);
-  auto sp = core.GetSpectrum(req);
-  if (!sp.ok()) return sp.status();
-  return ToJson(*sp).dump();
+  LASERD_ASSIGN_OR_RETURN(const int32_t layer, q.Int("layer", 0));
+  req.set_layer(layer);
+  LASERD_ASSIGN_OR_RETURN(const pb::Spectrum sp, state.models.GetSpectrum(req));
+  return ToJson(sp).dump();
 }
 
 void SetJson(httplib::Response& res, const Body& body) {
@@ -196,9 +192,9 @@ void SetJson(httplib::Response& res, const Body& body) {
 // A JSON route: authorizes (read scope), parses the query, answers, and
 // records the request in the RPC metrics as "HTTP <name>".
 using Handler = std::function<Body(const httplib::Request&, const Query&)>;
-httplib::Server::Handler Route(Core& core, std::string name, std::set<std::string> params,
+httplib::Server::Handler Route(ServerState& state, std::string name, std::set<std::string> params,
                                bool authorize, Handler fn) {
-  return [&core, name = std::move(name), params = std::move(params), authorize, fn](
+  return [&state, name = std::move(name), params = std::move(params), authorize, fn](
              const httplib::Request& req, httplib::Response& res) {
     const auto t0 = Clock::now();
     Body body = std::string();
@@ -206,9 +202,9 @@ httplib::Server::Handler Route(Core& core, std::string name, std::set<std::strin
     if (authorize) {
       if (req.has_header("Authorization")) {
         const std::string h = req.get_header_value("Authorization");
-        st = core.AuthorizeBearer(&h, /*write=*/false, "header");
+        st = state.auth.AuthorizeBearer(&h, /*write=*/false, "header");
       } else {
-        st = core.AuthorizeBearer(nullptr, /*write=*/false, "header");
+        st = state.auth.AuthorizeBearer(nullptr, /*write=*/false, "header");
       }
     }
     if (st.ok()) {
@@ -219,45 +215,44 @@ httplib::Server::Handler Route(Core& core, std::string name, std::set<std::strin
     }
     SetJson(res, body);
     const absl::StatusCode code = body.ok() ? absl::StatusCode::kOk : body.status().code();
-    core.metrics().RecordRpc(absl::StrCat("HTTP ", name), GrpcCodeName(ToGrpcCode(code)),
-                             std::chrono::duration<double>(Clock::now() - t0).count());
+    state.prometheus.RecordRpc(absl::StrCat("HTTP ", name), GrpcCodeName(ToGrpcCode(code)),
+                               std::chrono::duration<double>(Clock::now() - t0).count());
   };
 }
 
 }  // namespace
 
-void RegisterHttpApi(httplib::Server& http, Core& core) {
-  http.Get("/metrics", [&core](const httplib::Request&, httplib::Response& res) {
-    res.set_content(core.metrics().Render(core.Sample()), "text/plain; version=0.0.4");
+void RegisterHttpApi(httplib::Server& http, ServerState& state) {
+  http.Get("/metrics", [&state](const httplib::Request&, httplib::Response& res) {
+    res.set_content(state.prometheus.Render(SampleServer(state)), "text/plain; version=0.0.4");
   });
-  http.Get("/api/status", Route(core, "status", {}, /*authorize=*/false,
-                                [&core](const httplib::Request&, const Query&) -> Body {
-                                  return core.StatusJson();
+  http.Get("/api/status", Route(state, "status", {}, /*authorize=*/false,
+                                [&state](const httplib::Request&, const Query&) -> Body {
+                                  return StatusJson(state);
                                 }));
   http.Get("/api/model",
-           Route(core, "model", {}, true, [&core](const httplib::Request&, const Query&) -> Body {
-             auto mi = core.DescribeModel();
-             if (!mi.ok()) return mi.status();
-             return ToJson(*mi).dump();
+           Route(state, "model", {}, true, [&state](const httplib::Request&, const Query&) -> Body {
+             LASERD_ASSIGN_OR_RETURN(const pb::ModelInfo mi, state.models.DescribeModel());
+             return ToJson(mi).dump();
            }));
   http.Get("/api/spectrum",
-           Route(core, "spectrum", {"matrix_type", "layer"}, true,
-                 [&core](const httplib::Request&, const Query& q) { return Spectrum(core, q); }));
+           Route(state, "spectrum", {"matrix_type", "layer"}, true,
+                 [&state](const httplib::Request&, const Query& q) { return Spectrum(state, q); }));
   http.Get("/api/jobs",
-           Route(core, "jobs", {}, true, [&core](const httplib::Request&, const Query&) -> Body {
-             return core.JobsJson();
+           Route(state, "jobs", {}, true, [&state](const httplib::Request&, const Query&) -> Body {
+             return JobsJson(state);
            }));
-  http.Get(R"(/api/jobs/([^/]+))",
-           Route(core, "job", {}, true, [&core](const httplib::Request& req, const Query&) -> Body {
-             auto j = core.GetJob(req.matches[1]);
-             if (!j.ok()) return j.status();
-             return ToJson(*j).dump();
-           }));
+  http.Get(
+      R"(/api/jobs/([^/]+))",
+      Route(state, "job", {}, true, [&state](const httplib::Request& req, const Query&) -> Body {
+        LASERD_ASSIGN_OR_RETURN(const pb::Job j, state.sweeps.GetJob(req.matches[1]));
+        return ToJson(j).dump();
+      }));
   http.Get(R"(/api/jobs/([^/]+)/results)",
-           Route(core, "results",
+           Route(state, "results",
                  {"page_size", "page_token", "order_by", "matrix_type", "layer", "kind"}, true,
-                 [&core](const httplib::Request& req, const Query& q) {
-                   return Results(core, req.matches[1], q);
+                 [&state](const httplib::Request& req, const Query& q) {
+                   return Results(state, req.matches[1], q);
                  }));
 
   // The dashboard: web/ compiled in. "/" is index.html.

@@ -6,7 +6,7 @@
 // names), the same messages the gRPC API returns; errors are
 // {"error": {"code": <HTTP status>, "status": "NOT_FOUND", "message": "..."}}.
 // When the server has bearer tokens, /api/* (except /api/status) needs
-// `Authorization: Bearer <token>` of read scope, checked by Core exactly as
+// `Authorization: Bearer <token>` of read scope, checked exactly as
 // the gRPC read RPCs are; /metrics, /api/status and the static files are open,
 // like grpc.health.v1.
 #ifndef LASERD_SERVER_HTTP_API_H_
@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "httplib.h"
-#include "server/service.h"
+#include "server/server_state.h"
 
 namespace laserd::server {
 
@@ -37,8 +37,8 @@ int HttpStatusOf(absl::StatusCode code);
 // {"error": {"code", "status", "message"}} of a non-OK status.
 std::string ErrorJson(const absl::Status& s);
 
-// Registers every route on `http`. `core` must outlive the server.
-void RegisterHttpApi(httplib::Server& http, Core& core);
+// Registers every route on `http`. `state` must outlive the server.
+void RegisterHttpApi(httplib::Server& http, ServerState& state);
 
 }  // namespace laserd::server
 

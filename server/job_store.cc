@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::server {
 namespace {
@@ -191,9 +192,8 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::ListJobs() {
   std::vector<StoredJob> out;
   int rc;
   while ((rc = st.Step()) == SQLITE_ROW) {
-    auto j = JobFromRow(st);
-    if (!j.ok()) return j.status();
-    out.push_back(*std::move(j));
+    LASERD_ASSIGN_OR_RETURN(StoredJob j, JobFromRow(st));
+    out.push_back(std::move(j));
   }
   if (rc != SQLITE_DONE) return st.Error("list jobs");
   return out;

@@ -1,4 +1,4 @@
-// laserd's durable state (DESIGN.md §4): jobs, their results and uploaded
+// laserd's durable state: jobs, their results and uploaded
 // datasets in one SQLite database (WAL mode, synchronous=FULL) under
 // --state-dir. Every write is one transaction, committed before the caller
 // streams what it wrote, so a killed server loses nothing it has reported.

@@ -3,6 +3,7 @@
 //   laserd eval --model PATH --data FILE ...   score a model on a held-out set
 //   laserd sweep --model PATH --spec FILE --out FILE   run a LASER sweep headless
 //   laserd merge A.jsonl B.jsonl ... --out FILE  join shard result files
+//   laserd export --model PATH --out DIR ...   write an edited model (docs/export.md)
 //   laserd serve --model PATH --state-dir DIR ...  serve laser.v1 over gRPC (docs/server.md)
 //
 // Each subcommand registers itself the same way, in its own file (see commands.h).
@@ -13,31 +14,6 @@
 #include "server/commands.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-
-namespace laserd::server {
-
-int ExitCodeFor(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kOk:
-      return kExitOk;
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange:
-      return kExitBadInput;
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kPermissionDenied:
-      return kExitNotFound;
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kUnimplemented:
-    case absl::StatusCode::kFailedPrecondition:
-      return kExitBadModel;
-    case absl::StatusCode::kResourceExhausted:
-      return kExitResources;
-    default:
-      return kExitInternal;
-  }
-}
-
-}  // namespace laserd::server
 
 int main(int argc, char** argv) {
   // Logs go to stderr so that stdout carries only results (tables, --json).

@@ -10,14 +10,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "engine/laser/replicas.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "httplib.h"
 #include "server/commands.h"
+#include "server/grpc_services.h"
 #include "server/http_api.h"
-#include "server/service.h"
+#include "server/server_state.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
 
@@ -71,29 +73,22 @@ absl::Status Serve(const ServeOptions& o) {
   UseJsonLogs();
   std::map<std::string, TokenInfo> tokens;
   if (!o.tokens_file.empty()) {
-    auto t = ReadTokens(o.tokens_file);
-    if (!t.ok()) return t.status();
-    tokens = *std::move(t);
+    LASERD_ASSIGN_OR_RETURN(tokens, ReadTokens(o.tokens_file));
   }
-  auto store = JobStore::Open(o.state_dir);
-  if (!store.ok()) return store.status();
-  Core core(o, *std::move(store), std::move(tokens));
+  LASERD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(o.state_dir));
+  ServerState state(o, std::move(store), std::move(tokens));
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!o.tls_cert.empty() || !o.tls_key.empty()) {
     if (o.tls_cert.empty() || o.tls_key.empty()) {
       return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
     }
-    auto cert = ReadFile("--tls-cert", o.tls_cert);
-    if (!cert.ok()) return cert.status();
-    auto key = ReadFile("--tls-key", o.tls_key);
-    if (!key.ok()) return key.status();
+    LASERD_ASSIGN_OR_RETURN(const std::string cert, ReadFile("--tls-cert", o.tls_cert));
+    LASERD_ASSIGN_OR_RETURN(const std::string key, ReadFile("--tls-key", o.tls_key));
     grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    ssl.pem_key_cert_pairs.push_back({key, cert});
     if (!o.tls_client_ca.empty()) {
-      auto ca = ReadFile("--tls-client-ca", o.tls_client_ca);
-      if (!ca.ok()) return ca.status();
-      ssl.pem_root_certs = *ca;
+      LASERD_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile("--tls-client-ca", o.tls_client_ca));
       ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }
     creds = grpc::SslServerCredentials(ssl);
@@ -106,9 +101,9 @@ absl::Status Serve(const ServeOptions& o) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  SweepServiceImpl sweeps(&core);
-  ModelServiceImpl models(&core);
-  DatasetServiceImpl datasets(&core);
+  SweepServiceImpl sweeps(&state);
+  ModelServiceImpl models(&state);
+  DatasetServiceImpl datasets(&state);
   grpc::ServerBuilder b;
   int port = 0;
   b.AddListeningPort(o.listen, creds, &port);
@@ -141,7 +136,7 @@ absl::Status Serve(const ServeOptions& o) {
       return absl::InvalidArgumentError(
           absl::StrCat("--http-listen: '", o.http_listen, "' is not HOST:PORT"));
     }
-    RegisterHttpApi(http, core);
+    RegisterHttpApi(http, state);
     if (!http.bind_to_port(hp[0].c_str(), hport)) {
       return absl::UnavailableError(
           absl::StrCat("--http-listen: cannot listen on ", o.http_listen));
@@ -152,8 +147,8 @@ absl::Status Serve(const ServeOptions& o) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  absl::Status load = core.LoadModel();
-  if (load.ok()) load = core.Start();
+  absl::Status load = state.LoadModel();
+  if (load.ok()) load = state.jobs.Start();
   if (load.ok()) {
     health->SetServingStatus(true);
     for (const char* svc :
@@ -165,7 +160,7 @@ absl::Status Serve(const ServeOptions& o) {
     spdlog::info("shutting down");
   }
   health->Shutdown();
-  core.Stop();
+  state.jobs.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (http_thread.joinable()) {
     http.stop();

@@ -17,12 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "engine/eval/run.h"
 #include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/commands.h"
 #include "server/sweep_io.h"
+#include "server/sweep_job.h"
 #include "spdlog/spdlog.h"
 
 namespace laserd::server {
@@ -49,38 +51,37 @@ std::string Duration(double s) {
   return absl::StrFormat("%ds", t);
 }
 
-// A progress bar with ETA on a terminal; plain lines (every 5% or 30 s) otherwise.
-class SweepProgress {
+// A sweep's progress on stderr: a bar with rate and ETA on a terminal; plain
+// lines (every 5% or 30 s) otherwise.
+class ProgressBar {
  public:
-  SweepProgress(int64_t total, bool enabled)
-      : total_(total), enabled_(enabled), tty_(isatty(fileno(stderr))), t0_(Clock::now()) {}
-  void Update(int64_t done) {
-    if (!enabled_ || total_ <= 0) return;
+  ProgressBar() : tty_(isatty(fileno(stderr))), t0_(Clock::now()) {}
+  void Update(const pb::Progress& p) {
+    const int64_t done = p.interventions_done(), total = p.interventions_total();
+    if (total <= 0) return;
     const double el = std::chrono::duration<double>(Clock::now() - t0_).count();
-    const double rate = done > 0 ? done / el : 0;  // per second
-    const double eta = rate > 0 ? (total_ - done) / rate : -1;
-    const double frac = static_cast<double>(done) / total_;
+    const double rate = p.interventions_per_second();
+    const double eta =
+        p.has_eta() ? p.eta().seconds() + p.eta().nanos() * 1e-9 : -1;  // seconds; -1: unknown
+    const double frac = std::min(1.0, static_cast<double>(done) / total);
     if (tty_) {
       constexpr int kWidth = 30;
       const int fill = static_cast<int>(frac * kWidth);
       std::fprintf(stderr, "\r[%s%s] %lld/%lld %5.1f%%  %.1f/min  ETA %s   ",
                    std::string(fill, '#').c_str(), std::string(kWidth - fill, '.').c_str(),
-                   (long long)done, (long long)total_, 100 * frac, rate * 60,
-                   Duration(eta).c_str());
-      if (done == total_) std::fputc('\n', stderr);
+                   (long long)done, (long long)total, 100 * frac, rate * 60, Duration(eta).c_str());
+      if (done == total) std::fputc('\n', stderr);
       std::fflush(stderr);
-    } else if (done == total_ || done * 20 / total_ != last_step_ || el - last_print_ >= 30) {
-      last_step_ = done * 20 / total_;
+    } else if (done == total || done * 20 / total != last_step_ || el - last_print_ >= 30) {
+      last_step_ = done * 20 / total;
       last_print_ = el;
       std::fprintf(stderr, "sweep: %lld/%lld interventions (%.1f%%), %.1f/min, ETA %s\n",
-                   (long long)done, (long long)total_, 100 * frac, rate * 60,
-                   Duration(eta).c_str());
+                   (long long)done, (long long)total, 100 * frac, rate * 60, Duration(eta).c_str());
     }
   }
 
  private:
-  int64_t total_;
-  bool enabled_, tty_;
+  bool tty_;
   Clock::time_point t0_;
   int64_t last_step_ = -1;
   double last_print_ = 0;
@@ -102,10 +103,9 @@ absl::StatusOr<std::pair<uint32_t, uint32_t>> ParseShard(const std::string& s) {
 // count from --shards, the spec or SLURM_ARRAY_TASK_COUNT, else the spec's.
 absl::Status ResolveShard(const SweepFlags& f, pb::SweepSpec* spec) {
   if (!f.shard.empty()) {
-    auto s = ParseShard(f.shard);
-    if (!s.ok()) return s.status();
-    spec->mutable_shard()->set_index(s->first);
-    spec->mutable_shard()->set_count(s->second);
+    LASERD_ASSIGN_OR_RETURN(const auto s, ParseShard(f.shard));
+    spec->mutable_shard()->set_index(s.first);
+    spec->mutable_shard()->set_count(s.second);
     return absl::OkStatus();
   }
   const char* env_name = nullptr;
@@ -174,9 +174,9 @@ std::string ModelIdentity(const std::string& path) {
   return absl::StrCat(p.filename().string(), ":", size);
 }
 
-absl::Status Fail(const absl::Status& s) {
+int Fail(const absl::Status& s) {
   spdlog::error("{}", s.ToString());
-  return s;
+  return ExitCodeFor(s);
 }
 
 std::string MetricsLine(const pb::Metrics& m) {
@@ -189,242 +189,126 @@ std::string InterventionName(const pb::Intervention& iv) {
                          iv.rank(), iv.max_rank(), iv.relative_error());
 }
 
-absl::Status RunSweep(const SweepFlags& f) {
-  const auto t_start = Clock::now();
-  auto spec = ReadSweepSpec(f.spec);
-  if (!spec.ok()) return spec.status();
-  if (auto st = ResolveShard(f, &*spec); !st.ok()) return st;
-  auto hs = SweepConfigFromSpec(*spec);
-  if (!hs.ok()) return hs.status();
-  laser::SweepConfig cfg = hs->config;
-  cfg.cache_budget_bytes = f.cache_budget_mb * (int64_t{1} << 20);
-  cfg.prefix_reuse = !f.no_prefix_reuse;
-  cfg.factored_apply = !f.no_factored;
-  std::string out = f.out;
-  if (auto p = out.find("{shard}"); p != std::string::npos) {
-    out.replace(p, 7, std::to_string(cfg.shard_index));
-  }
+// The results file as a SweepSink: the header line (with the baseline) once,
+// then one line per result, each flushed; progress on stderr.
+class ResultsFileSink : public SweepSink {
+ public:
+  ResultsFileSink(std::ofstream& o, std::string path, pb::Job& header, bool progress)
+      : o_(o), path_(std::move(path)), header_(header), show_progress_(progress) {}
 
-  // Model (one replica per device), dataset, runner.
-  auto t0 = Clock::now();
-  std::vector<std::string> devices = {f.device};
-  if (!f.devices.empty()) {
-    auto d = laser::ParseDeviceList(f.devices);
-    if (!d.ok()) return d.status();
-    devices = *std::move(d);
+  absl::Status StoreBaseline(const pb::Evaluation& baseline) override {
+    *header_.mutable_baseline() = baseline;
+    return WriteLine(JsonLine(header_));
   }
-  auto replicas = laser::LoadReplicas(f.model, devices, f.tokenizer);
-  if (!replicas.ok()) return replicas.status();
-  const eval::LoadedModel* lm = &(*replicas)[0];
-  const std::string identity = ModelIdentity(f.model);
-  if (!spec->model().empty()) {
-    const std::string base = std::filesystem::path(f.model).filename().string();
-    const std::string stem = std::filesystem::path(f.model).stem().string();
-    if (spec->model() != base && spec->model() != stem) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("spec.model: '", spec->model(), "' does not name the model ", f.model));
+  absl::Status EnterPhase(pb::JobPhase phase) override {
+    if (phase == pb::JOB_PHASE_SWEEPING) {
+      spdlog::info("baseline: validation {} | test {}",
+                   MetricsLine(header_.baseline().validation()),
+                   MetricsLine(header_.baseline().test()));
+    } else if (phase == pb::JOB_PHASE_COMPOSING) {
+      spdlog::info("composition: greedy stacking of the best single interventions");
     }
-  }
-  auto ds = eval::LoadDataset(hs->data_path);
-  if (!ds.ok()) return SpecError(ds.status());
-  auto runner =
-      laser::SweepRunner::Create(laser::ReplicaModels(*replicas), *lm->tokenizer, *ds, cfg);
-  if (!runner.ok()) return SpecError(runner.status());
-  laser::SweepRunner& R = **runner;
-  const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  spdlog::info(
-      "loaded {} ({} layers) and {} examples ({} validation, {} test) in {:.1f} s; plan: "
-      "{} matrices, {} interventions, this shard ({}/{}) {}",
-      f.model, lm->model->config().layers, ds->examples.size(), R.split().validation.size(),
-      R.split().test.size(), load_s, R.plan().size(), R.total_interventions(), cfg.shard_index,
-      cfg.shard_count, R.shard_interventions());
-  if (replicas->size() > 1) {
-    std::string names;
-    for (size_t i = 0; i < replicas->size(); ++i) {
-      absl::StrAppend(&names, i ? ", " : "", laser::ReplicaDeviceName(devices[i], (*replicas)[i]));
-    }
-    spdlog::info("{} replicas ({}); the matrices of the sweep are spread across them",
-                 replicas->size(), names);
-  }
-
-  pb::Job header;
-  header.set_id(SweepId(RecordedSpec(*spec), identity));
-  *header.mutable_spec() = RecordedSpec(*spec);
-  header.set_validation_examples(static_cast<int64_t>(R.split().validation.size()));
-  header.set_test_examples(static_cast<int64_t>(R.split().test.size()));
-  header.mutable_progress()->set_interventions_total(R.total_interventions());
-
-  // Resume: keep what the file already holds.
-  std::set<int64_t> done;
-  std::vector<laser::SingleSummary> singles;
-  int64_t next_index = 0;
-  bool have_header = false;
-  if (f.resume && std::filesystem::exists(out)) {
-    auto rf = ReadResultsFile(out);
-    if (!rf.ok()) return rf.status();
-    if (rf->has_header) {
-      google::protobuf::util::MessageDifferencer diff;
-      std::string report;
-      diff.ReportDifferencesToString(&report);
-      if (!diff.Compare(rf->header.spec(), header.spec())) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "--resume: ", out, " was written by a different sweep; spec differences: ", report));
-      }
-      if (rf->header.id() != header.id()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("--resume: ", out, " was written by sweep ", rf->header.id(),
-                         " of another model (", "this one is ", header.id(), ")"));
-      }
-      *header.mutable_baseline() = rf->header.baseline();
-      have_header = true;
-      for (const pb::Result& r : rf->results) {
-        done.insert(r.plan_index());
-        if (r.kind() == pb::RESULT_KIND_SINGLE) {
-          singles.push_back({InterventionFromProto(r.intervention(), r.plan_index()),
-                             r.metrics().validation().accuracy(),
-                             r.metrics().validation().log_loss()});
-        }
-      }
-      next_index = static_cast<int64_t>(rf->results.size());
-    }
-    if (!have_header) rf->valid_bytes = 0;
-    if (::truncate(out.c_str(), rf->valid_bytes) != 0) {
-      return absl::DataLossError(absl::StrCat("--resume: cannot truncate ", out));
-    }
-    spdlog::info("resuming {}: {} results kept{}", out, next_index,
-                 rf->truncated_tail ? ", an incomplete last line dropped" : "");
-  }
-  std::ofstream o(
-      out, have_header ? std::ios::binary | std::ios::app : std::ios::binary | std::ios::trunc);
-  if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", out));
-
-  double baseline_s = 0;
-  if (!have_header) {
-    auto tb = Clock::now();
-    auto base = R.Baseline();
-    if (!base.ok()) return base.status();
-    baseline_s = std::chrono::duration<double>(Clock::now() - tb).count();
-    *header.mutable_baseline() = EvaluationProto(*base);
-    o << JsonLine(header) << '\n';
-    o.flush();
-  }
-  const pb::Evaluation baseline = header.baseline();
-  spdlog::info("baseline: validation {} | test {}", MetricsLine(baseline.validation()),
-               MetricsLine(baseline.test()));
-
-  auto make_result = [&](pb::ResultKind kind, const laser::Intervention& iv,
-                         const laser::SplitMetrics& m, int64_t plan_index) {
-    pb::Result r;
-    r.set_job_id(header.id());
-    r.set_index(next_index++);
-    r.set_plan_index(plan_index);
-    r.set_kind(kind);
-    *r.mutable_intervention() = InterventionProto(iv);
-    *r.mutable_metrics() = EvaluationProto(m);
-    *r.mutable_validation_delta() = Deltas(r.metrics().validation(), baseline.validation());
-    *r.mutable_test_delta() = Deltas(r.metrics().test(), baseline.test());
-    r.set_shard_index(static_cast<uint32_t>(cfg.shard_count > 1 ? cfg.shard_index : 0));
-    return r;
-  };
-  auto write = [&](const pb::Result& r) -> absl::Status {
-    o << JsonLine(r) << '\n';
-    o.flush();
-    if (!o) return absl::DataLossError(absl::StrCat("error writing ", out));
     return absl::OkStatus();
-  };
-
-  int64_t todo = 0;
-  for (const laser::PlanMatrix& m : R.plan()) {
-    if (!R.InShard(m)) continue;
-    for (const laser::Intervention& iv : m.interventions) todo += !done.count(iv.plan_index);
   }
-  SweepProgress progress(todo, !f.no_progress);
-  int64_t ran = 0;
-  const auto t_sweep = Clock::now();
-  auto st = R.Run(done, [&](const laser::SweepResult& res) -> absl::Status {
-    pb::Result r = make_result(pb::RESULT_KIND_SINGLE, res.intervention, res.metrics,
-                               res.intervention.plan_index);
-    if (auto s = write(r); !s.ok()) return s;
-    singles.push_back(
-        {res.intervention, res.metrics.validation.accuracy, res.metrics.validation.log_loss});
-    progress.Update(++ran);
-    return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-
-  // Composition.
-  std::optional<pb::Result> best_composition;
-  if (cfg.compose) {
-    spdlog::info("composition: greedy stacking of the best single interventions");
-    st = R.Compose(
-        singles,
-        laser::SplitMetrics{{.accuracy = baseline.validation().accuracy(),
-                             .log_loss = baseline.validation().log_loss()},
-                            {}},
-        done, [&](const laser::CompositionStep& cs) -> absl::Status {
-          pb::Result r =
-              make_result(pb::RESULT_KIND_COMPOSITION, cs.added, cs.metrics, cs.plan_index);
-          for (const laser::Intervention& iv : cs.stacked_on) {
-            *r.add_stacked_on() = InterventionProto(iv);
-          }
-          r.set_kept(cs.kept);
-          spdlog::info("composition step {}: + {} on {} stacked -> validation {} {}",
-                       cs.plan_index - R.total_interventions() + 1,
-                       InterventionName(r.intervention()), cs.stacked_on.size(),
-                       MetricsLine(r.metrics().validation()), cs.kept ? "kept" : "not kept (stop)");
-          if (cs.kept) best_composition = r;
-          return write(r);
-        });
-    if (!st.ok()) return st;
-  }
-  o.close();
-  const double sweep_s = std::chrono::duration<double>(Clock::now() - t_sweep).count();
-
-  // Best single intervention of this file (validation, then log-loss).
-  auto rf = ReadResultsFile(out);
-  if (!rf.ok()) return rf.status();
-  const pb::Result* best = nullptr;
-  for (const pb::Result& r : rf->results) {
-    if (r.kind() != pb::RESULT_KIND_SINGLE) continue;
-    const auto& v = r.metrics().validation();
-    if (!best || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
-                                           best->metrics().validation().accuracy(),
-                                           best->metrics().validation().log_loss())) {
-      best = &r;
+  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s) override {
+    LASERD_RETURN_IF_ERROR(WriteLine(JsonLine(r)));
+    if (r.kind() == pb::RESULT_KIND_SINGLE) {
+      if (show_progress_) bar_.Update(s.progress);
+    } else {
+      spdlog::info("composition step {}: + {} on {} stacked -> validation {} {}",
+                   r.plan_index() - header_.progress().interventions_total() + 1,
+                   InterventionName(r.intervention()), r.stacked_on_size(),
+                   MetricsLine(r.metrics().validation()), r.kept() ? "kept" : "not kept (stop)");
     }
+    return absl::OkStatus();
   }
-  std::printf("sweep %s: %lld results in %s%s\n", header.id().c_str(),
-              (long long)rf->results.size(), out.c_str(),
+
+ private:
+  absl::Status WriteLine(const std::string& line) {
+    o_ << line << '\n';
+    o_.flush();
+    if (!o_) return absl::DataLossError(absl::StrCat("error writing ", path_));
+    return absl::OkStatus();
+  }
+  std::ofstream& o_;
+  std::string path_;
+  pb::Job& header_;
+  bool show_progress_;
+  ProgressBar bar_;
+};
+
+// Resume: keeps what `out` already holds of this sweep (the header's baseline
+// and the results; an incomplete last line is cut off) in `job`.
+absl::Status ResumeFrom(const std::string& out, const pb::Job& header, SweepJob* job) {
+  LASERD_ASSIGN_OR_RETURN(ResultsFile rf, ReadResultsFile(out));
+  if (rf.has_header) {
+    google::protobuf::util::MessageDifferencer diff;
+    std::string report;
+    diff.ReportDifferencesToString(&report);
+    if (!diff.Compare(rf.header.spec(), header.spec())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--resume: ", out, " was written by a different sweep; spec differences: ", report));
+    }
+    if (rf.header.id() != header.id()) {
+      return absl::FailedPreconditionError(absl::StrCat("--resume: ", out, " was written by sweep ",
+                                                        rf.header.id(), " of another model (",
+                                                        "this one is ", header.id(), ")"));
+    }
+    job->baseline = rf.header.baseline();
+    job->stored = std::move(rf.results);
+  } else {
+    rf.valid_bytes = 0;
+  }
+  if (::truncate(out.c_str(), rf.valid_bytes) != 0) {
+    return absl::DataLossError(absl::StrCat("--resume: cannot truncate ", out));
+  }
+  spdlog::info("resuming {}: {} results kept{}", out, job->stored.size(),
+               rf.truncated_tail ? ", an incomplete last line dropped" : "");
+  return absl::OkStatus();
+}
+
+// stdout: the best single and the best stack against the baseline.
+void PrintSummary(const pb::Job& header, const std::string& out, const laser::SweepConfig& cfg,
+                  const SweepOutcome& o) {
+  const pb::Evaluation& baseline = o.baseline;
+  std::printf("sweep %s: %lld results in %s%s\n", header.id().c_str(), (long long)o.results,
+              out.c_str(),
               cfg.shard_count > 1 ? absl::StrFormat(" (shard %d of %d; best of this shard)",
                                                     cfg.shard_index, cfg.shard_count)
                                         .c_str()
                                   : "");
   std::printf("baseline       validation %s | test %s\n",
               MetricsLine(baseline.validation()).c_str(), MetricsLine(baseline.test()).c_str());
-  if (best) {
+  if (o.standing.progress.has_best()) {
+    const pb::Result& best = o.standing.progress.best();
     std::printf(
         "best single    %s\n               validation %s | test %s (test delta %+.2f pp, "
         "log-loss %+.4f)\n",
-        InterventionName(best->intervention()).c_str(),
-        MetricsLine(best->metrics().validation()).c_str(),
-        MetricsLine(best->metrics().test()).c_str(), best->test_delta().accuracy(),
-        best->test_delta().log_loss());
+        InterventionName(best.intervention()).c_str(),
+        MetricsLine(best.metrics().validation()).c_str(),
+        MetricsLine(best.metrics().test()).c_str(), best.test_delta().accuracy(),
+        best.test_delta().log_loss());
   }
-  if (best_composition) {
+  if (o.standing.best_composition) {
+    const pb::Result& bc = *o.standing.best_composition;
     std::string stack;
-    for (const auto& iv : best_composition->stacked_on()) {
+    for (const auto& iv : bc.stacked_on()) {
       absl::StrAppend(&stack, iv.matrix_type(), ":", iv.layer(), ":", iv.rho(), " + ");
     }
-    const auto& a = best_composition->intervention();
+    const auto& a = bc.intervention();
     absl::StrAppend(&stack, a.matrix_type(), ":", a.layer(), ":", a.rho());
     std::printf("best stack     %s\n               validation %s | test %s\n", stack.c_str(),
-                MetricsLine(best_composition->metrics().validation()).c_str(),
-                MetricsLine(best_composition->metrics().test()).c_str());
+                MetricsLine(bc.metrics().validation()).c_str(),
+                MetricsLine(bc.metrics().test()).c_str());
   }
   std::fflush(stdout);
+}
 
+// stderr: where the time went.
+void PrintTimings(const laser::SweepRunner& R, double total_s, double load_s,
+                  const SweepOutcome& o) {
   const laser::SweepTimings t = R.timings();
-  const double total_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+  const double sweep_s = o.sweep_seconds, baseline_s = o.baseline_seconds;
   if (R.replica_count() > 1) {
     // The phases overlap across replicas: report their device-seconds.
     std::fprintf(stderr,
@@ -437,7 +321,7 @@ absl::Status RunSweep(const SweepFlags& f) {
                  sweep_s > 0 ? 60.0 * t.interventions / sweep_s : 0.0, (long long)t.decompositions,
                  R.replica_count(), load_s, baseline_s, sweep_s, t.svd_seconds, t.forward_seconds,
                  t.cache_seconds, t.apply_seconds);
-    return absl::OkStatus();
+    return;
   }
   const double rest = total_s - t.svd_seconds - t.forward_seconds - t.cache_seconds;
   auto pct = [&](double x) { return total_s > 0 ? 100.0 * x / total_s : 0.0; };
@@ -452,6 +336,83 @@ absl::Status RunSweep(const SweepFlags& f) {
                t.svd_seconds, pct(t.svd_seconds), t.forward_seconds, pct(t.forward_seconds),
                baseline_s, t.cache_seconds, pct(t.cache_seconds), rest, pct(rest), load_s,
                t.apply_seconds);
+}
+
+absl::Status RunSweep(const SweepFlags& f) {
+  const auto t_start = Clock::now();
+  LASERD_ASSIGN_OR_RETURN(pb::SweepSpec spec, ReadSweepSpec(f.spec));
+  LASERD_RETURN_IF_ERROR(ResolveShard(f, &spec));
+  LASERD_ASSIGN_OR_RETURN(const HeadlessSweep hs, SweepConfigFromSpec(spec));
+  laser::SweepConfig cfg = hs.config;
+  cfg.cache_budget_bytes = f.cache_budget_mb * (int64_t{1} << 20);
+  cfg.prefix_reuse = !f.no_prefix_reuse;
+  cfg.factored_apply = !f.no_factored;
+  std::string out = f.out;
+  if (auto p = out.find("{shard}"); p != std::string::npos) {
+    out.replace(p, 7, std::to_string(cfg.shard_index));
+  }
+
+  // Model (one replica per device), dataset, runner.
+  auto t0 = Clock::now();
+  std::vector<std::string> devices = {f.device};
+  if (!f.devices.empty()) {
+    LASERD_ASSIGN_OR_RETURN(devices, laser::ParseDeviceList(f.devices));
+  }
+  LASERD_ASSIGN_OR_RETURN(std::vector<eval::LoadedModel> replicas,
+                          laser::LoadReplicas(f.model, devices, f.tokenizer));
+  const eval::LoadedModel* lm = &replicas[0];
+  const std::string identity = ModelIdentity(f.model);
+  if (!spec.model().empty()) {
+    const std::string base = std::filesystem::path(f.model).filename().string();
+    const std::string stem = std::filesystem::path(f.model).stem().string();
+    if (spec.model() != base && spec.model() != stem) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.model: '", spec.model(), "' does not name the model ", f.model));
+    }
+  }
+  auto ds = eval::LoadDataset(hs.data_path);
+  if (!ds.ok()) return SpecError(ds.status());
+  auto runner =
+      laser::SweepRunner::Create(laser::ReplicaModels(replicas), *lm->tokenizer, *ds, cfg);
+  if (!runner.ok()) return SpecError(runner.status());
+  laser::SweepRunner& R = **runner;
+  const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  spdlog::info(
+      "loaded {} ({} layers) and {} examples ({} validation, {} test) in {:.1f} s; plan: "
+      "{} matrices, {} interventions, this shard ({}/{}) {}",
+      f.model, lm->model->config().layers, ds->examples.size(), R.split().validation.size(),
+      R.split().test.size(), load_s, R.plan().size(), R.total_interventions(), cfg.shard_index,
+      cfg.shard_count, R.shard_interventions());
+  if (replicas.size() > 1) {
+    std::string names;
+    for (size_t i = 0; i < replicas.size(); ++i) {
+      absl::StrAppend(&names, i ? ", " : "", laser::ReplicaDeviceName(devices[i], replicas[i]));
+    }
+    spdlog::info("{} replicas ({}); the matrices of the sweep are spread across them",
+                 replicas.size(), names);
+  }
+
+  pb::Job header;
+  header.set_id(SweepId(RecordedSpec(spec), identity));
+  *header.mutable_spec() = RecordedSpec(spec);
+  header.set_validation_examples(static_cast<int64_t>(R.split().validation.size()));
+  header.set_test_examples(static_cast<int64_t>(R.split().test.size()));
+  header.mutable_progress()->set_interventions_total(R.total_interventions());
+
+  SweepJob job;
+  job.id = header.id();
+  if (f.resume && std::filesystem::exists(out)) {
+    LASERD_RETURN_IF_ERROR(ResumeFrom(out, header, &job));
+  }
+  std::ofstream o(
+      out, job.baseline ? std::ios::binary | std::ios::app : std::ios::binary | std::ios::trunc);
+  if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", out));
+  if (job.baseline) *header.mutable_baseline() = *job.baseline;
+  ResultsFileSink sink(o, out, header, !f.no_progress);
+  LASERD_ASSIGN_OR_RETURN(const SweepOutcome outcome, RunSweepJob(R, job, sink));
+  o.close();
+  PrintSummary(header, out, cfg, outcome);
+  PrintTimings(R, std::chrono::duration<double>(Clock::now() - t_start).count(), load_s, outcome);
   return absl::OkStatus();
 }
 
@@ -493,10 +454,7 @@ void AddSweepCommand(CLI::App& app, Runner* run) {
   cmd->callback([f, run]() {
     *run = [f]() {
       absl::Status st = RunSweep(*f);
-      if (!st.ok()) {
-        Fail(st);
-        return ExitCodeFor(st);
-      }
+      if (!st.ok()) return Fail(st);
       return static_cast<int>(kExitOk);
     };
   });
@@ -514,10 +472,7 @@ void AddMergeCommand(CLI::App& app, Runner* run) {
   cmd->callback([inputs, out, allow, run]() {
     *run = [inputs, out, allow]() {
       absl::Status st = MergeResultFiles(*inputs, *out, *allow);
-      if (!st.ok()) {
-        Fail(st);
-        return ExitCodeFor(st);
-      }
+      if (!st.ok()) return Fail(st);
       std::printf("merged %zu files into %s\n", inputs->size(), out->c_str());
       return static_cast<int>(kExitOk);
     };

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
@@ -224,7 +225,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   return h;
 }
 
-absl::Status SpecError(const absl::Status& s) {
+absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
   static const char* kFields[] = {"matrix_types", "layers.", "rho.",        "rate.", "task:",
                                   "split:",       "shard:",  "composition", "top_k", "batch:"};
@@ -233,7 +234,8 @@ absl::Status SpecError(const absl::Status& s) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));
     }
   }
-  return s;
+  if (other_prefix.empty() || absl::StartsWith(s.message(), "spec.")) return s;
+  return absl::Status(s.code(), absl::StrCat(other_prefix, s.message()));
 }
 
 pb::SweepSpec RecordedSpec(const pb::SweepSpec& spec) {
@@ -364,13 +366,12 @@ absl::Status MergeResultFiles(const std::vector<std::string>& inputs, const std:
     ss << in.rdbuf();
     files.emplace_back(p, ss.str());
   }
-  auto merged = api::MergeResults(files, allow_incomplete);
-  if (!merged.ok()) return merged.status();
+  LASERD_ASSIGN_OR_RETURN(const std::string merged, api::MergeResults(files, allow_incomplete));
   const std::string tmp = out + ".tmp";
   {
     std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
     if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", tmp));
-    o << *merged;
+    o << merged;
     o.flush();
     if (!o) return absl::DataLossError(absl::StrCat("error writing ", tmp));
   }

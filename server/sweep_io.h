@@ -1,10 +1,12 @@
-// The headless sweep's files (docs/sweep.md): the spec (a laser.v1.SweepSpec
-// in protobuf JSON), its conversion to the engine's SweepConfig (the one place
-// where API fields become engine settings), and the results file: JSONL whose
-// first line is a laser.v1.Job (the sweep's identity, spec and baseline) and
-// every further line one laser.v1.Result, in plan order, protobuf JSON with the
-// proto field names. Merging shard files is here too, so that `laserd merge`
-// and a future `laserctl merge` share it.
+// A sweep's spec and results on the server side (docs/sweep.md): reading a
+// spec file (a laser.v1.SweepSpec in protobuf JSON or YAML, proto/spec_io.h),
+// its conversion to the engine's SweepConfig (the one place where API fields
+// become engine settings, for `laserd sweep` and `laserd serve` alike), the
+// engine values as API messages, and the results file: JSONL whose first
+// line is a laser.v1.Job (the sweep's identity, spec and baseline) and every
+// further line one laser.v1.Result, in plan order, protobuf JSON with the
+// proto field names (proto/results_io.h, shared with laserctl). `laserd merge`
+// joins shard files here (laserctl merge uses proto/results_io.h directly).
 #ifndef LASERD_SERVER_SWEEP_IO_H_
 #define LASERD_SERVER_SWEEP_IO_H_
 
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "engine/laser/sweep.h"
 #include "laser/v1/sweep.pb.h"
 #include "proto/results_io.h"
@@ -33,8 +36,11 @@ struct HeadlessSweep {
 };
 absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const ::laser::v1::SweepSpec& spec);
 
-// Prefixes "spec." to engine errors that name a spec field.
-absl::Status SpecError(const absl::Status& s);
+// The one place that names the spec in an error about it: an engine error
+// that starts with a spec field ("rho.values[1]: ...") gets "spec.", one that
+// names the spec already is kept, and any other gets `other_prefix` (the
+// server: "spec." for spec checks, "spec: " for the model's and dataset's).
+absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix = "");
 
 // The spec as recorded in a results file: the shard cleared (every shard and
 // the merged file record the same spec).

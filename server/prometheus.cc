@@ -1,4 +1,4 @@
-#include "server/metrics.h"
+#include "server/prometheus.h"
 
 #include <unistd.h>
 
@@ -28,7 +28,8 @@ std::pair<int64_t, int64_t> HostMemoryBytes() {
   return {total, avail};
 }
 
-void Metrics::RecordRpc(const std::string& method, const std::string& code, double seconds) {
+void PrometheusMetrics::RecordRpc(const std::string& method, const std::string& code,
+                                  double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   ++rpc_counts_[{method, code}];
   Histogram& h = rpc_latency_[method];
@@ -39,12 +40,12 @@ void Metrics::RecordRpc(const std::string& method, const std::string& code, doub
   h.sum += seconds;
 }
 
-void Metrics::AddIntervention() {
+void PrometheusMetrics::AddIntervention() {
   std::lock_guard<std::mutex> lock(mu_);
   ++interventions_;
 }
 
-int64_t Metrics::interventions_total() const {
+int64_t PrometheusMetrics::interventions_total() const {
   std::lock_guard<std::mutex> lock(mu_);
   return interventions_;
 }
@@ -68,7 +69,7 @@ std::string Label(const std::string& v) {
 std::string Num(double v) { return absl::StrFormat("%.17g", v); }
 }  // namespace
 
-std::string Metrics::Render(const Snapshot& s) const {
+std::string PrometheusMetrics::Render(const Snapshot& s) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string o;
   absl::StrAppend(&o, "# HELP laserd_up Whether the model is resident and the server serving.\n",

@@ -1,7 +1,7 @@
 // Prometheus metrics of laserd, in the text exposition format (version 0.0.4)
 // written here: prometheus-cpp is not packaged in Debian 12 (docs/server.md).
-#ifndef LASERD_SERVER_METRICS_H_
-#define LASERD_SERVER_METRICS_H_
+#ifndef LASERD_SERVER_PROMETHEUS_H_
+#define LASERD_SERVER_PROMETHEUS_H_
 
 #include <array>
 #include <cstdint>
@@ -17,7 +17,7 @@ int64_t ProcessRssBytes();
 // Host memory total and available, bytes (/proc/meminfo; 0 when unknown).
 std::pair<int64_t, int64_t> HostMemoryBytes();
 
-class Metrics {
+class PrometheusMetrics {
  public:
   // Latency histogram buckets (seconds).
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -49,4 +49,4 @@ class Metrics {
 
 }  // namespace laserd::server
 
-#endif  // LASERD_SERVER_METRICS_H_
+#endif  // LASERD_SERVER_PROMETHEUS_H_

@@ -1,0 +1,32 @@
+// The settings of `laserd serve` (its flags, docs/server.md).
+#ifndef LASERD_SERVER_SERVE_OPTIONS_H_
+#define LASERD_SERVER_SERVE_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace laserd::server {
+
+struct ServeOptions {
+  std::string model, device = "auto", tokenizer;
+  // Several devices (--devices, entries as laser::ParseDeviceList returns
+  // them): one resident replica each; empty = the one `device`.
+  std::vector<std::string> devices;
+  std::string listen = "127.0.0.1:50051";
+  std::string http_listen;  // empty: no HTTP endpoint
+  std::string state_dir;
+  std::string tokens_file;  // empty: no authentication
+  std::string tls_cert, tls_key, tls_client_ca;
+  // Directories whose JSONL files specs may name by dataset.path.
+  std::vector<std::string> data_dirs;
+  int64_t max_message_bytes = 16 << 20;
+  int64_t max_dataset_bytes = 64 << 20;
+  int64_t max_grid = 100000;
+  int64_t max_queued = 1000;
+  int64_t cache_budget_mb = 1024;
+};
+
+}  // namespace laserd::server
+
+#endif  // LASERD_SERVER_SERVE_OPTIONS_H_

@@ -1,0 +1,246 @@
+// The one sweep driver (server/sweep_job.h) on the tiny Llama fixture: the
+// order in which it calls its sink, the results it builds (dense indices,
+// deltas against the baseline, the stack of each composition step), the
+// progress (done of total, best single, best stack), resuming from stored
+// results to the same results as one run, recorded times, and a sink error
+// stopping the run.
+#include "server/sweep_job.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "engine/eval/dataset.h"
+#include "engine/eval/run.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "server/sweep_io.h"
+#include "tests/support/fixtures.h"
+
+namespace laserd::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace pb = ::laser::v1;
+using google::protobuf::util::MessageDifferencer;
+
+// A SweepSink that records every call (the test double of the results file
+// and the job store); it can fail the n-th StoreResult.
+class RecordingSink : public SweepSink {
+ public:
+  absl::Status Planned(const laser::SweepRunner&, const pb::Progress& p) override {
+    calls.push_back("Planned");
+    planned_total = p.interventions_total();
+    return absl::OkStatus();
+  }
+  absl::Status Continue() override {
+    calls.push_back("Continue");
+    return absl::OkStatus();
+  }
+  absl::Status EnterPhase(pb::JobPhase phase) override {
+    calls.push_back(pb::JobPhase_Name(phase));
+    return absl::OkStatus();
+  }
+  absl::Status StoreBaseline(const pb::Evaluation& b) override {
+    calls.push_back("StoreBaseline");
+    baseline = b;
+    return absl::OkStatus();
+  }
+  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s) override {
+    if (static_cast<int>(results.size()) == fail_at) {
+      return absl::CancelledError("job cancelled");
+    }
+    calls.push_back("StoreResult");
+    results.push_back(r);
+    progress.push_back(s);
+    return absl::OkStatus();
+  }
+  void SinglesRunning(laser::SweepRunner&, bool running) override {
+    calls.push_back(running ? "SinglesRunning(true)" : "SinglesRunning(false)");
+  }
+
+  int fail_at = -1;
+  std::vector<std::string> calls;
+  int64_t planned_total = 0;
+  pb::Evaluation baseline;
+  std::vector<pb::Result> results;
+  std::vector<SweepProgress> progress;
+};
+
+class SweepJobTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path dir =
+        fs::temp_directory_path() / ("laserd_sweep_job_test_" + std::to_string(getpid()));
+    test_support::MakeTinyLlamaDir(dir);
+    dir_ = new std::string(dir.string());
+    std::ofstream(dir / "data.jsonl") << test_support::kTenExamples;
+    auto lm = eval::LoadModel(*dir_, "cpu");
+    ASSERT_TRUE(lm.ok()) << lm.status();
+    lm_ = new eval::LoadedModel(*std::move(lm));
+    auto ds = eval::LoadDataset((dir / "data.jsonl").string());
+    ASSERT_TRUE(ds.ok()) << ds.status();
+    ds_ = new eval::Dataset(*std::move(ds));
+  }
+  static void TearDownTestSuite() {
+    delete ds_;
+    delete lm_;
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  // Two types of two layers at two ranks, then greedy composition.
+  static std::unique_ptr<laser::SweepRunner> Runner() {
+    laser::SweepConfig c;
+    c.matrix_types = {"attn.q", "mlp.out"};
+    c.layer_indices = {0, 1};
+    c.ranks = {0.05, 0.5};
+    c.svd.method = kernels::SvdMethod::kExact;
+    c.split.val_fraction = 0.3;
+    c.compose = true;
+    auto r = laser::SweepRunner::Create(lm_->model.get(), *lm_->tokenizer, *ds_, c);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *std::move(r) : nullptr;
+  }
+
+  static std::string* dir_;
+  static eval::LoadedModel* lm_;
+  static eval::Dataset* ds_;
+};
+std::string* SweepJobTest::dir_ = nullptr;
+eval::LoadedModel* SweepJobTest::lm_ = nullptr;
+eval::Dataset* SweepJobTest::ds_ = nullptr;
+
+TEST_F(SweepJobTest, OneRunCallsTheSinkInOrderWithCompleteResultsAndProgress) {
+  auto runner = Runner();
+  ASSERT_NE(runner, nullptr);
+  const int64_t singles = runner->shard_interventions();
+  ASSERT_EQ(singles, 8);
+  RecordingSink sink;
+  SweepJob job;
+  job.id = "sweep-test";
+  auto out = RunSweepJob(*runner, job, sink);
+  ASSERT_TRUE(out.ok()) << out.status();
+
+  ASSERT_GT(sink.results.size(), static_cast<size_t>(singles));  // at least one composition step
+  std::vector<std::string> want = {
+      "Planned",  "Continue",           "JOB_PHASE_BASELINE",  "StoreBaseline",
+      "Continue", "JOB_PHASE_SWEEPING", "SinglesRunning(true)"};
+  want.insert(want.end(), singles, "StoreResult");
+  want.push_back("SinglesRunning(false)");
+  want.push_back("JOB_PHASE_COMPOSING");
+  want.insert(want.end(), sink.results.size() - singles, "StoreResult");
+  EXPECT_EQ(sink.calls, want);
+  EXPECT_EQ(sink.planned_total, singles);
+  EXPECT_TRUE(MessageDifferencer::Equals(sink.baseline, out->baseline));
+  EXPECT_EQ(out->results, static_cast<int64_t>(sink.results.size()));
+
+  const pb::Result* best = nullptr;
+  const pb::Result* best_stack = nullptr;
+  for (size_t i = 0; i < sink.results.size(); ++i) {
+    const pb::Result& r = sink.results[i];
+    SCOPED_TRACE(i);
+    EXPECT_EQ(r.job_id(), "sweep-test");
+    EXPECT_EQ(r.index(), static_cast<int64_t>(i));
+    EXPECT_EQ(r.plan_index(), static_cast<int64_t>(i));  // unsharded: plan order
+    EXPECT_EQ(r.kind(), i < static_cast<size_t>(singles) ? pb::RESULT_KIND_SINGLE
+                                                         : pb::RESULT_KIND_COMPOSITION);
+    EXPECT_TRUE(MessageDifferencer::Equals(
+        r.validation_delta(), Deltas(r.metrics().validation(), out->baseline.validation())));
+    EXPECT_TRUE(MessageDifferencer::Equals(r.test_delta(),
+                                           Deltas(r.metrics().test(), out->baseline.test())));
+    EXPECT_FALSE(r.has_create_time());
+    EXPECT_FALSE(r.has_svd_duration());
+    if (r.kind() == pb::RESULT_KIND_SINGLE) {
+      const auto& v = r.metrics().validation();
+      if (!best || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
+                                             best->metrics().validation().accuracy(),
+                                             best->metrics().validation().log_loss())) {
+        best = &r;
+      }
+    } else {
+      // Step n stacks n earlier interventions.
+      EXPECT_EQ(r.stacked_on_size(), static_cast<int>(i - singles));
+      if (r.kept()) best_stack = &r;
+    }
+    const SweepProgress& s = sink.progress[i];
+    EXPECT_EQ(s.progress.interventions_done(), static_cast<int64_t>(i + 1));
+    EXPECT_EQ(s.progress.interventions_total(), std::max<int64_t>(singles, i + 1));
+    EXPECT_LE(s.progress.fraction(), 1.0);
+    ASSERT_TRUE(s.progress.has_best());
+    EXPECT_TRUE(MessageDifferencer::Equals(s.progress.best(), *best));
+    ASSERT_EQ(s.best_composition.has_value(), best_stack != nullptr);
+    if (best_stack) {
+      EXPECT_TRUE(MessageDifferencer::Equals(*s.best_composition, *best_stack));
+    }
+  }
+  EXPECT_TRUE(MessageDifferencer::Equals(out->standing.progress.best(), *best));
+  EXPECT_EQ(out->standing.progress.phase(), pb::JOB_PHASE_COMPOSING);
+}
+
+TEST_F(SweepJobTest, ResumingFromStoredResultsGivesWhatOneRunGives) {
+  RecordingSink whole;
+  SweepJob job;
+  job.id = "sweep-test";
+  auto runner = Runner();
+  ASSERT_NE(runner, nullptr);
+  ASSERT_TRUE(RunSweepJob(*runner, job, whole).ok());
+
+  for (size_t kept : {size_t{3}, size_t{8}, whole.results.size() - 1}) {
+    SCOPED_TRACE(kept);
+    SweepJob resumed = job;
+    resumed.stored.assign(whole.results.begin(), whole.results.begin() + kept);
+    resumed.baseline = whole.baseline;
+    RecordingSink rest;
+    auto r = Runner();
+    ASSERT_NE(r, nullptr);
+    auto out = RunSweepJob(*r, resumed, rest);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(std::count(rest.calls.begin(), rest.calls.end(), "StoreBaseline"), 0);
+    ASSERT_EQ(rest.results.size(), whole.results.size() - kept);
+    for (size_t i = 0; i < rest.results.size(); ++i) {
+      EXPECT_TRUE(MessageDifferencer::Equals(rest.results[i], whole.results[kept + i]))
+          << rest.results[i].DebugString() << "\nvs\n"
+          << whole.results[kept + i].DebugString();
+    }
+    EXPECT_EQ(out->results, static_cast<int64_t>(whole.results.size()));
+    EXPECT_TRUE(MessageDifferencer::Equals(out->standing.progress.best(),
+                                           whole.progress.back().progress.best()));
+    EXPECT_EQ(out->standing.best_composition.has_value(),
+              whole.progress.back().best_composition.has_value());
+  }
+}
+
+TEST_F(SweepJobTest, ServedJobsRecordTimesAndASinkErrorStopsTheRun) {
+  auto runner = Runner();
+  ASSERT_NE(runner, nullptr);
+  RecordingSink sink;
+  SweepJob job;
+  job.id = "job-1";
+  job.record_times = true;
+  job.elapsed_before_ns = int64_t{5} * 1000000000;
+  ASSERT_TRUE(RunSweepJob(*runner, job, sink).ok());
+  for (const pb::Result& r : sink.results) {
+    EXPECT_TRUE(r.has_create_time());
+    EXPECT_TRUE(r.has_svd_duration());
+    EXPECT_TRUE(r.has_eval_duration());
+  }
+  // Earlier runs' time counts in elapsed.
+  EXPECT_GE(sink.progress.back().progress.elapsed().seconds(), 5);
+  EXPECT_TRUE(sink.progress.back().progress.has_eta());
+
+  RecordingSink failing;
+  failing.fail_at = 2;
+  auto r = Runner();
+  ASSERT_NE(r, nullptr);
+  auto out = RunSweepJob(*r, job, failing);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(failing.results.size(), 2u);
+  EXPECT_EQ(failing.calls.back(), "SinglesRunning(false)");
+}
+
+}  // namespace
+}  // namespace laserd::server
