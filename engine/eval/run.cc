@@ -23,55 +23,6 @@ std::string Fmt(double v, int prec) {
 
 }  // namespace
 
-std::string TokenizerJsonBeside(const std::string& model_path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path p(model_path);
-  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
-  return (dir / "tokenizer.json").string();
-}
-
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device,
-                                      const std::string& tokenizer_path) {
-  LoadedModel lm;
-  auto weights = formats::OpenWeights(path);
-  if (!weights.ok()) return weights.status();
-  lm.weights = *std::move(weights);
-  if (!tokenizer_path.empty()) {
-    auto tok = tokenizer::LoadTokenizerJson(tokenizer_path);
-    if (!tok.ok()) return tok.status();
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = tokenizer_path;
-  } else if (lm.weights->format() == formats::FileFormat::kGguf) {
-    auto tok = tokenizer::LoadGgufTokenizer(lm.weights->metadata());
-    if (!tok.ok()) {
-      return absl::Status(
-          tok.status().code(),
-          absl::StrCat(path, ": tokenizer from GGUF metadata: ", tok.status().message()));
-    }
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = "GGUF metadata";
-  } else {
-    const std::string tj = TokenizerJsonBeside(path);
-    std::error_code ec;
-    if (!std::filesystem::exists(tj, ec)) {
-      return absl::NotFoundError(absl::StrCat("no tokenizer for ", path, ": ", tj,
-                                              " does not exist (pass a tokenizer.json)"));
-    }
-    auto tok = tokenizer::LoadTokenizerJson(tj);
-    if (!tok.ok()) return tok.status();
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = tj;
-  }
-  auto backend = kernels::MakeBackend(device);
-  if (!backend.ok()) return backend.status();
-  lm.backend = *std::move(backend);
-  auto model = model::Model::Load(*lm.weights, lm.backend.get());
-  if (!model.ok()) return model.status();
-  lm.model = *std::move(model);
-  return lm;
-}
-
 absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const EvalConfig& cfg) {
   EvalReport r;
   r.model_path = cfg.model_path;

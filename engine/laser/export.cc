@@ -12,8 +12,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "engine/laser/rank.h"
-#include "engine/tokenizer/internal.h"
+#include "engine/tokenizer/gguf_pre_tokenizer.h"
 
 namespace laserd::laser {
 namespace {
@@ -91,10 +92,10 @@ class Collector {
     return absl::OkStatus();
   }
 
-  // Counts the edited q/k/v of a fused tensor (stored dense in both formats).
-  void NoteFused(int64_t layer) {
+  // Counts the edited matrices of a fused tensor (stored dense in both formats).
+  void NoteFused(const std::vector<std::string>& types, int64_t layer) {
     if (!factored_) return;
-    for (const char* t : {"attn.q", "attn.k", "attn.v"})
+    for (const std::string& t : types)
       if (Edit(t, layer)) ++kept_dense_;
   }
 
@@ -128,131 +129,83 @@ class Collector {
   int64_t factored_count_ = 0, kept_dense_ = 0;
 };
 
-struct LlamaItem {
-  const char* type;
-  const char* hf;
-  const char* gg;
-};
-constexpr LlamaItem kLlamaItems[] = {
-    {"attn.q", "self_attn.q_proj", "attn_q"}, {"attn.k", "self_attn.k_proj", "attn_k"},
-    {"attn.v", "self_attn.v_proj", "attn_v"}, {"attn.o", "self_attn.o_proj", "attn_output"},
-    {"mlp.in", "mlp.gate_proj", "ffn_gate"},  {"mlp.up", "mlp.up_proj", "ffn_up"},
-    {"mlp.out", "mlp.down_proj", "ffn_down"},
-};
-
-// Hugging Face name of a non-matrix GGUF tensor of a Llama-family model.
-absl::StatusOr<std::string> GgufToHf(const std::string& name, const std::string& arch,
-                                     const std::string& where) {
-  static const std::map<std::string, std::string> kTop = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"}};
-  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
-  std::vector<std::string> parts = absl::StrSplit(name, '.');
-  int64_t layer = -1;
-  if (parts.size() == 4 && parts[0] == "blk" && absl::SimpleAtoi(parts[1], &layer)) {
-    const std::string pre = absl::StrCat("model.layers.", layer, ".");
-    const std::string& t = parts[2];
-    const std::string& kind = parts[3];
-    if (kind == "weight" && t == "attn_norm") return pre + "input_layernorm.weight";
-    if (kind == "weight" && t == "ffn_norm") return pre + "post_attention_layernorm.weight";
-    if (kind == "bias") {
-      // llama.cpp permutes Q/K rows (and their biases) of llama models only.
-      if (arch == "llama" && (t == "attn_q" || t == "attn_k")) {
-        return absl::UnimplementedError(
-            absl::StrCat(where, ": tensor ", name, ": Q/K biases of llama GGUF are not exported"));
+// Hugging Face name of a tensor of a GGUF source that is not one of the
+// model's matrices, by its role in the architecture.
+absl::StatusOr<std::string> GgufToHf(const model::ModelConfig& cfg, const std::string& name,
+                                     const std::string& hf_prefix, const std::string& where) {
+  const model::Architecture& arch = *cfg.arch;
+  auto role = model::RoleOfTensor(arch, formats::FileFormat::kGguf, "", name);
+  if (role && role->kind == model::TensorKind::kMatrix && role->bias) {
+    // llama.cpp permutes Q/K rows (and their biases) of some architectures.
+    const model::ModelType* t = arch.FindModelType(formats::FileFormat::kGguf, cfg.model_type);
+    for (const std::string& type : role->types) {
+      if (t != nullptr && t->gguf_rotary_permuted && (type == "attn.q" || type == "attn.k")) {
+        return absl::UnimplementedError(absl::StrCat(where, ": tensor ", name, ": Q/K biases of ",
+                                                     cfg.model_type, " GGUF are not exported"));
       }
-      for (const LlamaItem& it : kLlamaItems)
-        if (t == it.gg) return absl::StrCat(pre, it.hf, ".bias");
     }
   }
-  return absl::UnimplementedError(absl::StrCat(
-      where, ": GGUF tensor ", name, " has no Hugging Face counterpart known to laserd export"));
+  std::string hf;
+  if (role) hf = model::TensorName(arch, formats::FileFormat::kSafetensors, hf_prefix, *role);
+  if (hf.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        where, ": GGUF tensor ", name, " has no Hugging Face counterpart known to laserd export"));
+  }
+  return hf;
 }
 
-absl::Status CollectTensors(const formats::WeightSource& src, model::Model* model, Collector* c) {
-  const model::ModelConfig& cfg = model->config();
-  const bool gguf = src.format() == formats::FileFormat::kGguf;
-  const int64_t d = cfg.hidden;
-  switch (cfg.arch) {
-    case model::Arch::kLlama: {
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        for (const LlamaItem& it : kLlamaItems) {
-          const std::string hf = absl::StrCat("model.layers.", i, ".", it.hf, ".weight");
-          c->Consume(gguf ? absl::StrCat("blk.", i, ".", it.gg, ".weight") : hf);
-          if (auto s = c->Matrix(it.type, i, hf, false); !s.ok()) return s;
-        }
-      }
-      if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
-      const std::string arch = cfg.model_type, where = src.path();
-      return c->CopyRest([&](const std::string& n) { return GgufToHf(n, arch, where); });
-    }
-    case model::Arch::kGpt2: {
-      const std::string pre = src.Has("transformer.wte.weight") ? "transformer." : "";
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat(pre, "h.", i, ".");
-        // c_attn: Conv1D [d, 3d] = [q; k; v]ᵀ.
-        std::vector<float> qkv(3 * d * d);
-        for (int j = 0; j < 3; ++j) {
-          auto h = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
-          if (!h.ok()) return h.status();
-          std::copy(h->begin(), h->end(), qkv.begin() + j * d * d);
-        }
-        c->Consume(p + "attn.c_attn.weight");
-        c->Add({p + "attn.c_attn.weight", {d, 3 * d}, Transpose(qkv, 3 * d, d)});
-        c->NoteFused(i);
-        for (auto [type, name] :
-             {std::pair{"attn.o", "attn.c_proj.weight"}, std::pair{"mlp.in", "mlp.c_fc.weight"},
-              std::pair{"mlp.out", "mlp.c_proj.weight"}}) {
-          c->Consume(p + name);
-          if (auto s = c->Matrix(type, i, p + name, true); !s.ok()) return s;
-        }
-      }
-      return c->CopyRest([](const std::string& n) { return n; });
-    }
-    case model::Arch::kGptJ: {
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat("transformer.h.", i, ".");
-        for (auto [type, name] :
-             {std::pair{"attn.q", "attn.q_proj"}, std::pair{"attn.k", "attn.k_proj"},
-              std::pair{"attn.v", "attn.v_proj"}, std::pair{"attn.o", "attn.out_proj"},
-              std::pair{"mlp.in", "mlp.fc_in"}, std::pair{"mlp.out", "mlp.fc_out"}}) {
-          const std::string n = absl::StrCat(p, name, ".weight");
-          c->Consume(n);
-          if (auto s = c->Matrix(type, i, n, false); !s.ok()) return s;
-        }
-      }
-      return c->CopyRest([](const std::string& n) { return n; });
-    }
-    case model::Arch::kGptNeoX: {
-      const int64_t hd = cfg.head_dim, H = cfg.heads;
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat("gpt_neox.layers.", i, ".");
-        // query_key_value rows are [heads, 3, head_dim].
-        std::vector<float> qkv(3 * d * d);
-        for (int j = 0; j < 3; ++j) {
-          auto w = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
-          if (!w.ok()) return w.status();
-          for (int64_t h = 0; h < H; ++h) {
-            std::copy(w->begin() + h * hd * d, w->begin() + (h + 1) * hd * d,
-                      qkv.begin() + (h * 3 + j) * hd * d);
-          }
-        }
-        const std::string qn = p + "attention.query_key_value.weight";
-        c->Consume(qn);
-        c->Add({qn, {3 * d, d}, std::move(qkv)});
-        c->NoteFused(i);
-        for (auto [type, name] : {std::pair{"attn.o", "attention.dense.weight"},
-                                  std::pair{"mlp.in", "mlp.dense_h_to_4h.weight"},
-                                  std::pair{"mlp.out", "mlp.dense_4h_to_h.weight"}}) {
-          c->Consume(p + name);
-          if (auto s = c->Matrix(type, i, p + name, false); !s.ok()) return s;
-        }
-      }
-      return c->CopyRest([](const std::string& n) { return n; });
+// The stored tensor `t` of layer `i` ([total, in] rows, FusedRowsOf) from the
+// model's matrices, in the file's layout.
+absl::StatusOr<std::vector<float>> FusedTensor(Collector* c, const model::ModelConfig& cfg,
+                                               const model::MatrixTensor& t, int64_t i) {
+  const model::FusedRows fr = model::FusedRowsOf(cfg, t);
+  const int64_t in = model::MatrixShape(cfg, t.types[0]).second;
+  std::vector<float> w(fr.total * in);
+  for (size_t j = 0; j < t.types.size(); ++j) {
+    LASERD_ASSIGN_OR_RETURN(const std::vector<float> m, c->Host(t.types[j], i));
+    for (int64_t b = 0; b < fr.blocks; ++b) {
+      std::copy(m.begin() + b * fr.rows[j] * in, m.begin() + (b + 1) * fr.rows[j] * in,
+                w.begin() + (b * fr.stride + fr.offset[j]) * in);
     }
   }
-  return absl::InternalError("unknown architecture");
+  if (t.layout == model::MatrixLayout::kConv1D) return Transpose(w, fr.total, in);
+  return w;
+}
+
+// Every matrix under its safetensors name and layout (the source's own names
+// for safetensors sources), then every other source tensor, renamed from GGUF
+// to Hugging Face names for GGUF sources.
+absl::Status CollectTensors(const formats::WeightSource& src, model::Model* model, Collector* c) {
+  const model::ModelConfig& cfg = model->config();
+  const model::Architecture& arch = *cfg.arch;
+  const bool gguf = src.format() == formats::FileFormat::kGguf;
+  const std::string src_prefix = model::BodyPrefix(arch, src);
+  const std::string prefix = gguf ? arch.safetensors.prefixes.front() : src_prefix;
+  for (int64_t i = 0; i < cfg.layers; ++i) {
+    for (const model::MatrixTensor& t : arch.safetensors.matrices) {
+      const std::string name = absl::StrCat(prefix, model::ExpandLayer(t.name, i), ".weight");
+      for (const std::string& type : t.types) {
+        c->Consume(model::TensorName(arch, src.format(), src_prefix,
+                                     {model::TensorKind::kMatrix, i, {type}, false}));
+      }
+      if (t.types.size() == 1) {
+        LASERD_RETURN_IF_ERROR(
+            c->Matrix(t.types[0], i, name, t.layout == model::MatrixLayout::kConv1D));
+        continue;
+      }
+      // A fused tensor is written dense in both formats.
+      LASERD_ASSIGN_OR_RETURN(std::vector<float> w, FusedTensor(c, cfg, t, i));
+      const model::FusedRows fr = model::FusedRowsOf(cfg, t);
+      const int64_t in = model::MatrixShape(cfg, t.types[0]).second;
+      const bool conv = t.layout == model::MatrixLayout::kConv1D;
+      c->Add({name, conv ? std::vector<int64_t>{in, fr.total} : std::vector<int64_t>{fr.total, in},
+              std::move(w)});
+      c->NoteFused(t.types, i);
+    }
+  }
+  if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
+  const std::string where = src.path();
+  return c->CopyRest([&](const std::string& n) { return GgufToHf(cfg, n, prefix, where); });
 }
 
 // Files beside a safetensors model that describe the model or its tokenizer.
@@ -290,7 +243,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": GGUF BPE vocabulary without tokenizer.ggml.tokens/merges"));
   }
-  auto pre = tokenizer::internal::GgufPreTokenizerFor(str("tokenizer.ggml.pre"));
+  auto pre = tokenizer::GgufPreTokenizerRulesFor(str("tokenizer.ggml.pre"));
   if (!pre.ok()) return pre.status();
   const json& tokens = *tokens_it;
   json types = md.value("tokenizer.ggml.token_type", json::array());
@@ -542,45 +495,11 @@ absl::Status WriteSafetensorsF32(const std::string& path, const std::vector<StTe
 
 absl::StatusOr<json> HfConfigFromGguf(const formats::WeightSource& src,
                                       const model::ModelConfig& c) {
-  const json& md = src.metadata();
-  if (c.arch != model::Arch::kLlama) {
+  if (c.arch == nullptr || c.arch->hf_config_from_gguf == nullptr) {
     return absl::UnimplementedError(
         absl::StrCat(src.path(), ": GGUF architecture ", c.model_type, " cannot be exported"));
   }
-  json cfg = {
-      {"architectures",
-       {c.model_type == "qwen2"     ? "Qwen2ForCausalLM"
-        : c.model_type == "mistral" ? "MistralForCausalLM"
-                                    : "LlamaForCausalLM"}},
-      {"model_type", c.model_type},
-      {"hidden_size", c.hidden},
-      {"intermediate_size", c.intermediate},
-      {"num_hidden_layers", c.layers},
-      {"num_attention_heads", c.heads},
-      {"num_key_value_heads", c.kv_heads},
-      {"head_dim", c.head_dim},
-      {"hidden_act", "silu"},
-      {"rms_norm_eps", c.norm_eps},
-      {"rope_theta", c.rope_theta},
-      {"max_position_embeddings", c.max_positions},
-      {"vocab_size", c.vocab_size},
-      {"tie_word_embeddings", !src.Has("output.weight")},
-      {"attention_bias", src.Has("blk.0.attn_q.bias")},
-      {"mlp_bias", false},
-      {"torch_dtype", "float32"},
-      {"dtype", "float32"},
-  };
-  if (c.model_type == "llama") cfg["pretraining_tp"] = 1;
-  if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
-  if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
-  if (auto it = md.find("tokenizer.ggml.padding_token_id");
-      it != md.end() && it->is_number_integer()) {
-    cfg["pad_token_id"] = *it;
-  }
-  if (auto it = md.find("general.name"); it != md.end() && it->is_string()) {
-    cfg["_name_or_path"] = *it;
-  }
-  return cfg;
+  return c.arch->hf_config_from_gguf(src, c);
 }
 
 absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model::Model* model,
