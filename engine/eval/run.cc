@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 
 namespace laserd::eval {
 namespace {
@@ -38,13 +39,11 @@ absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const 
   r.topk = cfg.score.topk;
   r.examples = static_cast<int64_t>(ds.examples.size());
 
-  auto split = MakeSplit(r.examples, cfg.split);
-  if (!split.ok()) return split.status();
-  r.split = *std::move(split);
+  LASERD_ASSIGN_OR_RETURN(auto split, MakeSplit(r.examples, cfg.split));
+  r.split = std::move(split);
 
-  auto tokenized = TokenizeDataset(*lm.tokenizer, ds, mc.max_positions);
-  if (!tokenized.ok()) return tokenized.status();
-  for (const TokenizedExample& ex : *tokenized) {
+  LASERD_ASSIGN_OR_RETURN(auto tokenized, TokenizeDataset(*lm.tokenizer, ds, mc.max_positions));
+  for (const TokenizedExample& ex : tokenized) {
     for (const TokenizedSequence& s : ex.seqs) {
       ++r.sequences;
       r.tokens += static_cast<int64_t>(s.tokens.size());
@@ -54,10 +53,9 @@ absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const 
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto results = ScoreExamples(*lm.model, *tokenized, cfg.score);
-  if (!results.ok()) return results.status();
+  LASERD_ASSIGN_OR_RETURN(auto results, ScoreExamples(*lm.model, tokenized, cfg.score));
   r.score_seconds = Seconds(t0);
-  r.results = *std::move(results);
+  r.results = std::move(results);
 
   r.splits.push_back({"validation", ComputeAggregate(r.results, r.topk, &r.split.validation)});
   r.splits.push_back({"test", ComputeAggregate(r.results, r.topk, &r.split.test)});
@@ -76,22 +74,19 @@ absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_tokens must be positive, got ", cfg.score.batch_tokens));
   }
-  auto ds = LoadDataset(cfg.data_path);
-  if (!ds.ok()) return ds.status();
+  LASERD_ASSIGN_OR_RETURN(auto ds, LoadDataset(cfg.data_path));
   const auto t0 = std::chrono::steady_clock::now();
-  auto lm = LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path);
-  if (!lm.ok()) return lm.status();
+  LASERD_ASSIGN_OR_RETURN(auto lm, LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path));
   const double load_seconds = Seconds(t0);
-  auto report = EvalLoaded(*lm, *ds, cfg);
-  if (!report.ok()) return report.status();
-  report->load_seconds = load_seconds;
+  LASERD_ASSIGN_OR_RETURN(auto report, EvalLoaded(lm, ds, cfg));
+  report.load_seconds = load_seconds;
   if (!cfg.per_example_out.empty()) {
     std::ofstream out(cfg.per_example_out, std::ios::binary | std::ios::trunc);
     if (!out) {
       return absl::PermissionDeniedError(
           absl::StrCat("cannot open ", cfg.per_example_out, " for writing"));
     }
-    absl::Status st = WritePerExampleJsonl(report->results, report->topk, report->split, out);
+    absl::Status st = WritePerExampleJsonl(report.results, report.topk, report.split, out);
     if (!st.ok())
       return absl::Status(st.code(), absl::StrCat(cfg.per_example_out, ": ", st.message()));
   }

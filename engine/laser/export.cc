@@ -70,9 +70,8 @@ class Collector {
   // and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
   absl::Status Matrix(const std::string& type, int64_t layer, const std::string& name,
                       bool conv1d) {
-    auto w = model_->Matrix(type, layer);
-    if (!w.ok()) return w.status();
-    const int64_t out = (*w)->rows(), in = (*w)->cols();
+    LASERD_ASSIGN_OR_RETURN(auto w, model_->Matrix(type, layer));
+    const int64_t out = w->rows(), in = w->cols();
     if (const AppliedEdit* e = Edit(type, layer); e && factored_) {
       const std::vector<float>& a = conv1d ? e->v : e->us;
       const std::vector<float>& b = conv1d ? e->us : e->v;
@@ -82,12 +81,11 @@ class Collector {
       ++factored_count_;
       return absl::OkStatus();
     }
-    auto h = Host(type, layer);
-    if (!h.ok()) return h.status();
+    LASERD_ASSIGN_OR_RETURN(auto h, Host(type, layer));
     if (conv1d) {
-      Add({name, {in, out}, Transpose(*h, out, in)});
+      Add({name, {in, out}, Transpose(h, out, in)});
     } else {
-      Add({name, {out, in}, *std::move(h)});
+      Add({name, {out, in}, std::move(h)});
     }
     return absl::OkStatus();
   }
@@ -106,11 +104,9 @@ class Collector {
       const std::function<absl::StatusOr<std::string>(const std::string&)>& rename) {
     for (const formats::TensorInfo& ti : src_.tensors()) {
       if (consumed_.count(ti.name)) continue;
-      auto name = rename(ti.name);
-      if (!name.ok()) return name.status();
-      auto t = src_.LoadF32(ti.name);
-      if (!t.ok()) return t.status();
-      Add({*name, t->shape, std::move(t->data)});
+      LASERD_ASSIGN_OR_RETURN(auto name, rename(ti.name));
+      LASERD_ASSIGN_OR_RETURN(auto t, src_.LoadF32(ti.name));
+      Add({name, t.shape, std::move(t.data)});
     }
     return absl::OkStatus();
   }
@@ -243,8 +239,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": GGUF BPE vocabulary without tokenizer.ggml.tokens/merges"));
   }
-  auto pre = tokenizer::GgufPreTokenizerRulesFor(str("tokenizer.ggml.pre"));
-  if (!pre.ok()) return pre.status();
+  LASERD_ASSIGN_OR_RETURN(auto pre, tokenizer::GgufPreTokenizerRulesFor(str("tokenizer.ggml.pre")));
   const json& tokens = *tokens_it;
   json types = md.value("tokenizer.ggml.token_type", json::array());
   json vocab = json::object(), added = json::array();
@@ -276,7 +271,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
     merges.push_back({s.substr(0, pos), s.substr(pos + 1)});
   }
   json pretoks = json::array();
-  for (const std::string& r : pre->regexes) {
+  for (const std::string& r : pre.regexes) {
     pretoks.push_back({{"type", "Split"},
                        {"pattern", {{"Regex", r}}},
                        {"behavior", "Isolated"},
@@ -295,7 +290,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
   };
   auto bos = id("tokenizer.ggml.bos_token_id"), eos = id("tokenizer.ggml.eos_token_id"),
        unk = id("tokenizer.ggml.unknown_token_id"), pad = id("tokenizer.ggml.padding_token_id");
-  bool add_bos = pre->add_bos_default;
+  bool add_bos = pre.add_bos_default;
   if (auto it = md.find("tokenizer.ggml.add_bos_token"); it != md.end() && it->is_boolean())
     add_bos = it->get<bool>();
   json post = {{"type", "ByteLevel"},
@@ -336,7 +331,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
         {"end_of_word_suffix", nullptr},
         {"fuse_unk", false},
         {"byte_fallback", false},
-        {"ignore_merges", pre->ignore_merges},
+        {"ignore_merges", pre.ignore_merges},
         {"vocab", vocab},
         {"merges", merges}}},
   };
@@ -354,8 +349,8 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
   if (std::string ct = str("tokenizer.chat_template"); !ct.empty()) cfg["chat_template"] = ct;
   const std::string tp = (fs::path(out_dir) / "tokenizer.json").string(),
                     cp = (fs::path(out_dir) / "tokenizer_config.json").string();
-  if (auto s = WriteFile(tp, tj.dump(1) + "\n"); !s.ok()) return s;
-  if (auto s = WriteFile(cp, cfg.dump(2) + "\n"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(WriteFile(tp, tj.dump(1) + "\n"));
+  LASERD_RETURN_IF_ERROR(WriteFile(cp, cfg.dump(2) + "\n"));
   return std::vector<std::string>{tp, cp};
 }
 
@@ -409,33 +404,29 @@ absl::StatusOr<std::vector<AppliedEdit>> ApplyEdits(model::Model* model,
                                                     Editor* editor) {
   std::vector<AppliedEdit> out;
   for (const EditSpec& e : edits) {
-    auto w = model->Matrix(e.type, e.layer);
-    if (!w.ok()) return w.status();
+    LASERD_ASSIGN_OR_RETURN(auto w, model->Matrix(e.type, e.layer));
     AppliedEdit a;
     a.spec = e;
-    a.out = (*w)->rows();
-    a.in = (*w)->cols();
+    a.out = w->rows();
+    a.in = w->cols();
     a.max_rank = std::min(a.out, a.in);
-    auto k = KeptRankFromRho(a.out, a.in, e.rho);
-    if (!k.ok()) return k.status();
-    a.k = *k;
-    auto host = MatrixToHost(model, e.type, e.layer);
-    if (!host.ok()) return host.status();
-    auto d = kernels::ComputeTruncatedSvd(host->data(), a.out, a.in, a.k, svd);
+    LASERD_ASSIGN_OR_RETURN(auto k, KeptRankFromRho(a.out, a.in, e.rho));
+    a.k = k;
+    LASERD_ASSIGN_OR_RETURN(auto host, MatrixToHost(model, e.type, e.layer));
+    auto d = kernels::ComputeTruncatedSvd(host.data(), a.out, a.in, a.k, svd);
     if (!d.ok()) {
       return absl::Status(d.status().code(),
                           absl::StrCat(e.type, " of layer ", e.layer, ": ", d.status().message()));
     }
-    auto err = kernels::TruncationErrors(host->data(), *d, {a.k});
-    if (!err.ok()) return err.status();
-    a.rel_error = (*err)[0];
+    LASERD_ASSIGN_OR_RETURN(auto err, kernels::TruncationErrors(host.data(), *d, {a.k}));
+    a.rel_error = err[0];
     a.us.resize(a.out * a.k);
     a.v.resize(a.in * a.k);
     for (int64_t i = 0; i < a.out; ++i)
       for (int64_t j = 0; j < a.k; ++j) a.us[i * a.k + j] = d->u[i * d->k + j] * d->s[j];
     for (int64_t i = 0; i < a.in; ++i)
       for (int64_t j = 0; j < a.k; ++j) a.v[i * a.k + j] = d->v[i * d->k + j];
-    if (auto s = editor->ApplyDense(e.type, e.layer, *d, a.k); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(editor->ApplyDense(e.type, e.layer, *d, a.k));
     out.push_back(std::move(a));
   }
   return out;
@@ -517,13 +508,12 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
   // config.json first, so that an unsupported source fails before the big write.
   json config;
   if (gguf) {
-    auto c = HfConfigFromGguf(src, model->config());
-    if (!c.ok()) return c.status();
-    config = *std::move(c);
+    LASERD_ASSIGN_OR_RETURN(auto c, HfConfigFromGguf(src, model->config()));
+    config = std::move(c);
   }
 
   Collector c(src, model, applied, format);
-  if (auto s = CollectTensors(src, model, &c); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(CollectTensors(src, model, &c));
   json edits = json::array();
   for (const AppliedEdit& e : applied) {
     edits.push_back({{"type", e.spec.type},
@@ -540,7 +530,7 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
       {"laserd_source", fs::path(src.path()).filename().string()},
   };
   r.weights_path = (fs::path(out_dir) / "model.safetensors").string();
-  if (auto s = WriteSafetensorsF32(r.weights_path, c.tensors(), meta); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(WriteSafetensorsF32(r.weights_path, c.tensors(), meta));
   r.weights_bytes = static_cast<int64_t>(fs::file_size(r.weights_path, ec));
   r.files.push_back(r.weights_path);
   r.dense_tensors_factored = c.factored_count();
@@ -548,11 +538,10 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
 
   const std::string cfg_out = (fs::path(out_dir) / "config.json").string();
   if (gguf) {
-    if (auto s = WriteFile(cfg_out, config.dump(2) + "\n"); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(WriteFile(cfg_out, config.dump(2) + "\n"));
     r.files.push_back(cfg_out);
-    auto tok = WriteGgufTokenizer(src, out_dir);
-    if (!tok.ok()) return tok.status();
-    r.files.insert(r.files.end(), tok->begin(), tok->end());
+    LASERD_ASSIGN_OR_RETURN(auto tok, WriteGgufTokenizer(src, out_dir));
+    r.files.insert(r.files.end(), tok.begin(), tok.end());
   } else {
     fs::path dir =
         fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
@@ -560,7 +549,7 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
     json cfg = src.metadata();
     for (const char* key : {"torch_dtype", "dtype"})
       if (cfg.contains(key)) cfg[key] = "float32";
-    if (auto s = WriteFile(cfg_out, cfg.dump(2) + "\n"); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(WriteFile(cfg_out, cfg.dump(2) + "\n"));
     r.files.push_back(cfg_out);
     for (const char* n : kSideFiles) {
       const fs::path from = dir / n, to = fs::path(out_dir) / n;

@@ -1,4 +1,6 @@
-// Kept rank and matrix-type names of a LASER intervention (DESIGN.md §1).
+// Kept rank and matrix-type names of a LASER intervention: an edit
+// (type, layer, ρ) keeps k = max(1, floor(min(out, in) · ρ)) singular values,
+// and a type is a canonical name or one of the paper's aliases.
 #ifndef LASERD_ENGINE_LASER_RANK_H_
 #define LASERD_ENGINE_LASER_RANK_H_
 
