@@ -37,6 +37,12 @@ std::string ValidNames() {
 
 }  // namespace
 
+std::string PaperAlias(const std::string& canonical) {
+  for (const auto& [alias, type] : Aliases())
+    if (type == canonical) return alias;
+  return "";
+}
+
 absl::StatusOr<int64_t> KeptRankFromRho(int64_t m, int64_t n, double rho) {
   if (!(rho > 0.0 && rho <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("rho must be in (0, 1], got ", rho));

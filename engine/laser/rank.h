@@ -28,6 +28,10 @@ absl::StatusOr<int64_t> KeptRankFromRate(int64_t m, int64_t n, double rate);
 // listing the valid names otherwise (groups are not single types).
 absl::StatusOr<std::string> CanonicalMatrixType(const std::string& name);
 
+// The paper's alias of a canonical type (mlp.in → fc_in, …, attn.o →
+// out_proj); empty for a name that has none.
+std::string PaperAlias(const std::string& canonical);
+
 // Expands names (canonical, aliases, and the groups `mlp`, `attn`, `all`)
 // against the types a model has (`available`, canonical, in canonical order).
 // The result is deduplicated and in canonical order. A group takes the members
