@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "engine/laser/rank.h"
+#include "engine/model/matrix_layout.h"
 #include "engine/tokenizer/gguf_pre_tokenizer.h"
 
 namespace laserd::laser {
@@ -21,19 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string ShapeStr(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) absl::StrAppend(&r, i ? ", " : "", s[i]);
-  return r + "]";
-}
-
-std::vector<float> Transpose(const std::vector<float>& a, int64_t rows, int64_t cols) {
-  std::vector<float> t(a.size());
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
 
 absl::Status WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -65,28 +53,24 @@ class Collector {
     return it == edits_.end() ? nullptr : it->second;
   }
 
-  // A matrix stored as its own tensor `name`: [out, in] (nn.Linear) or, with
-  // `conv1d`, [in, out] (GPT-2's Conv1D). Factored: `name`.laser_a [rows, k]
-  // and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
-  absl::Status Matrix(const std::string& type, int64_t layer, const std::string& name,
-                      bool conv1d) {
-    LASERD_ASSIGN_OR_RETURN(auto w, model_->Matrix(type, layer));
-    const int64_t out = w->rows(), in = w->cols();
+  // The stored tensor `name` holding the one matrix of `t`, in t's layout
+  // ([out, in] nn.Linear, [in, out] Conv1D). Factored: `name`.laser_a
+  // [rows, k] and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
+  absl::Status Matrix(const model::MatrixTensor& t, int64_t layer, const std::string& name) {
+    const model::ModelConfig& cfg = model_->config();
+    const std::string& type = t.types[0];
     if (const AppliedEdit* e = Edit(type, layer); e && factored_) {
+      const bool conv1d = t.layout == model::MatrixLayout::kConv1D;
       const std::vector<float>& a = conv1d ? e->v : e->us;
       const std::vector<float>& b = conv1d ? e->us : e->v;
-      const int64_t ra = conv1d ? in : out, rb = conv1d ? out : in;
+      const int64_t ra = conv1d ? e->in : e->out, rb = conv1d ? e->out : e->in;
       Add({name + ".laser_a", {ra, e->k}, a});
       Add({name + ".laser_b", {rb, e->k}, b});
       ++factored_count_;
       return absl::OkStatus();
     }
-    LASERD_ASSIGN_OR_RETURN(auto h, Host(type, layer));
-    if (conv1d) {
-      Add({name, {in, out}, Transpose(h, out, in)});
-    } else {
-      Add({name, {out, in}, std::move(h)});
-    }
+    LASERD_ASSIGN_OR_RETURN(std::vector<float> h, Host(type, layer));
+    Add({name, model::StoredShape(cfg, t), model::JoinStored(cfg, t, {std::move(h)})});
     return absl::OkStatus();
   }
 
@@ -150,24 +134,6 @@ absl::StatusOr<std::string> GgufToHf(const model::ModelConfig& cfg, const std::s
   return hf;
 }
 
-// The stored tensor `t` of layer `i` ([total, in] rows, FusedRowsOf) from the
-// model's matrices, in the file's layout.
-absl::StatusOr<std::vector<float>> FusedTensor(Collector* c, const model::ModelConfig& cfg,
-                                               const model::MatrixTensor& t, int64_t i) {
-  const model::FusedRows fr = model::FusedRowsOf(cfg, t);
-  const int64_t in = model::MatrixShape(cfg, t.types[0]).second;
-  std::vector<float> w(fr.total * in);
-  for (size_t j = 0; j < t.types.size(); ++j) {
-    LASERD_ASSIGN_OR_RETURN(const std::vector<float> m, c->Host(t.types[j], i));
-    for (int64_t b = 0; b < fr.blocks; ++b) {
-      std::copy(m.begin() + b * fr.rows[j] * in, m.begin() + (b + 1) * fr.rows[j] * in,
-                w.begin() + (b * fr.stride + fr.offset[j]) * in);
-    }
-  }
-  if (t.layout == model::MatrixLayout::kConv1D) return Transpose(w, fr.total, in);
-  return w;
-}
-
 // Every matrix under its safetensors name and layout (the source's own names
 // for safetensors sources), then every other source tensor, renamed from GGUF
 // to Hugging Face names for GGUF sources.
@@ -185,17 +151,16 @@ absl::Status CollectTensors(const formats::WeightSource& src, model::Model* mode
                                      {model::TensorKind::kMatrix, i, {type}, false}));
       }
       if (t.types.size() == 1) {
-        LASERD_RETURN_IF_ERROR(
-            c->Matrix(t.types[0], i, name, t.layout == model::MatrixLayout::kConv1D));
+        LASERD_RETURN_IF_ERROR(c->Matrix(t, i, name));
         continue;
       }
       // A fused tensor is written dense in both formats.
-      LASERD_ASSIGN_OR_RETURN(std::vector<float> w, FusedTensor(c, cfg, t, i));
-      const model::FusedRows fr = model::FusedRowsOf(cfg, t);
-      const int64_t in = model::MatrixShape(cfg, t.types[0]).second;
-      const bool conv = t.layout == model::MatrixLayout::kConv1D;
-      c->Add({name, conv ? std::vector<int64_t>{in, fr.total} : std::vector<int64_t>{fr.total, in},
-              std::move(w)});
+      std::vector<std::vector<float>> ms;
+      for (const std::string& type : t.types) {
+        LASERD_ASSIGN_OR_RETURN(std::vector<float> m, c->Host(type, i));
+        ms.push_back(std::move(m));
+      }
+      c->Add({name, model::StoredShape(cfg, t), model::JoinStored(cfg, t, ms)});
       c->NoteFused(t.types, i);
     }
   }
@@ -463,7 +428,7 @@ absl::Status WriteSafetensorsF32(const std::string& path, const std::vector<StTe
     if (n != static_cast<int64_t>(t.data.size())) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has ",
                                                      t.data.size(), " values for shape ",
-                                                     ShapeStr(t.shape)));
+                                                     model::ShapeString(t.shape)));
     }
     const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
     header[t.name] = {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "engine/model/config.h"
+#include "engine/model/matrix_layout.h"
 
 namespace laserd::model {
 
@@ -183,29 +184,6 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
     if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
   }
   return std::nullopt;
-}
-
-std::pair<int64_t, int64_t> MatrixShape(const ModelConfig& c, const std::string& type) {
-  const int64_t d = c.hidden, q = c.heads * c.head_dim, kv = c.kv_heads * c.head_dim;
-  if (type == "attn.q") return {q, d};
-  if (type == "attn.k" || type == "attn.v") return {kv, d};
-  if (type == "attn.o") return {d, q};
-  if (type == "mlp.in" || type == "mlp.up") return {c.intermediate, d};
-  if (type == "mlp.out") return {d, c.intermediate};
-  return {0, 0};
-}
-
-FusedRows FusedRowsOf(const ModelConfig& c, const MatrixTensor& t) {
-  FusedRows r;
-  const bool per_head = t.types.size() > 1 && t.split == FusedSplit::kPerHead;
-  r.blocks = per_head ? c.heads : 1;
-  for (const std::string& type : t.types) {
-    r.offset.push_back(r.stride);
-    r.rows.push_back(MatrixShape(c, type).first / r.blocks);
-    r.stride += r.rows.back();
-  }
-  r.total = r.stride * r.blocks;
-  return r;
 }
 
 absl::StatusOr<MatrixSource> FindMatrixSource(const formats::WeightSource& src,

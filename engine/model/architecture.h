@@ -164,18 +164,6 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, formats::FileForma
 const MatrixTensor* FindMatrixTensor(const Architecture& a, formats::FileFormat f,
                                      const std::string& type);
 
-// W(type, layer)'s shape [out, in] under `c`.
-std::pair<int64_t, int64_t> MatrixShape(const ModelConfig& c, const std::string& type);
-// The first output row of each matrix of `t` in its stored tensor
-// ([rows, in] after undoing a Conv1D layout), and their blocks of rows:
-// W(t.types[j]) is, for every b < blocks, rows
-// [b·stride + offset[j], b·stride + offset[j] + rows[j]). Unfused: one block.
-struct FusedRows {
-  int64_t blocks = 1, stride = 0, total = 0;  // total: the tensor's rows
-  std::vector<int64_t> offset, rows;          // per matrix, rows per block
-};
-FusedRows FusedRowsOf(const ModelConfig& c, const MatrixTensor& t);
-
 // Where W(type, layer) is stored in `src`: the tensor's name and, for a fused
 // tensor, which of its rows the matrix is (e.g. "rows 64:128 (of the
 // transposed [192, 64] weight)"); empty fused_block otherwise. NOT_FOUND when

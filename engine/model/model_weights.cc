@@ -2,30 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "engine/model/matrix_layout.h"
 
 namespace laserd::model {
 namespace {
 
 using formats::FileFormat;
 using kernels::Tensor;
-
-std::string ShapeStr(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) absl::StrAppend(&r, i ? ", " : "", s[i]);
-  return r + "]";
-}
-
-// Transposes a [rows, cols] host matrix.
-std::vector<float> Transpose(const std::vector<float>& a, int64_t rows, int64_t cols) {
-  std::vector<float> t(a.size());
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
 
 // llama.cpp's converter permutes the rows of Q and K for its rotary layout;
 // undo it so the matrices are exactly the Hugging Face ones.
@@ -40,18 +26,6 @@ std::vector<float> UnpermuteGgufRotary(const std::vector<float>& w, int64_t head
         const int64_t src = h * hd + i * 2 + j, dst = h * hd + j * half + i;
         std::copy(w.begin() + src * in, w.begin() + (src + 1) * in, r.begin() + dst * in);
       }
-  return r;
-}
-
-// Rows of matrix j of a fused tensor ([total, cols] row-major), in order.
-std::vector<float> GatherFused(const std::vector<float>& a, const FusedRows& fr, size_t j,
-                               int64_t cols) {
-  std::vector<float> r(fr.rows[j] * fr.blocks * cols);
-  for (int64_t b = 0; b < fr.blocks; ++b) {
-    const int64_t from = b * fr.stride + fr.offset[j];
-    std::copy(a.begin() + from * cols, a.begin() + (from + fr.rows[j]) * cols,
-              r.begin() + b * fr.rows[j] * cols);
-  }
   return r;
 }
 
@@ -97,39 +71,33 @@ class WeightLoader {
   absl::Status LoadMatrices(const MatrixTensor& t, int64_t i, LayerWeights* ly) {
     const std::string base = prefix_ + ExpandLayer(t.name, i);
     const FusedRows fr = FusedRowsOf(c_, t);
-    const int64_t in = MatrixShape(c_, t.types[0]).second;
-    const bool conv = t.layout == MatrixLayout::kConv1D;
-    const std::vector<int64_t> stored =
-        conv ? std::vector<int64_t>{in, fr.total} : std::vector<int64_t>{fr.total, in};
+    for (size_t j = 0; j < t.types.size(); ++j) {
+      if (fr.rows[j] * fr.blocks != MatrixShape(c_, t.types[j]).first) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            src_.path(), ": ", t.types[j], " does not split evenly over the heads of ", base));
+      }
+    }
+    const std::vector<int64_t> stored = StoredShape(c_, t);
     LASERD_ASSIGN_OR_RETURN(formats::TensorF32 w, src_.LoadF32(base + ".weight"));
     if (w.shape != stored) return BadShape(base + ".weight", w.shape, stored);
-    if (conv) w.data = Transpose(w.data, in, fr.total);
-    std::optional<formats::TensorF32> bias;
+    std::vector<std::vector<float>> ws = SplitStored(c_, t, std::move(w.data)), bs;
     if (t.bias_required || src_.Has(base + ".bias")) {
-      LASERD_ASSIGN_OR_RETURN(bias, src_.LoadF32(base + ".bias"));
-      if (bias->shape != std::vector<int64_t>{fr.total} &&
-          bias->shape != std::vector<int64_t>{1, fr.total}) {
-        return BadShape(base + ".bias", bias->shape, {fr.total});
+      LASERD_ASSIGN_OR_RETURN(formats::TensorF32 b, src_.LoadF32(base + ".bias"));
+      if (b.shape != std::vector<int64_t>{fr.total} &&
+          b.shape != std::vector<int64_t>{1, fr.total}) {
+        return BadShape(base + ".bias", b.shape, {fr.total});
       }
+      bs = SplitStoredBias(c_, t, b.data);
     }
     for (size_t j = 0; j < t.types.size(); ++j) {
       const std::string& type = t.types[j];
-      const int64_t out = fr.rows[j] * fr.blocks;
-      if (out != MatrixShape(c_, type).first) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src_.path(), ": ", type, " does not split evenly over the heads of ", base));
-      }
-      std::vector<float> wj =
-          t.types.size() == 1 ? std::move(w.data) : GatherFused(w.data, fr, j, in);
+      const auto [out, in] = MatrixShape(c_, type);
       if (rotary_permuted_ && (type == "attn.q" || type == "attn.k")) {
-        wj = UnpermuteGgufRotary(wj, type == "attn.q" ? c_.heads : c_.kv_heads, out, in);
+        ws[j] = UnpermuteGgufRotary(ws[j], type == "attn.q" ? c_.heads : c_.kv_heads, out, in);
       }
-      ly->w[type] = be_->FromHost(wj.data(), out, in);
-      if (bias) {
-        // Biases stay in file order: laserd export refuses rotary-permuted biases.
-        const std::vector<float> bj = GatherFused(bias->data, fr, j, 1);
-        ly->b[type] = be_->FromHost(bj.data(), 1, out);
-      }
+      ly->w[type] = be_->FromHost(ws[j].data(), out, in);
+      // Biases stay in file order: laserd export refuses rotary-permuted biases.
+      if (!bs.empty()) ly->b[type] = be_->FromHost(bs[j].data(), 1, out);
     }
     return absl::OkStatus();
   }
@@ -180,7 +148,8 @@ class WeightLoader {
   absl::Status BadShape(const std::string& name, const std::vector<int64_t>& got,
                         const std::vector<int64_t>& want) const {
     return absl::InvalidArgumentError(absl::StrCat(src_.path(), ": tensor ", name, " has shape ",
-                                                   ShapeStr(got), ", expected ", ShapeStr(want)));
+                                                   ShapeString(got), ", expected ",
+                                                   ShapeString(want)));
   }
 
   const formats::WeightSource& src_;

@@ -15,8 +15,10 @@
 #include "engine/formats/weights.h"
 #include "engine/laser/export.h"
 #include "engine/model/config.h"
+#include "engine/model/loaded_model.h"
 #include "engine/model/model.h"
 #include "kernels/ops.h"
+#include "tests/support/fixtures.h"
 
 namespace laserd::model {
 namespace {
@@ -88,32 +90,29 @@ void CheckNames(const formats::WeightSource& src, const ModelConfig& c, const st
   }
 }
 
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<formats::WeightSource> src;
-  std::unique_ptr<Model> model;
-};
-
-Loaded Load(const std::string& path) {
-  Loaded l;
-  l.backend = kernels::MakeCpuBackend();
-  auto src = formats::OpenWeights(path);
-  EXPECT_TRUE(src.ok()) << src.status();
-  if (!src.ok()) return l;
-  l.src = *std::move(src);
-  auto m = Model::Load(*l.src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
+// A model with its weights; the tokenizer (which these tests do not use) is
+// the byte-level one of tests/support for safetensors fixtures.
+LoadedModel Load(const std::string& path) {
+  std::string tokenizer;
+  if (fs::is_directory(path)) {
+    const fs::path dir = fs::temp_directory_path() /
+                         ("laserd_architecture_test_" + std::to_string(::getpid()) + "_tok");
+    test_support::WriteByteLevelTokenizer(dir);
+    tokenizer = (dir / "tokenizer.json").string();
+  }
+  auto lm = LoadModel(path, "cpu", tokenizer);
+  if (!tokenizer.empty()) fs::remove_all(fs::path(tokenizer).parent_path());
+  EXPECT_TRUE(lm.ok()) << path << ": " << lm.status();
+  return lm.ok() ? *std::move(lm) : LoadedModel();
 }
 
 // The tensor names of a merged export of `l` (no edits).
-std::set<std::string> ExportedNames(Loaded& l, const std::string& tag) {
+std::set<std::string> ExportedNames(LoadedModel& l, const std::string& tag) {
   const fs::path dir = fs::temp_directory_path() /
                        ("laserd_architecture_test_" + std::to_string(::getpid()) + "_" + tag);
   fs::remove_all(dir);
   auto r =
-      laser::WriteExport(*l.src, l.model.get(), {}, laser::ExportFormat::kMerged, dir.string());
+      laser::WriteExport(*l.weights, l.model.get(), {}, laser::ExportFormat::kMerged, dir.string());
   EXPECT_TRUE(r.ok()) << r.status();
   std::set<std::string> names;
   if (r.ok()) {
@@ -224,25 +223,25 @@ TEST(ArchitectureTest, UnknownModelTypesAreRefused) {
 
 TEST(ArchitectureTest, ExportWritesTheSourceNamesBack) {
   for (const auto& [dir, family] : Fixtures()) {
-    Loaded l = Load(FixtureDir() + dir);
+    LoadedModel l = Load(FixtureDir() + dir);
     ASSERT_TRUE(l.model) << dir;
-    EXPECT_EQ(ExportedNames(l, dir), Names(*l.src)) << dir;
+    EXPECT_EQ(ExportedNames(l, dir), Names(*l.weights)) << dir;
   }
 }
 
 TEST(ArchitectureTest, SmolLm2GgufNamesAndExportNames) {
   const std::string path = SmolLm2Gguf();
   if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
-  Loaded l = Load(path);
+  LoadedModel l = Load(path);
   ASSERT_TRUE(l.model);
   const ModelConfig& c = l.model->config();
   EXPECT_EQ(ArchName(c.arch), std::string("llama"));
   EXPECT_EQ(c.model_type, "llama");
-  CheckNames(*l.src, c, "SmolLM2 GGUF");
+  CheckNames(*l.weights, c, "SmolLM2 GGUF");
   // The export holds, for every GGUF tensor, the safetensors tensor of the same role.
   const Architecture& a = *c.arch;
   std::set<std::string> want;
-  for (const std::string& n : Names(*l.src)) {
+  for (const std::string& n : Names(*l.weights)) {
     auto role = RoleOfTensor(a, FileFormat::kGguf, "", n);
     ASSERT_TRUE(role.has_value()) << n;
     const std::string hf =
