@@ -186,6 +186,11 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   return std::nullopt;
 }
 
+std::optional<TensorRole> RoleOfTensor(const Architecture& a, const formats::WeightSource& src,
+                                       const std::string& name) {
+  return RoleOfTensor(a, src.format(), BodyPrefix(a, src), name);
+}
+
 absl::StatusOr<MatrixSource> FindMatrixSource(const formats::WeightSource& src,
                                               const ModelConfig& c, const std::string& type,
                                               int64_t layer) {

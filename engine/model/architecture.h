@@ -160,6 +160,9 @@ std::string TensorName(const Architecture& a, formats::FileFormat f, const std::
 // name the architecture does not know.
 std::optional<TensorRole> RoleOfTensor(const Architecture& a, formats::FileFormat f,
                                        const std::string& prefix, const std::string& name);
+// The same for a tensor of `src` (its format and body prefix).
+std::optional<TensorRole> RoleOfTensor(const Architecture& a, const formats::WeightSource& src,
+                                       const std::string& name);
 // The stored tensor holding W(type, layer) in format `f`; null if none.
 const MatrixTensor* FindMatrixTensor(const Architecture& a, formats::FileFormat f,
                                      const std::string& type);

@@ -79,7 +79,7 @@ void CheckNames(const formats::WeightSource& src, const ModelConfig& c, const st
     }
   }
   for (const std::string& n : names) {
-    auto role = RoleOfTensor(a, src.format(), prefix, n);
+    auto role = RoleOfTensor(a, src, n);
     ASSERT_TRUE(role.has_value()) << what << ": tensor " << n << " has no role";
     EXPECT_EQ(TensorName(a, src.format(), prefix, *role), n) << what;
   }
