@@ -1,4 +1,4 @@
-// Held-out datasets (DESIGN.md §1): JSONL, one example per line.
+// Held-out datasets that edits are scored on: JSONL, one example per line.
 //
 //   completion  {"prompt": "...", "answer": " Paris"}
 //   choice      {"prompt": "...", "choices": [" true", " false"], "label": 0}

@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::eval {
 namespace {
@@ -103,16 +104,14 @@ absl::StatusOr<TokenizedExample> TokenizeExample(const tokenizer::Tokenizer& tok
   out.label = ex.label;
   const std::string where = absl::StrCat("line ", ex.line);
   if (ex.kind == ExampleKind::kCompletion) {
-    auto seq = TokenizePair(tok, ex.prompt, ex.answer, max_tokens, where);
-    if (!seq.ok()) return seq.status();
-    out.seqs.push_back(*std::move(seq));
+    LASERD_ASSIGN_OR_RETURN(auto seq, TokenizePair(tok, ex.prompt, ex.answer, max_tokens, where));
+    out.seqs.push_back(std::move(seq));
     return out;
   }
   for (size_t c = 0; c < ex.choices.size(); ++c) {
-    auto seq = TokenizePair(tok, ex.prompt, ex.choices[c], max_tokens,
-                            absl::StrCat(where, ", choice ", c));
-    if (!seq.ok()) return seq.status();
-    out.seqs.push_back(*std::move(seq));
+    LASERD_ASSIGN_OR_RETURN(auto seq, TokenizePair(tok, ex.prompt, ex.choices[c], max_tokens,
+                                                   absl::StrCat(where, ", choice ", c)));
+    out.seqs.push_back(std::move(seq));
   }
   return out;
 }

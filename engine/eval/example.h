@@ -1,5 +1,5 @@
-// Tokenization of an example by the rule of EleutherAI's lm-evaluation-harness
-// (DESIGN.md §1), so that scores are comparable with it:
+// Tokenization of an example by the rule of EleutherAI's lm-evaluation-harness,
+// so that scores are comparable with it:
 //
 //   1. If the prompt ends in whitespace (Python's str.isspace), that trailing
 //      whitespace moves to the front of the answer.

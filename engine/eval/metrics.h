@@ -1,4 +1,4 @@
-// Per-example metrics and aggregates (DESIGN.md §1, docs/metrics.md). Pure
+// Per-example metrics and aggregates (definitions in docs/metrics.md). Pure
 // arithmetic over the model's per-position TokenScores; no model calls here.
 #ifndef LASERD_ENGINE_EVAL_METRICS_H_
 #define LASERD_ENGINE_EVAL_METRICS_H_

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 
 namespace laserd::eval {
 namespace {
@@ -22,55 +23,6 @@ std::string Fmt(double v, int prec) {
 }
 
 }  // namespace
-
-std::string TokenizerJsonBeside(const std::string& model_path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path p(model_path);
-  fs::path dir = fs::is_directory(p, ec) ? p : p.parent_path();
-  return (dir / "tokenizer.json").string();
-}
-
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device,
-                                      const std::string& tokenizer_path) {
-  LoadedModel lm;
-  auto weights = formats::OpenWeights(path);
-  if (!weights.ok()) return weights.status();
-  lm.weights = *std::move(weights);
-  if (!tokenizer_path.empty()) {
-    auto tok = tokenizer::LoadTokenizerJson(tokenizer_path);
-    if (!tok.ok()) return tok.status();
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = tokenizer_path;
-  } else if (lm.weights->format() == formats::FileFormat::kGguf) {
-    auto tok = tokenizer::LoadGgufTokenizer(lm.weights->metadata());
-    if (!tok.ok()) {
-      return absl::Status(
-          tok.status().code(),
-          absl::StrCat(path, ": tokenizer from GGUF metadata: ", tok.status().message()));
-    }
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = "GGUF metadata";
-  } else {
-    const std::string tj = TokenizerJsonBeside(path);
-    std::error_code ec;
-    if (!std::filesystem::exists(tj, ec)) {
-      return absl::NotFoundError(absl::StrCat("no tokenizer for ", path, ": ", tj,
-                                              " does not exist (pass a tokenizer.json)"));
-    }
-    auto tok = tokenizer::LoadTokenizerJson(tj);
-    if (!tok.ok()) return tok.status();
-    lm.tokenizer = *std::move(tok);
-    lm.tokenizer_source = tj;
-  }
-  auto backend = kernels::MakeBackend(device);
-  if (!backend.ok()) return backend.status();
-  lm.backend = *std::move(backend);
-  auto model = model::Model::Load(*lm.weights, lm.backend.get());
-  if (!model.ok()) return model.status();
-  lm.model = *std::move(model);
-  return lm;
-}
 
 absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const EvalConfig& cfg) {
   EvalReport r;
@@ -87,13 +39,11 @@ absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const 
   r.topk = cfg.score.topk;
   r.examples = static_cast<int64_t>(ds.examples.size());
 
-  auto split = MakeSplit(r.examples, cfg.split);
-  if (!split.ok()) return split.status();
-  r.split = *std::move(split);
+  LASERD_ASSIGN_OR_RETURN(auto split, MakeSplit(r.examples, cfg.split));
+  r.split = std::move(split);
 
-  auto tokenized = TokenizeDataset(*lm.tokenizer, ds, mc.max_positions);
-  if (!tokenized.ok()) return tokenized.status();
-  for (const TokenizedExample& ex : *tokenized) {
+  LASERD_ASSIGN_OR_RETURN(auto tokenized, TokenizeDataset(*lm.tokenizer, ds, mc.max_positions));
+  for (const TokenizedExample& ex : tokenized) {
     for (const TokenizedSequence& s : ex.seqs) {
       ++r.sequences;
       r.tokens += static_cast<int64_t>(s.tokens.size());
@@ -103,10 +53,9 @@ absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const 
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto results = ScoreExamples(*lm.model, *tokenized, cfg.score);
-  if (!results.ok()) return results.status();
+  LASERD_ASSIGN_OR_RETURN(auto results, ScoreExamples(*lm.model, tokenized, cfg.score));
   r.score_seconds = Seconds(t0);
-  r.results = *std::move(results);
+  r.results = std::move(results);
 
   r.splits.push_back({"validation", ComputeAggregate(r.results, r.topk, &r.split.validation)});
   r.splits.push_back({"test", ComputeAggregate(r.results, r.topk, &r.split.test)});
@@ -125,22 +74,19 @@ absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_tokens must be positive, got ", cfg.score.batch_tokens));
   }
-  auto ds = LoadDataset(cfg.data_path);
-  if (!ds.ok()) return ds.status();
+  LASERD_ASSIGN_OR_RETURN(auto ds, LoadDataset(cfg.data_path));
   const auto t0 = std::chrono::steady_clock::now();
-  auto lm = LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path);
-  if (!lm.ok()) return lm.status();
+  LASERD_ASSIGN_OR_RETURN(auto lm, LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path));
   const double load_seconds = Seconds(t0);
-  auto report = EvalLoaded(*lm, *ds, cfg);
-  if (!report.ok()) return report.status();
-  report->load_seconds = load_seconds;
+  LASERD_ASSIGN_OR_RETURN(auto report, EvalLoaded(lm, ds, cfg));
+  report.load_seconds = load_seconds;
   if (!cfg.per_example_out.empty()) {
     std::ofstream out(cfg.per_example_out, std::ios::binary | std::ios::trunc);
     if (!out) {
       return absl::PermissionDeniedError(
           absl::StrCat("cannot open ", cfg.per_example_out, " for writing"));
     }
-    absl::Status st = WritePerExampleJsonl(report->results, report->topk, report->split, out);
+    absl::Status st = WritePerExampleJsonl(report.results, report.topk, report.split, out);
     if (!st.ok())
       return absl::Status(st.code(), absl::StrCat(cfg.per_example_out, ": ", st.message()));
   }

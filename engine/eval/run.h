@@ -17,6 +17,7 @@
 #include "engine/eval/scorer.h"
 #include "engine/eval/split.h"
 #include "engine/formats/weights.h"
+#include "engine/model/loaded_model.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
@@ -24,25 +25,12 @@
 
 namespace laserd::eval {
 
-// A model ready to score, with everything it needs kept alive. Members are
-// destroyed bottom-up: the model before its backend and weights.
-struct LoadedModel {
-  std::unique_ptr<formats::WeightSource> weights;
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
-  std::unique_ptr<model::Model> model;
-  std::string tokenizer_source;  // "GGUF metadata" or the tokenizer.json path
-};
-
-// The tokenizer.json used for a safetensors model at `model_path`: beside the
-// weights (in the directory, or in the directory of a .safetensors file).
-std::string TokenizerJsonBeside(const std::string& model_path);
-
-// formats::OpenWeights(path); the tokenizer from GGUF metadata or from
-// `tokenizer_path` (default: TokenizerJsonBeside); kernels::MakeBackend(device);
-// model::Model::Load.
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path, const std::string& device,
-                                      const std::string& tokenizer_path = "");
+// Model loading lives in engine/model/loaded_model.h; these names stay for
+// the callers that reach it through eval (server/, engine/laser/replicas,
+// tests).
+using LoadedModel = model::LoadedModel;
+using model::LoadModel;
+using model::TokenizerJsonBeside;
 
 struct EvalConfig {
   std::string model_path;

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::eval {
 
@@ -64,13 +65,12 @@ absl::StatusOr<std::vector<ExampleResult>> ScoreExamples(
       const TokenizedSequence& seq = examples[refs[s].example].seqs[refs[s].seq];
       reqs.push_back({seq.tokens, seq.answer_start});
     }
-    auto out = model.Score(reqs, opts.share_prefixes);
-    if (!out.ok()) return out.status();
-    if (out->size() != batch.size()) {
-      return absl::InternalError(absl::StrCat("Model::Score returned ", out->size(),
-                                              " results for ", batch.size(), " sequences"));
+    LASERD_ASSIGN_OR_RETURN(auto out, model.Score(reqs, opts.share_prefixes));
+    if (out.size() != batch.size()) {
+      return absl::InternalError(absl::StrCat("Model::Score returned ", out.size(), " results for ",
+                                              batch.size(), " sequences"));
     }
-    for (size_t b = 0; b < batch.size(); ++b) scores[batch[b]] = std::move((*out)[b]);
+    for (size_t b = 0; b < batch.size(); ++b) scores[batch[b]] = std::move(out[b]);
     done += static_cast<int64_t>(batch.size());
     if (opts.progress) opts.progress(done, total);
   }
@@ -80,9 +80,8 @@ absl::StatusOr<std::vector<ExampleResult>> ScoreExamples(
   for (const TokenizedExample& ex : examples) {
     std::vector<const std::vector<model::TokenScore>*> mine;
     for (size_t k = 0; k < ex.seqs.size(); ++k) mine.push_back(&scores[s++]);
-    auto r = ScoreExample(ex, mine, opts.topk);
-    if (!r.ok()) return r.status();
-    results.push_back(*std::move(r));
+    LASERD_ASSIGN_OR_RETURN(auto r, ScoreExample(ex, mine, opts.topk));
+    results.push_back(std::move(r));
   }
   return results;
 }

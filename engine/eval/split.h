@@ -1,4 +1,5 @@
-// Validation/test split of a dataset (DESIGN.md §1; rules in docs/metrics.md).
+// Validation/test split of a dataset (edits are chosen on validation and
+// reported on test; rules in docs/metrics.md).
 //
 //   first   (default, the paper's rule) validation = the first n_val examples in
 //           file order, test = the rest.

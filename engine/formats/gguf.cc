@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/formats/internal.h"
 #include "engine/formats/weights.h"
 
@@ -144,7 +145,7 @@ class Cursor {
 
   absl::Status ReadString(std::string* out, const std::string& what) {
     uint64_t len = 0;
-    if (auto s = Read(&len, absl::StrCat(what, " length")); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(Read(&len, absl::StrCat(what, " length")));
     if (len > remaining()) {
       return Error(absl::StrCat(what, " has length ", len, " but only ", remaining(),
                                 " bytes remain in the file"));
@@ -190,7 +191,7 @@ uint64_t MinEncodedSize(uint32_t type) {
 template <typename T>
 absl::Status ReadNum(Cursor& c, const std::string& what, nlohmann::json* out) {
   T v{};
-  if (auto s = c.Read(&v, what); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(c.Read(&v, what));
   *out = v;
   return absl::OkStatus();
 }
@@ -221,14 +222,14 @@ absl::Status ReadValue(Cursor& c, uint32_t type, int depth, const std::string& k
       return ReadNum<double>(c, what, out);
     case kBool: {
       uint8_t v = 0;
-      if (auto s = c.Read(&v, what); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(c.Read(&v, what));
       if (v > 1) return c.Error(absl::StrCat(what, ": BOOL byte is ", v, ", not 0 or 1"));
       *out = v != 0;
       return absl::OkStatus();
     }
     case kString: {
       std::string v;
-      if (auto s = c.ReadString(&v, what); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(c.ReadString(&v, what));
       *out = std::move(v);
       return absl::OkStatus();
     }
@@ -238,11 +239,11 @@ absl::Status ReadValue(Cursor& c, uint32_t type, int depth, const std::string& k
       }
       uint32_t elem_type = 0;
       uint64_t count = 0;
-      if (auto s = c.Read(&elem_type, absl::StrCat(what, " array type")); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(c.Read(&elem_type, absl::StrCat(what, " array type")));
       if (elem_type > kF64) {
         return c.Error(absl::StrCat(what, ": unknown array element type ", elem_type));
       }
-      if (auto s = c.Read(&count, absl::StrCat(what, " array length")); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(c.Read(&count, absl::StrCat(what, " array length")));
       if (count > c.remaining() / MinEncodedSize(elem_type)) {
         return c.Error(absl::StrCat(what, ": array of ", count, " ", GgufTypeName(elem_type),
                                     " elements cannot fit in the ", c.remaining(),
@@ -253,7 +254,7 @@ absl::Status ReadValue(Cursor& c, uint32_t type, int depth, const std::string& k
       arr.reserve(static_cast<size_t>(count));
       for (uint64_t i = 0; i < count; ++i) {
         nlohmann::json v;
-        if (auto s = ReadValue(c, elem_type, depth + 1, key, &v); !s.ok()) return s;
+        LASERD_RETURN_IF_ERROR(ReadValue(c, elem_type, depth + 1, key, &v));
         arr.push_back(std::move(v));
       }
       return absl::OkStatus();
@@ -323,12 +324,12 @@ absl::Status GgufSource::Parse() {
   Cursor c(path_, bytes_->data(), bytes_->size());
   char magic[4] = {};
   if (bytes_->size() < 4) return c.Error("file too small to be GGUF (needs the 4-byte magic)");
-  if (auto s = c.Read(&magic, "magic"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(c.Read(&magic, "magic"));
   if (__builtin_memcmp(magic, "GGUF", 4) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path_, ": not a GGUF file (bad magic)"));
   }
   uint32_t version = 0;
-  if (auto s = c.Read(&version, "version"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(c.Read(&version, "version"));
   if (version != 2 && version != 3) {
     if ((version & 0xffff) == 0 && (version >> 16) != 0) {
       return absl::UnimplementedError(
@@ -339,8 +340,8 @@ absl::Status GgufSource::Parse() {
         absl::StrCat(path_, ": unsupported GGUF version ", version, " (supported: 2, 3)"));
   }
   uint64_t n_tensors = 0, n_kv = 0;
-  if (auto s = c.Read(&n_tensors, "tensor count"); !s.ok()) return s;
-  if (auto s = c.Read(&n_kv, "metadata key/value count"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(c.Read(&n_tensors, "tensor count"));
+  LASERD_RETURN_IF_ERROR(c.Read(&n_kv, "metadata key/value count"));
   // Each key/value needs >= 13 bytes, each tensor info >= 24: reject absurd counts
   // before allocating anything for them.
   if (n_kv > c.remaining() / 13) {
@@ -353,7 +354,7 @@ absl::Status GgufSource::Parse() {
   uint64_t alignment = kDefaultAlignment;
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key;
-    if (auto s = c.ReadString(&key, absl::StrCat("metadata key #", i)); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(c.ReadString(&key, absl::StrCat("metadata key #", i)));
     uint32_t type = 0;
     if (auto s = c.Read(&type, absl::StrCat("type of metadata key '", key, "'")); !s.ok()) {
       return s;
@@ -365,7 +366,7 @@ absl::Status GgufSource::Parse() {
       return c.Error(absl::StrCat("duplicate metadata key '", key, "'"));
     }
     nlohmann::json value;
-    if (auto s = ReadValue(c, type, 0, key, &value); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(ReadValue(c, type, 0, key, &value));
     if (key == "general.alignment") {
       if (type != kU32) {
         return c.Error(
@@ -390,21 +391,21 @@ absl::Status GgufSource::Parse() {
     const std::string what = absl::StrCat("info of tensor '", name, "'");
     if (index_.count(name)) return c.Error(absl::StrCat("duplicate tensor name '", name, "'"));
     uint32_t n_dims = 0;
-    if (auto s = c.Read(&n_dims, what); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(c.Read(&n_dims, what));
     if (n_dims > kMaxDims) {
       return c.Error(
           absl::StrCat("tensor '", name, "' has ", n_dims, " dimensions (max ", kMaxDims, ")"));
     }
     uint64_t ne[kMaxDims] = {1, 1, 1, 1};
     for (uint32_t d = 0; d < n_dims; ++d) {
-      if (auto s = c.Read(&ne[d], what); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(c.Read(&ne[d], what));
       if (ne[d] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         return c.Error(
             absl::StrCat("tensor '", name, "' dimension ", d, " is ", ne[d], " (too large)"));
       }
     }
     uint32_t type_id = 0;
-    if (auto s = c.Read(&type_id, what); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(c.Read(&type_id, what));
     const char* type_name;
     if (!GgmlTypeToDType(type_id, &t.info.dtype, &type_name)) {
       return absl::UnimplementedError(absl::StrCat(path_, ": tensor '", name,
@@ -412,7 +413,7 @@ absl::Status GgufSource::Parse() {
                                                    type_id, ")"));
     }
     uint64_t rel_offset = 0;
-    if (auto s = c.Read(&rel_offset, what); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(c.Read(&rel_offset, what));
 
     // Shape in PyTorch order: reverse of ne[].
     for (uint32_t d = n_dims; d-- > 0;) t.info.shape.push_back(static_cast<int64_t>(ne[d]));
@@ -488,7 +489,7 @@ absl::Status GgufSource::Parse() {
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenGgufBytes(const std::string& label,
                                                             std::shared_ptr<const Bytes> bytes) {
   auto src = std::make_unique<GgufSource>(label, std::move(bytes));
-  if (auto s = src->Parse(); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(src->Parse());
   return std::unique_ptr<WeightSource>(std::move(src));
 }
 
@@ -497,9 +498,8 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenGgufBytes(const std::string& l
 namespace laserd::formats {
 
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenGguf(const std::string& path) {
-  auto bytes = internal::MapFile(path);
-  if (!bytes.ok()) return bytes.status();
-  return internal::OpenGgufBytes(path, *std::move(bytes));
+  LASERD_ASSIGN_OR_RETURN(auto bytes, internal::MapFile(path));
+  return internal::OpenGgufBytes(path, std::move(bytes));
 }
 
 }  // namespace laserd::formats

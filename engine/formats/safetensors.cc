@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/formats/internal.h"
 #include "engine/formats/weights.h"
 
@@ -150,10 +151,9 @@ absl::Status ParseHeader(const std::string& file, const Bytes& bytes, size_t sha
 }
 
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
-  auto bytes = MapFile(path);
-  if (!bytes.ok()) return bytes.status();
-  const char* p = reinterpret_cast<const char*>((*bytes)->data());
-  nlohmann::json j = nlohmann::json::parse(p, p + (*bytes)->size(), nullptr, false);
+  LASERD_ASSIGN_OR_RETURN(auto bytes, MapFile(path));
+  const char* p = reinterpret_cast<const char*>(bytes->data());
+  nlohmann::json j = nlohmann::json::parse(p, p + bytes->size(), nullptr, false);
   if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(path, ": invalid JSON"));
   if (!j.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": top level is not a JSON object"));
@@ -199,7 +199,7 @@ class SafetensorsSource final : public WeightSource {
   // it maps to this shard's file name are kept.
   absl::Status AddShard(const std::string& file, std::shared_ptr<const Bytes> bytes) {
     std::vector<StTensor> found;
-    if (auto s = ParseHeader(file, *bytes, shards_.size(), &found); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(ParseHeader(file, *bytes, shards_.size(), &found));
     shards_.push_back({file, std::move(bytes)});
     for (auto& t : found) {
       if (index_.count(t.info.name)) {
@@ -234,18 +234,16 @@ class SafetensorsSource final : public WeightSource {
     const fs::path cfg = dir / "config.json";
     std::error_code ec;
     if (!fs::exists(cfg, ec)) return absl::OkStatus();
-    auto j = ReadJsonFile(cfg.string());
-    if (!j.ok()) return j.status();
-    config_ = *std::move(j);
+    LASERD_ASSIGN_OR_RETURN(auto j, ReadJsonFile(cfg.string()));
+    config_ = std::move(j);
     return absl::OkStatus();
   }
 
   absl::Status OpenIndex(const fs::path& index_path) {
     const std::string ip = index_path.string();
-    auto j = ReadJsonFile(ip);
-    if (!j.ok()) return j.status();
-    auto wm = j->find("weight_map");
-    if (wm == j->end() || !wm->is_object()) {
+    LASERD_ASSIGN_OR_RETURN(auto j, ReadJsonFile(ip));
+    auto wm = j.find("weight_map");
+    if (wm == j.end() || !wm->is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(ip, ": missing or non-object weight_map"));
     }
     std::map<std::string, std::vector<std::string>> by_file;
@@ -271,7 +269,7 @@ class SafetensorsSource final : public WeightSource {
             bytes.status().code(),
             absl::StrCat(ip, ": shard listed in weight_map: ", bytes.status().message()));
       }
-      if (auto s = AddShard(sp, *std::move(bytes)); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(AddShard(sp, *std::move(bytes)));
       for (const std::string& name : names) {
         auto it = index_.find(name);
         if (it == index_.end() || shards_[tensors_[it->second].shard].path != sp) {
@@ -304,7 +302,7 @@ class SafetensorsSource final : public WeightSource {
 absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensorsBytes(
     const std::string& label, std::shared_ptr<const Bytes> bytes) {
   auto src = std::make_unique<SafetensorsSource>(label);
-  if (auto s = src->AddShard(label, std::move(bytes)); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(src->AddShard(label, std::move(bytes)));
   src->Finish();
   return std::unique_ptr<WeightSource>(std::move(src));
 }
@@ -323,7 +321,7 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensors(const std::string&
   if (fs::is_directory(p, ec)) {
     dir = p;
     if (fs::exists(p / "model.safetensors.index.json", ec)) {
-      if (auto s = src->OpenIndex(p / "model.safetensors.index.json"); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(src->OpenIndex(p / "model.safetensors.index.json"));
     } else {
       fs::path single = p / "model.safetensors";
       if (!fs::exists(single, ec)) {
@@ -339,22 +337,20 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenSafetensors(const std::string&
         }
         single = found[0];
       }
-      auto bytes = internal::MapFile(single.string());
-      if (!bytes.ok()) return bytes.status();
-      if (auto s = src->AddShard(single.string(), *std::move(bytes)); !s.ok()) return s;
+      LASERD_ASSIGN_OR_RETURN(auto bytes, internal::MapFile(single.string()));
+      LASERD_RETURN_IF_ERROR(src->AddShard(single.string(), std::move(bytes)));
     }
   } else {
     dir = p.parent_path();
     if (dir.empty()) dir = ".";
     if (absl::EndsWith(path, ".index.json")) {
-      if (auto s = src->OpenIndex(p); !s.ok()) return s;
+      LASERD_RETURN_IF_ERROR(src->OpenIndex(p));
     } else {
-      auto bytes = internal::MapFile(path);
-      if (!bytes.ok()) return bytes.status();
-      if (auto s = src->AddShard(path, *std::move(bytes)); !s.ok()) return s;
+      LASERD_ASSIGN_OR_RETURN(auto bytes, internal::MapFile(path));
+      LASERD_RETURN_IF_ERROR(src->AddShard(path, std::move(bytes)));
     }
   }
-  if (auto s = src->LoadConfig(dir); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(src->LoadConfig(dir));
   src->Finish();
   return std::unique_ptr<WeightSource>(std::move(src));
 }

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/formats/internal.h"
 
 namespace laserd::formats {
@@ -189,11 +190,10 @@ absl::StatusOr<std::unique_ptr<WeightSource>> OpenWeights(const std::string& pat
   if (absl::EndsWith(path, ".safetensors") || absl::EndsWith(path, ".safetensors.index.json")) {
     return OpenSafetensors(path);
   }
-  auto bytes = internal::MapFile(path);
-  if (!bytes.ok()) return bytes.status();
-  const internal::Bytes& b = **bytes;
+  LASERD_ASSIGN_OR_RETURN(auto bytes, internal::MapFile(path));
+  const internal::Bytes& b = *bytes;
   if (b.size() >= 4 && std::memcmp(b.data(), "GGUF", 4) == 0) {
-    return internal::OpenGgufBytes(path, *std::move(bytes));
+    return internal::OpenGgufBytes(path, std::move(bytes));
   }
   // A safetensors file starts with a little-endian u64 header length and '{'.
   if (b.size() >= 9 && b.data()[8] == '{') {

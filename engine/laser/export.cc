@@ -12,27 +12,16 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/status_macros.h"
 #include "engine/laser/rank.h"
-#include "engine/tokenizer/internal.h"
+#include "engine/model/matrix_layout.h"
+#include "engine/tokenizer/gguf_pre_tokenizer.h"
 
 namespace laserd::laser {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string ShapeStr(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) absl::StrAppend(&r, i ? ", " : "", s[i]);
-  return r + "]";
-}
-
-std::vector<float> Transpose(const std::vector<float>& a, int64_t rows, int64_t cols) {
-  std::vector<float> t(a.size());
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) t[j * rows + i] = a[i * cols + j];
-  return t;
-}
 
 absl::Status WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -64,37 +53,31 @@ class Collector {
     return it == edits_.end() ? nullptr : it->second;
   }
 
-  // A matrix stored as its own tensor `name`: [out, in] (nn.Linear) or, with
-  // `conv1d`, [in, out] (GPT-2's Conv1D). Factored: `name`.laser_a [rows, k]
-  // and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
-  absl::Status Matrix(const std::string& type, int64_t layer, const std::string& name,
-                      bool conv1d) {
-    auto w = model_->Matrix(type, layer);
-    if (!w.ok()) return w.status();
-    const int64_t out = (*w)->rows(), in = (*w)->cols();
+  // The stored tensor `name` holding the one matrix of `t`, in t's layout
+  // ([out, in] nn.Linear, [in, out] Conv1D). Factored: `name`.laser_a
+  // [rows, k] and `name`.laser_b [cols, k] with the stored tensor = a · bᵀ.
+  absl::Status Matrix(const model::MatrixTensor& t, int64_t layer, const std::string& name) {
+    const model::ModelConfig& cfg = model_->config();
+    const std::string& type = t.types[0];
     if (const AppliedEdit* e = Edit(type, layer); e && factored_) {
+      const bool conv1d = t.layout == model::MatrixLayout::kConv1D;
       const std::vector<float>& a = conv1d ? e->v : e->us;
       const std::vector<float>& b = conv1d ? e->us : e->v;
-      const int64_t ra = conv1d ? in : out, rb = conv1d ? out : in;
+      const int64_t ra = conv1d ? e->in : e->out, rb = conv1d ? e->out : e->in;
       Add({name + ".laser_a", {ra, e->k}, a});
       Add({name + ".laser_b", {rb, e->k}, b});
       ++factored_count_;
       return absl::OkStatus();
     }
-    auto h = Host(type, layer);
-    if (!h.ok()) return h.status();
-    if (conv1d) {
-      Add({name, {in, out}, Transpose(*h, out, in)});
-    } else {
-      Add({name, {out, in}, *std::move(h)});
-    }
+    LASERD_ASSIGN_OR_RETURN(std::vector<float> h, Host(type, layer));
+    Add({name, model::StoredShape(cfg, t), model::JoinStored(cfg, t, {std::move(h)})});
     return absl::OkStatus();
   }
 
-  // Counts the edited q/k/v of a fused tensor (stored dense in both formats).
-  void NoteFused(int64_t layer) {
+  // Counts the edited matrices of a fused tensor (stored dense in both formats).
+  void NoteFused(const std::vector<std::string>& types, int64_t layer) {
     if (!factored_) return;
-    for (const char* t : {"attn.q", "attn.k", "attn.v"})
+    for (const std::string& t : types)
       if (Edit(t, layer)) ++kept_dense_;
   }
 
@@ -105,11 +88,9 @@ class Collector {
       const std::function<absl::StatusOr<std::string>(const std::string&)>& rename) {
     for (const formats::TensorInfo& ti : src_.tensors()) {
       if (consumed_.count(ti.name)) continue;
-      auto name = rename(ti.name);
-      if (!name.ok()) return name.status();
-      auto t = src_.LoadF32(ti.name);
-      if (!t.ok()) return t.status();
-      Add({*name, t->shape, std::move(t->data)});
+      LASERD_ASSIGN_OR_RETURN(auto name, rename(ti.name));
+      LASERD_ASSIGN_OR_RETURN(auto t, src_.LoadF32(ti.name));
+      Add({name, t.shape, std::move(t.data)});
     }
     return absl::OkStatus();
   }
@@ -128,131 +109,64 @@ class Collector {
   int64_t factored_count_ = 0, kept_dense_ = 0;
 };
 
-struct LlamaItem {
-  const char* type;
-  const char* hf;
-  const char* gg;
-};
-constexpr LlamaItem kLlamaItems[] = {
-    {"attn.q", "self_attn.q_proj", "attn_q"}, {"attn.k", "self_attn.k_proj", "attn_k"},
-    {"attn.v", "self_attn.v_proj", "attn_v"}, {"attn.o", "self_attn.o_proj", "attn_output"},
-    {"mlp.in", "mlp.gate_proj", "ffn_gate"},  {"mlp.up", "mlp.up_proj", "ffn_up"},
-    {"mlp.out", "mlp.down_proj", "ffn_down"},
-};
-
-// Hugging Face name of a non-matrix GGUF tensor of a Llama-family model.
-absl::StatusOr<std::string> GgufToHf(const std::string& name, const std::string& arch,
-                                     const std::string& where) {
-  static const std::map<std::string, std::string> kTop = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"}};
-  if (auto it = kTop.find(name); it != kTop.end()) return it->second;
-  std::vector<std::string> parts = absl::StrSplit(name, '.');
-  int64_t layer = -1;
-  if (parts.size() == 4 && parts[0] == "blk" && absl::SimpleAtoi(parts[1], &layer)) {
-    const std::string pre = absl::StrCat("model.layers.", layer, ".");
-    const std::string& t = parts[2];
-    const std::string& kind = parts[3];
-    if (kind == "weight" && t == "attn_norm") return pre + "input_layernorm.weight";
-    if (kind == "weight" && t == "ffn_norm") return pre + "post_attention_layernorm.weight";
-    if (kind == "bias") {
-      // llama.cpp permutes Q/K rows (and their biases) of llama models only.
-      if (arch == "llama" && (t == "attn_q" || t == "attn_k")) {
-        return absl::UnimplementedError(
-            absl::StrCat(where, ": tensor ", name, ": Q/K biases of llama GGUF are not exported"));
+// Hugging Face name of a tensor of a GGUF source that is not one of the
+// model's matrices, by its role in the architecture.
+absl::StatusOr<std::string> GgufToHf(const model::ModelConfig& cfg, const std::string& name,
+                                     const std::string& hf_prefix, const std::string& where) {
+  const model::Architecture& arch = *cfg.arch;
+  auto role = model::RoleOfTensor(arch, formats::FileFormat::kGguf, "", name);
+  if (role && role->kind == model::TensorKind::kMatrix && role->bias) {
+    // llama.cpp permutes Q/K rows (and their biases) of some architectures.
+    const model::ModelType* t = arch.FindModelType(formats::FileFormat::kGguf, cfg.model_type);
+    for (const std::string& type : role->types) {
+      if (t != nullptr && t->gguf_rotary_permuted && (type == "attn.q" || type == "attn.k")) {
+        return absl::UnimplementedError(absl::StrCat(where, ": tensor ", name, ": Q/K biases of ",
+                                                     cfg.model_type, " GGUF are not exported"));
       }
-      for (const LlamaItem& it : kLlamaItems)
-        if (t == it.gg) return absl::StrCat(pre, it.hf, ".bias");
     }
   }
-  return absl::UnimplementedError(absl::StrCat(
-      where, ": GGUF tensor ", name, " has no Hugging Face counterpart known to laserd export"));
+  std::string hf;
+  if (role) hf = model::TensorName(arch, formats::FileFormat::kSafetensors, hf_prefix, *role);
+  if (hf.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        where, ": GGUF tensor ", name, " has no Hugging Face counterpart known to laserd export"));
+  }
+  return hf;
 }
 
+// Every matrix under its safetensors name and layout (the source's own names
+// for safetensors sources), then every other source tensor, renamed from GGUF
+// to Hugging Face names for GGUF sources.
 absl::Status CollectTensors(const formats::WeightSource& src, model::Model* model, Collector* c) {
   const model::ModelConfig& cfg = model->config();
+  const model::Architecture& arch = *cfg.arch;
   const bool gguf = src.format() == formats::FileFormat::kGguf;
-  const int64_t d = cfg.hidden;
-  switch (cfg.arch) {
-    case model::Arch::kLlama: {
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        for (const LlamaItem& it : kLlamaItems) {
-          const std::string hf = absl::StrCat("model.layers.", i, ".", it.hf, ".weight");
-          c->Consume(gguf ? absl::StrCat("blk.", i, ".", it.gg, ".weight") : hf);
-          if (auto s = c->Matrix(it.type, i, hf, false); !s.ok()) return s;
-        }
+  const std::string src_prefix = model::BodyPrefix(arch, src);
+  const std::string prefix = gguf ? arch.safetensors.prefixes.front() : src_prefix;
+  for (int64_t i = 0; i < cfg.layers; ++i) {
+    for (const model::MatrixTensor& t : arch.safetensors.matrices) {
+      const std::string name = absl::StrCat(prefix, model::ExpandLayer(t.name, i), ".weight");
+      for (const std::string& type : t.types) {
+        c->Consume(model::TensorName(arch, src.format(), src_prefix,
+                                     {model::TensorKind::kMatrix, i, {type}, false}));
       }
-      if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
-      const std::string arch = cfg.model_type, where = src.path();
-      return c->CopyRest([&](const std::string& n) { return GgufToHf(n, arch, where); });
-    }
-    case model::Arch::kGpt2: {
-      const std::string pre = src.Has("transformer.wte.weight") ? "transformer." : "";
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat(pre, "h.", i, ".");
-        // c_attn: Conv1D [d, 3d] = [q; k; v]ᵀ.
-        std::vector<float> qkv(3 * d * d);
-        for (int j = 0; j < 3; ++j) {
-          auto h = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
-          if (!h.ok()) return h.status();
-          std::copy(h->begin(), h->end(), qkv.begin() + j * d * d);
-        }
-        c->Consume(p + "attn.c_attn.weight");
-        c->Add({p + "attn.c_attn.weight", {d, 3 * d}, Transpose(qkv, 3 * d, d)});
-        c->NoteFused(i);
-        for (auto [type, name] :
-             {std::pair{"attn.o", "attn.c_proj.weight"}, std::pair{"mlp.in", "mlp.c_fc.weight"},
-              std::pair{"mlp.out", "mlp.c_proj.weight"}}) {
-          c->Consume(p + name);
-          if (auto s = c->Matrix(type, i, p + name, true); !s.ok()) return s;
-        }
+      if (t.types.size() == 1) {
+        LASERD_RETURN_IF_ERROR(c->Matrix(t, i, name));
+        continue;
       }
-      return c->CopyRest([](const std::string& n) { return n; });
-    }
-    case model::Arch::kGptJ: {
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat("transformer.h.", i, ".");
-        for (auto [type, name] :
-             {std::pair{"attn.q", "attn.q_proj"}, std::pair{"attn.k", "attn.k_proj"},
-              std::pair{"attn.v", "attn.v_proj"}, std::pair{"attn.o", "attn.out_proj"},
-              std::pair{"mlp.in", "mlp.fc_in"}, std::pair{"mlp.out", "mlp.fc_out"}}) {
-          const std::string n = absl::StrCat(p, name, ".weight");
-          c->Consume(n);
-          if (auto s = c->Matrix(type, i, n, false); !s.ok()) return s;
-        }
+      // A fused tensor is written dense in both formats.
+      std::vector<std::vector<float>> ms;
+      for (const std::string& type : t.types) {
+        LASERD_ASSIGN_OR_RETURN(std::vector<float> m, c->Host(type, i));
+        ms.push_back(std::move(m));
       }
-      return c->CopyRest([](const std::string& n) { return n; });
-    }
-    case model::Arch::kGptNeoX: {
-      const int64_t hd = cfg.head_dim, H = cfg.heads;
-      for (int64_t i = 0; i < cfg.layers; ++i) {
-        const std::string p = absl::StrCat("gpt_neox.layers.", i, ".");
-        // query_key_value rows are [heads, 3, head_dim].
-        std::vector<float> qkv(3 * d * d);
-        for (int j = 0; j < 3; ++j) {
-          auto w = c->Host(j == 0 ? "attn.q" : j == 1 ? "attn.k" : "attn.v", i);
-          if (!w.ok()) return w.status();
-          for (int64_t h = 0; h < H; ++h) {
-            std::copy(w->begin() + h * hd * d, w->begin() + (h + 1) * hd * d,
-                      qkv.begin() + (h * 3 + j) * hd * d);
-          }
-        }
-        const std::string qn = p + "attention.query_key_value.weight";
-        c->Consume(qn);
-        c->Add({qn, {3 * d, d}, std::move(qkv)});
-        c->NoteFused(i);
-        for (auto [type, name] : {std::pair{"attn.o", "attention.dense.weight"},
-                                  std::pair{"mlp.in", "mlp.dense_h_to_4h.weight"},
-                                  std::pair{"mlp.out", "mlp.dense_4h_to_h.weight"}}) {
-          c->Consume(p + name);
-          if (auto s = c->Matrix(type, i, p + name, false); !s.ok()) return s;
-        }
-      }
-      return c->CopyRest([](const std::string& n) { return n; });
+      c->Add({name, model::StoredShape(cfg, t), model::JoinStored(cfg, t, ms)});
+      c->NoteFused(t.types, i);
     }
   }
-  return absl::InternalError("unknown architecture");
+  if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
+  const std::string where = src.path();
+  return c->CopyRest([&](const std::string& n) { return GgufToHf(cfg, n, prefix, where); });
 }
 
 // Files beside a safetensors model that describe the model or its tokenizer.
@@ -290,8 +204,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": GGUF BPE vocabulary without tokenizer.ggml.tokens/merges"));
   }
-  auto pre = tokenizer::internal::GgufPreTokenizerFor(str("tokenizer.ggml.pre"));
-  if (!pre.ok()) return pre.status();
+  LASERD_ASSIGN_OR_RETURN(auto pre, tokenizer::GgufPreTokenizerRulesFor(str("tokenizer.ggml.pre")));
   const json& tokens = *tokens_it;
   json types = md.value("tokenizer.ggml.token_type", json::array());
   json vocab = json::object(), added = json::array();
@@ -323,7 +236,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
     merges.push_back({s.substr(0, pos), s.substr(pos + 1)});
   }
   json pretoks = json::array();
-  for (const std::string& r : pre->regexes) {
+  for (const std::string& r : pre.regexes) {
     pretoks.push_back({{"type", "Split"},
                        {"pattern", {{"Regex", r}}},
                        {"behavior", "Isolated"},
@@ -342,7 +255,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
   };
   auto bos = id("tokenizer.ggml.bos_token_id"), eos = id("tokenizer.ggml.eos_token_id"),
        unk = id("tokenizer.ggml.unknown_token_id"), pad = id("tokenizer.ggml.padding_token_id");
-  bool add_bos = pre->add_bos_default;
+  bool add_bos = pre.add_bos_default;
   if (auto it = md.find("tokenizer.ggml.add_bos_token"); it != md.end() && it->is_boolean())
     add_bos = it->get<bool>();
   json post = {{"type", "ByteLevel"},
@@ -383,7 +296,7 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
         {"end_of_word_suffix", nullptr},
         {"fuse_unk", false},
         {"byte_fallback", false},
-        {"ignore_merges", pre->ignore_merges},
+        {"ignore_merges", pre.ignore_merges},
         {"vocab", vocab},
         {"merges", merges}}},
   };
@@ -401,8 +314,8 @@ absl::StatusOr<std::vector<std::string>> WriteGgufTokenizer(const formats::Weigh
   if (std::string ct = str("tokenizer.chat_template"); !ct.empty()) cfg["chat_template"] = ct;
   const std::string tp = (fs::path(out_dir) / "tokenizer.json").string(),
                     cp = (fs::path(out_dir) / "tokenizer_config.json").string();
-  if (auto s = WriteFile(tp, tj.dump(1) + "\n"); !s.ok()) return s;
-  if (auto s = WriteFile(cp, cfg.dump(2) + "\n"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(WriteFile(tp, tj.dump(1) + "\n"));
+  LASERD_RETURN_IF_ERROR(WriteFile(cp, cfg.dump(2) + "\n"));
   return std::vector<std::string>{tp, cp};
 }
 
@@ -456,33 +369,29 @@ absl::StatusOr<std::vector<AppliedEdit>> ApplyEdits(model::Model* model,
                                                     Editor* editor) {
   std::vector<AppliedEdit> out;
   for (const EditSpec& e : edits) {
-    auto w = model->Matrix(e.type, e.layer);
-    if (!w.ok()) return w.status();
+    LASERD_ASSIGN_OR_RETURN(auto w, model->Matrix(e.type, e.layer));
     AppliedEdit a;
     a.spec = e;
-    a.out = (*w)->rows();
-    a.in = (*w)->cols();
+    a.out = w->rows();
+    a.in = w->cols();
     a.max_rank = std::min(a.out, a.in);
-    auto k = KeptRankFromRho(a.out, a.in, e.rho);
-    if (!k.ok()) return k.status();
-    a.k = *k;
-    auto host = MatrixToHost(model, e.type, e.layer);
-    if (!host.ok()) return host.status();
-    auto d = kernels::ComputeTruncatedSvd(host->data(), a.out, a.in, a.k, svd);
+    LASERD_ASSIGN_OR_RETURN(auto k, KeptRankFromRho(a.out, a.in, e.rho));
+    a.k = k;
+    LASERD_ASSIGN_OR_RETURN(auto host, MatrixToHost(model, e.type, e.layer));
+    auto d = kernels::ComputeTruncatedSvd(host.data(), a.out, a.in, a.k, svd);
     if (!d.ok()) {
       return absl::Status(d.status().code(),
                           absl::StrCat(e.type, " of layer ", e.layer, ": ", d.status().message()));
     }
-    auto err = kernels::TruncationErrors(host->data(), *d, {a.k});
-    if (!err.ok()) return err.status();
-    a.rel_error = (*err)[0];
+    LASERD_ASSIGN_OR_RETURN(auto err, kernels::TruncationErrors(host.data(), *d, {a.k}));
+    a.rel_error = err[0];
     a.us.resize(a.out * a.k);
     a.v.resize(a.in * a.k);
     for (int64_t i = 0; i < a.out; ++i)
       for (int64_t j = 0; j < a.k; ++j) a.us[i * a.k + j] = d->u[i * d->k + j] * d->s[j];
     for (int64_t i = 0; i < a.in; ++i)
       for (int64_t j = 0; j < a.k; ++j) a.v[i * a.k + j] = d->v[i * d->k + j];
-    if (auto s = editor->ApplyDense(e.type, e.layer, *d, a.k); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(editor->ApplyDense(e.type, e.layer, *d, a.k));
     out.push_back(std::move(a));
   }
   return out;
@@ -519,7 +428,7 @@ absl::Status WriteSafetensorsF32(const std::string& path, const std::vector<StTe
     if (n != static_cast<int64_t>(t.data.size())) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": tensor ", t.name, " has ",
                                                      t.data.size(), " values for shape ",
-                                                     ShapeStr(t.shape)));
+                                                     model::ShapeString(t.shape)));
     }
     const int64_t bytes = n * static_cast<int64_t>(sizeof(float));
     header[t.name] = {
@@ -542,45 +451,11 @@ absl::Status WriteSafetensorsF32(const std::string& path, const std::vector<StTe
 
 absl::StatusOr<json> HfConfigFromGguf(const formats::WeightSource& src,
                                       const model::ModelConfig& c) {
-  const json& md = src.metadata();
-  if (c.arch != model::Arch::kLlama) {
+  if (c.arch == nullptr || c.arch->hf_config_from_gguf == nullptr) {
     return absl::UnimplementedError(
         absl::StrCat(src.path(), ": GGUF architecture ", c.model_type, " cannot be exported"));
   }
-  json cfg = {
-      {"architectures",
-       {c.model_type == "qwen2"     ? "Qwen2ForCausalLM"
-        : c.model_type == "mistral" ? "MistralForCausalLM"
-                                    : "LlamaForCausalLM"}},
-      {"model_type", c.model_type},
-      {"hidden_size", c.hidden},
-      {"intermediate_size", c.intermediate},
-      {"num_hidden_layers", c.layers},
-      {"num_attention_heads", c.heads},
-      {"num_key_value_heads", c.kv_heads},
-      {"head_dim", c.head_dim},
-      {"hidden_act", "silu"},
-      {"rms_norm_eps", c.norm_eps},
-      {"rope_theta", c.rope_theta},
-      {"max_position_embeddings", c.max_positions},
-      {"vocab_size", c.vocab_size},
-      {"tie_word_embeddings", !src.Has("output.weight")},
-      {"attention_bias", src.Has("blk.0.attn_q.bias")},
-      {"mlp_bias", false},
-      {"torch_dtype", "float32"},
-      {"dtype", "float32"},
-  };
-  if (c.model_type == "llama") cfg["pretraining_tp"] = 1;
-  if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
-  if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
-  if (auto it = md.find("tokenizer.ggml.padding_token_id");
-      it != md.end() && it->is_number_integer()) {
-    cfg["pad_token_id"] = *it;
-  }
-  if (auto it = md.find("general.name"); it != md.end() && it->is_string()) {
-    cfg["_name_or_path"] = *it;
-  }
-  return cfg;
+  return c.arch->hf_config_from_gguf(src, c);
 }
 
 absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model::Model* model,
@@ -598,13 +473,12 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
   // config.json first, so that an unsupported source fails before the big write.
   json config;
   if (gguf) {
-    auto c = HfConfigFromGguf(src, model->config());
-    if (!c.ok()) return c.status();
-    config = *std::move(c);
+    LASERD_ASSIGN_OR_RETURN(auto c, HfConfigFromGguf(src, model->config()));
+    config = std::move(c);
   }
 
   Collector c(src, model, applied, format);
-  if (auto s = CollectTensors(src, model, &c); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(CollectTensors(src, model, &c));
   json edits = json::array();
   for (const AppliedEdit& e : applied) {
     edits.push_back({{"type", e.spec.type},
@@ -621,7 +495,7 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
       {"laserd_source", fs::path(src.path()).filename().string()},
   };
   r.weights_path = (fs::path(out_dir) / "model.safetensors").string();
-  if (auto s = WriteSafetensorsF32(r.weights_path, c.tensors(), meta); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(WriteSafetensorsF32(r.weights_path, c.tensors(), meta));
   r.weights_bytes = static_cast<int64_t>(fs::file_size(r.weights_path, ec));
   r.files.push_back(r.weights_path);
   r.dense_tensors_factored = c.factored_count();
@@ -629,11 +503,10 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
 
   const std::string cfg_out = (fs::path(out_dir) / "config.json").string();
   if (gguf) {
-    if (auto s = WriteFile(cfg_out, config.dump(2) + "\n"); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(WriteFile(cfg_out, config.dump(2) + "\n"));
     r.files.push_back(cfg_out);
-    auto tok = WriteGgufTokenizer(src, out_dir);
-    if (!tok.ok()) return tok.status();
-    r.files.insert(r.files.end(), tok->begin(), tok->end());
+    LASERD_ASSIGN_OR_RETURN(auto tok, WriteGgufTokenizer(src, out_dir));
+    r.files.insert(r.files.end(), tok.begin(), tok.end());
   } else {
     fs::path dir =
         fs::is_directory(src.path()) ? fs::path(src.path()) : fs::path(src.path()).parent_path();
@@ -641,7 +514,7 @@ absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model
     json cfg = src.metadata();
     for (const char* key : {"torch_dtype", "dtype"})
       if (cfg.contains(key)) cfg[key] = "float32";
-    if (auto s = WriteFile(cfg_out, cfg.dump(2) + "\n"); !s.ok()) return s;
+    LASERD_RETURN_IF_ERROR(WriteFile(cfg_out, cfg.dump(2) + "\n"));
     r.files.push_back(cfg_out);
     for (const char* n : kSideFiles) {
       const fs::path from = dir / n, to = fs::path(out_dir) / n;

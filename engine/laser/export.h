@@ -1,6 +1,7 @@
-// Exporting an edited model (DESIGN.md §3, issue 3): `merged` writes the
+// Exporting an edited model (`laserd export`): `merged` writes the
 // edited weights as a Hugging Face model directory (fp32 safetensors in the
-// architecture's own tensor names and layouts, config.json, tokenizer files)
+// architecture's own tensor names and layouts as engine/model/architecture.h
+// describes them, config.json, tokenizer files)
 // that transformers loads as it is; `factored` stores each edited matrix as
 // its two low-rank factors so the file shrinks, and laserd loads it back
 // (engine/model/laser_factors.h). docs/export.md describes the files.

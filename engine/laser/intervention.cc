@@ -1,27 +1,25 @@
 #include "engine/laser/intervention.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::laser {
 
 absl::StatusOr<std::vector<float>> MatrixToHost(model::Model* model, const std::string& type,
                                                 int64_t layer) {
-  auto w = model->Matrix(type, layer);
-  if (!w.ok()) return w.status();
-  std::vector<float> host((*w)->size());
-  model->backend()->ToHost(**w, host.data());
+  LASERD_ASSIGN_OR_RETURN(auto w, model->Matrix(type, layer));
+  std::vector<float> host(w->size());
+  model->backend()->ToHost(*w, host.data());
   return host;
 }
 
 absl::StatusOr<kernels::TruncatedSvd> DecomposeMatrix(model::Model* model, const std::string& type,
                                                       int64_t layer, int64_t k_max,
                                                       const kernels::SvdOptions& opts) {
-  auto w = model->Matrix(type, layer);
-  if (!w.ok()) return w.status();
-  const int64_t m = (*w)->rows(), n = (*w)->cols();
-  auto host = MatrixToHost(model, type, layer);
-  if (!host.ok()) return host.status();
-  auto svd = kernels::ComputeTruncatedSvd(host->data(), m, n, k_max, opts);
+  LASERD_ASSIGN_OR_RETURN(auto w, model->Matrix(type, layer));
+  const int64_t m = w->rows(), n = w->cols();
+  LASERD_ASSIGN_OR_RETURN(auto host, MatrixToHost(model, type, layer));
+  auto svd = kernels::ComputeTruncatedSvd(host.data(), m, n, k_max, opts);
   if (!svd.ok()) {
     return absl::Status(svd.status().code(),
                         absl::StrCat(type, " of layer ", layer, ": ", svd.status().message()));
@@ -51,9 +49,8 @@ absl::StatusOr<Factors> MakeFactors(kernels::Backend* backend, const kernels::Tr
 Editor::~Editor() { RestoreAll(); }
 
 absl::Status Editor::ApplyDense(const std::string& type, int64_t layer, const Factors& f) {
-  auto w = model_->Matrix(type, layer);
-  if (!w.ok()) return w.status();
-  kernels::Tensor* W = *w;
+  LASERD_ASSIGN_OR_RETURN(auto w, model_->Matrix(type, layer));
+  kernels::Tensor* W = w;
   if (f.us.rows() != W->rows() || f.v.rows() != W->cols() || f.us.cols() != f.k ||
       f.v.cols() != f.k || f.k < 1) {
     return absl::InvalidArgumentError(
@@ -75,9 +72,8 @@ absl::Status Editor::ApplyDense(const std::string& type, int64_t layer, const Fa
 
 absl::Status Editor::ApplyDense(const std::string& type, int64_t layer,
                                 const kernels::TruncatedSvd& svd, int64_t k) {
-  auto f = MakeFactors(model_->backend(), svd, k);
-  if (!f.ok()) return f.status();
-  return ApplyDense(type, layer, *f);
+  LASERD_ASSIGN_OR_RETURN(auto f, MakeFactors(model_->backend(), svd, k));
+  return ApplyDense(type, layer, f);
 }
 
 absl::Status Editor::Restore(const std::string& type, int64_t layer) {
@@ -86,9 +82,8 @@ absl::Status Editor::Restore(const std::string& type, int64_t layer) {
     return absl::FailedPreconditionError(
         absl::StrCat(type, " of layer ", layer, " is not edited; nothing to restore"));
   }
-  auto w = model_->Matrix(type, layer);
-  if (!w.ok()) return w.status();
-  model_->backend()->Copy(it->second, *w);
+  LASERD_ASSIGN_OR_RETURN(auto w, model_->Matrix(type, layer));
+  model_->backend()->Copy(it->second, w);
   originals_.erase(it);
   return absl::OkStatus();
 }

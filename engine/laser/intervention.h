@@ -1,5 +1,5 @@
-// Applying and reverting one LASER edit W ← W_k of a resident model
-// (DESIGN.md §1, §3.1): the model stays loaded, an edit overwrites the
+// Applying and reverting one LASER edit W ← W_k (W's best rank-k
+// approximation) of a resident model: the model stays loaded, an edit overwrites the
 // matrix's storage in place, and the original is kept (on the model's
 // backend) so that restoring it is a bit-exact copy.
 #ifndef LASERD_ENGINE_LASER_INTERVENTION_H_

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "engine/model/model.h"
 
 namespace laserd::laser {
@@ -36,11 +37,17 @@ std::string ValidNames() {
 
 }  // namespace
 
+std::string PaperAlias(const std::string& canonical) {
+  for (const auto& [alias, type] : Aliases())
+    if (type == canonical) return alias;
+  return "";
+}
+
 absl::StatusOr<int64_t> KeptRankFromRho(int64_t m, int64_t n, double rho) {
   if (!(rho > 0.0 && rho <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("rho must be in (0, 1], got ", rho));
   }
-  if (auto st = CheckDims(m, n); !st.ok()) return st;
+  LASERD_RETURN_IF_ERROR(CheckDims(m, n));
   const int64_t mn = std::min(m, n);
   const double k = std::floor(static_cast<double>(mn) * rho);
   return std::clamp<int64_t>(static_cast<int64_t>(k), 1, mn);
@@ -50,7 +57,7 @@ absl::StatusOr<int64_t> KeptRankFromRate(int64_t m, int64_t n, double rate) {
   if (!(rate >= 0.0 && rate < 10.0)) {
     return absl::InvalidArgumentError(absl::StrCat("rate must be in [0, 10), got ", rate));
   }
-  if (auto st = CheckDims(m, n); !st.ok()) return st;
+  LASERD_RETURN_IF_ERROR(CheckDims(m, n));
   const int64_t mn = std::min(m, n);
   // Python: int(mn * ((10 - rate) * 0.1)); each operation rounded to double
   // (no a*b+c here, so no contraction into an FMA can change it), then
@@ -87,14 +94,13 @@ absl::StatusOr<std::vector<std::string>> ExpandMatrixTypes(
       }
       continue;
     }
-    auto t = CanonicalMatrixType(name);
-    if (!t.ok()) return t.status();
-    if (!has(*t)) {
+    LASERD_ASSIGN_OR_RETURN(auto t, CanonicalMatrixType(name));
+    if (!has(t)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("matrix type '", name, "' (", *t,
+          absl::StrCat("matrix type '", name, "' (", t,
                        ") does not exist in this model; it has: ", absl::StrJoin(available, ", ")));
     }
-    choose(*t);
+    choose(t);
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < canon.size(); ++i)

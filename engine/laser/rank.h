@@ -1,4 +1,6 @@
-// Kept rank and matrix-type names of a LASER intervention (DESIGN.md §1).
+// Kept rank and matrix-type names of a LASER intervention: an edit
+// (type, layer, ρ) keeps k = max(1, floor(min(out, in) · ρ)) singular values,
+// and a type is a canonical name or one of the paper's aliases.
 #ifndef LASERD_ENGINE_LASER_RANK_H_
 #define LASERD_ENGINE_LASER_RANK_H_
 
@@ -25,6 +27,10 @@ absl::StatusOr<int64_t> KeptRankFromRate(int64_t m, int64_t n, double rate);
 // k_proj → attn.k, v_proj → attn.v, out_proj → attn.o). INVALID_ARGUMENT
 // listing the valid names otherwise (groups are not single types).
 absl::StatusOr<std::string> CanonicalMatrixType(const std::string& name);
+
+// The paper's alias of a canonical type (mlp.in → fc_in, …, attn.o →
+// out_proj); empty for a name that has none.
+std::string PaperAlias(const std::string& canonical);
 
 // Expands names (canonical, aliases, and the groups `mlp`, `attn`, `all`)
 // against the types a model has (`available`, canonical, in canonical order).

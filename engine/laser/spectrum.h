@@ -1,5 +1,5 @@
-// The Marchenko–Pastur rank suggestion of one weight matrix (DESIGN.md §1,
-// "rank suggestion without a sweep"), as laserRMT computes it. One
+// The Marchenko–Pastur rank suggestion of one weight matrix (a kept rank
+// suggested from its spectrum alone, without a sweep), as laserRMT computes it. One
 // implementation, used by ModelService.GetSpectrum and by sweeps with
 // SweepSpec.add_suggested_rank (Intervention.rank_source = SUGGESTED).
 //

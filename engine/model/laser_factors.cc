@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 
 namespace laserd::model {
 namespace {
@@ -34,17 +35,15 @@ class FactoredSource : public formats::WeightSource {
       }
       return src_.LoadF32(name);
     }
-    auto a = src_.LoadF32(it->second.first);
-    if (!a.ok()) return a.status();
-    auto b = src_.LoadF32(it->second.second);
-    if (!b.ok()) return b.status();
-    const int64_t rows = a->shape[0], cols = b->shape[0], k = a->shape[1];
+    LASERD_ASSIGN_OR_RETURN(auto a, src_.LoadF32(it->second.first));
+    LASERD_ASSIGN_OR_RETURN(auto b, src_.LoadF32(it->second.second));
+    const int64_t rows = a.shape[0], cols = b.shape[0], k = a.shape[1];
     formats::TensorF32 t;
     t.shape = {rows, cols};
     t.data.resize(rows * cols);
     // [rows, cols] = a [rows, k] · b [cols, k]ᵀ.
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, k, 1.0f, a->data.data(), k,
-                b->data.data(), k, 0.0f, t.data.data(), cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, k, 1.0f, a.data.data(), k,
+                b.data.data(), k, 0.0f, t.data.data(), cols);
     return t;
   }
 

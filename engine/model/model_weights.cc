@@ -1,0 +1,174 @@
+#include "engine/model/model_weights.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "engine/model/matrix_layout.h"
+
+namespace laserd::model {
+namespace {
+
+using formats::FileFormat;
+using kernels::Tensor;
+
+// llama.cpp's converter permutes the rows of Q and K for its rotary layout;
+// undo it so the matrices are exactly the Hugging Face ones.
+std::vector<float> UnpermuteGgufRotary(const std::vector<float>& w, int64_t heads, int64_t out,
+                                       int64_t in) {
+  const int64_t hd = out / heads, half = hd / 2;
+  std::vector<float> r(w.size());
+  // GGUF row (h, i, j) with i in [0, half), j in {0,1} came from HF row (h, j, i).
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t src = h * hd + i * 2 + j, dst = h * hd + j * half + i;
+        std::copy(w.begin() + src * in, w.begin() + (src + 1) * in, r.begin() + dst * in);
+      }
+  return r;
+}
+
+// Loads tensors by the architecture's names, checking shapes.
+class WeightLoader {
+ public:
+  WeightLoader(const formats::WeightSource& src, kernels::Backend* be, const ModelConfig& c)
+      : src_(src),
+        be_(be),
+        c_(c),
+        arch_(*c.arch),
+        naming_(arch_.naming(src.format())),
+        prefix_(BodyPrefix(arch_, src)) {
+    const ModelType* t = arch_.FindModelType(src.format(), c.model_type);
+    rotary_permuted_ = src.format() == FileFormat::kGguf && t && t->gguf_rotary_permuted;
+  }
+
+  std::string Name(TensorKind kind, int64_t layer = -1, bool bias = false) const {
+    return TensorName(arch_, src_.format(), prefix_, {kind, layer, {}, bias});
+  }
+
+  // A tensor of shape `want`, [rows, cols]; a 1-D tensor [n] is taken as [1, n].
+  absl::StatusOr<Tensor> Load(const std::string& name, std::vector<int64_t> want) {
+    LASERD_ASSIGN_OR_RETURN(formats::TensorF32 t, src_.LoadF32(name));
+    if (t.shape != want &&
+        !(want.size() == 2 && want[0] == 1 && t.shape.size() == 1 && t.shape[0] == want[1])) {
+      return BadShape(name, t.shape, want);
+    }
+    return be_->FromHost(t.data.data(), want[0], want[1]);
+  }
+
+  // A norm's weight (and bias, where the architecture has one), [1, d].
+  absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b) {
+    if (n.name.empty()) return absl::OkStatus();
+    LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, layer), {1, c_.hidden}));
+    if (n.bias) {
+      LASERD_ASSIGN_OR_RETURN(*b, Load(Name(kind, layer, true), {1, c_.hidden}));
+    }
+    return absl::OkStatus();
+  }
+
+  // Every matrix (and bias) of the stored tensor `t` of layer `i`.
+  absl::Status LoadMatrices(const MatrixTensor& t, int64_t i, LayerWeights* ly) {
+    const std::string base = prefix_ + ExpandLayer(t.name, i);
+    const FusedRows fr = FusedRowsOf(c_, t);
+    for (size_t j = 0; j < t.types.size(); ++j) {
+      if (fr.rows[j] * fr.blocks != MatrixShape(c_, t.types[j]).first) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            src_.path(), ": ", t.types[j], " does not split evenly over the heads of ", base));
+      }
+    }
+    const std::vector<int64_t> stored = StoredShape(c_, t);
+    LASERD_ASSIGN_OR_RETURN(formats::TensorF32 w, src_.LoadF32(base + ".weight"));
+    if (w.shape != stored) return BadShape(base + ".weight", w.shape, stored);
+    std::vector<std::vector<float>> ws = SplitStored(c_, t, std::move(w.data)), bs;
+    if (t.bias_required || src_.Has(base + ".bias")) {
+      LASERD_ASSIGN_OR_RETURN(formats::TensorF32 b, src_.LoadF32(base + ".bias"));
+      if (b.shape != std::vector<int64_t>{fr.total} &&
+          b.shape != std::vector<int64_t>{1, fr.total}) {
+        return BadShape(base + ".bias", b.shape, {fr.total});
+      }
+      bs = SplitStoredBias(c_, t, b.data);
+    }
+    for (size_t j = 0; j < t.types.size(); ++j) {
+      const std::string& type = t.types[j];
+      const auto [out, in] = MatrixShape(c_, type);
+      if (rotary_permuted_ && (type == "attn.q" || type == "attn.k")) {
+        ws[j] = UnpermuteGgufRotary(ws[j], type == "attn.q" ? c_.heads : c_.kv_heads, out, in);
+      }
+      ly->w[type] = be_->FromHost(ws[j].data(), out, in);
+      // Biases stay in file order: laserd export refuses rotary-permuted biases.
+      if (!bs.empty()) ly->b[type] = be_->FromHost(bs[j].data(), 1, out);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status LoadAll(ModelWeights* W, ModelConfig* c) {
+    const int64_t d = c->hidden, V = c->vocab_size;
+    LASERD_ASSIGN_OR_RETURN(W->embed, Load(Name(TensorKind::kEmbed), {V, d}));
+    if (arch_.position == PositionKind::kLearned) {
+      LASERD_ASSIGN_OR_RETURN(W->pos_embed,
+                              Load(Name(TensorKind::kPosEmbed), {c->max_positions, d}));
+    }
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kFinalNorm, naming_.final_norm, -1, &W->norm_w, &W->norm_b));
+    const std::string head = Name(TensorKind::kHead), head_bias = Name(TensorKind::kHead, -1, true);
+    if (src_.Has(head) && !(arch_.config_ties_head && c->tied_embeddings)) {
+      LASERD_ASSIGN_OR_RETURN(W->lm_head, Load(head, {V, d}));
+      if (!head_bias.empty() && src_.Has(head_bias)) {
+        LASERD_ASSIGN_OR_RETURN(W->lm_head_b, Load(head_bias, {1, V}));
+      }
+      c->tied_embeddings = false;
+    } else {
+      W->lm_head = W->embed;
+      c->tied_embeddings = true;
+    }
+    W->layers.resize(c->layers);
+    for (int64_t i = 0; i < c->layers; ++i) {
+      LayerWeights& ly = W->layers[i];
+      for (const MatrixTensor& t : naming_.matrices)
+        LASERD_RETURN_IF_ERROR(LoadMatrices(t, i, &ly));
+      LASERD_RETURN_IF_ERROR(
+          LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
+      LASERD_RETURN_IF_ERROR(
+          LoadNorm(TensorKind::kMlpNorm, naming_.mlp_norm, i, &ly.ln2_w, &ly.ln2_b));
+    }
+    // Rotary inverse frequencies, in fp32 as torch computes them.
+    if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {
+      const int half = c->rotary_dim / 2;
+      W->inv_freq.resize(half);
+      for (int f = 0; f < half; ++f) {
+        const float expo = static_cast<float>(2 * f) / static_cast<float>(c->rotary_dim);
+        W->inv_freq[f] = 1.0f / std::pow(static_cast<float>(c->rope_theta), expo);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status BadShape(const std::string& name, const std::vector<int64_t>& got,
+                        const std::vector<int64_t>& want) const {
+    return absl::InvalidArgumentError(absl::StrCat(src_.path(), ": tensor ", name, " has shape ",
+                                                   ShapeString(got), ", expected ",
+                                                   ShapeString(want)));
+  }
+
+  const formats::WeightSource& src_;
+  kernels::Backend* be_;
+  const ModelConfig& c_;
+  const Architecture& arch_;
+  const TensorNaming& naming_;
+  const std::string prefix_;
+  bool rotary_permuted_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const formats::WeightSource& src,
+                                                               kernels::Backend* backend,
+                                                               ModelConfig* c) {
+  auto w = std::make_unique<ModelWeights>();
+  LASERD_RETURN_IF_ERROR(WeightLoader(src, backend, *c).LoadAll(w.get(), c));
+  return w;
+}
+
+}  // namespace laserd::model
