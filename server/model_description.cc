@@ -10,6 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "engine/laser/rank.h"
+#include "engine/model/architecture.h"
 #include "server/proto_time.h"
 #include "server/sha256.h"
 
@@ -17,14 +19,6 @@ namespace laserd::server {
 namespace {
 
 namespace pb = ::laser::v1;
-
-// Canonical type → the aliases of the paper's code.
-const std::map<std::string, std::string>& AliasOf() {
-  static const auto* m = new std::map<std::string, std::string>{
-      {"attn.q", "q_proj"}, {"attn.k", "k_proj"}, {"attn.v", "v_proj"}, {"attn.o", "out_proj"},
-      {"mlp.in", "fc_in"},  {"mlp.up", "fc_up"},  {"mlp.out", "fc_out"}};
-  return *m;
-}
 
 // The model's hash: of the GGUF file, or of a safetensors directory's
 // index.json then its shards in file name order (or model.safetensors).
@@ -59,55 +53,6 @@ std::string MetaString(const nlohmann::json& meta, bool gguf, const char* key,
 }
 
 }  // namespace
-
-SourceTensor SourceTensorOf(const formats::WeightSource& w, const std::string& type,
-                            const model::ModelConfig& c) {
-  static const std::map<std::string, std::vector<std::string>> kNames = {
-      {"attn.q",
-       {"blk.0.attn_q.weight", "layers.0.self_attn.q_proj.weight", "h.0.attn.q_proj.weight"}},
-      {"attn.k",
-       {"blk.0.attn_k.weight", "layers.0.self_attn.k_proj.weight", "h.0.attn.k_proj.weight"}},
-      {"attn.v",
-       {"blk.0.attn_v.weight", "layers.0.self_attn.v_proj.weight", "h.0.attn.v_proj.weight"}},
-      {"attn.o",
-       {"blk.0.attn_output.weight", "layers.0.self_attn.o_proj.weight", "h.0.attn.out_proj.weight",
-        "h.0.attn.c_proj.weight", "layers.0.attention.dense.weight"}},
-      {"mlp.in",
-       {"blk.0.ffn_gate.weight", "layers.0.mlp.gate_proj.weight", "h.0.mlp.fc_in.weight",
-        "h.0.mlp.c_fc.weight", "layers.0.mlp.dense_h_to_4h.weight"}},
-      {"mlp.up", {"blk.0.ffn_up.weight", "layers.0.mlp.up_proj.weight"}},
-      {"mlp.out",
-       {"blk.0.ffn_down.weight", "layers.0.mlp.down_proj.weight", "h.0.mlp.fc_out.weight",
-        "h.0.mlp.c_proj.weight", "layers.0.mlp.dense_4h_to_h.weight"}}};
-  auto find = [&](const std::string& suffix) -> const formats::TensorInfo* {
-    for (const auto& t : w.tensors()) {
-      if (t.name == suffix || absl::EndsWith(t.name, "." + suffix)) return &t;
-    }
-    return nullptr;
-  };
-  SourceTensor out;
-  if (auto it = kNames.find(type); it != kNames.end()) {
-    for (const std::string& n : it->second) {
-      if (const auto* t = find(n)) {
-        out.name = t->name;
-        out.dtype = formats::DTypeName(t->dtype);
-        return out;
-      }
-    }
-  }
-  const int j = type == "attn.q" ? 0 : type == "attn.k" ? 1 : type == "attn.v" ? 2 : -1;
-  if (j < 0) return out;
-  const int64_t d = c.hidden, hd = c.head_dim;
-  if (const auto* t = find("h.0.attn.c_attn.weight")) {  // GPT-2 Conv1D [d, 3d]
-    out = {t->name, formats::DTypeName(t->dtype),
-           absl::StrCat("rows ", j * d, ":", (j + 1) * d, " (of the transposed [3d, d] weight)")};
-  } else if (const auto* t2 = find("layers.0.attention.query_key_value.weight")) {
-    out = {t2->name, formats::DTypeName(t2->dtype),
-           absl::StrCat("rows h*", 3 * hd, "+", j * hd, ":h*", 3 * hd, "+", (j + 1) * hd,
-                        " of every head h")};
-  }
-  return out;
-}
 
 absl::StatusOr<pb::ModelInfo> DescribeLoadedModel(const std::string& path,
                                                   const eval::LoadedModel& lm,
@@ -146,15 +91,21 @@ absl::StatusOr<pb::ModelInfo> DescribeLoadedModel(const std::string& path,
     LASERD_ASSIGN_OR_RETURN(const auto* w, lm.model->Matrix(type, 0));
     pb::MatrixTypeInfo* t = mi.add_matrix_types();
     t->set_matrix_type(type);
-    t->add_aliases(AliasOf().at(type));
+    t->add_aliases(laser::PaperAlias(type));
     t->set_rows(w->rows());
     t->set_cols(w->cols());
     t->set_max_rank(std::min(w->rows(), w->cols()));
     for (int32_t l = 0; l < c.layers; ++l) t->add_layers(l);
-    const SourceTensor src = SourceTensorOf(*lm.weights, type, c);
-    t->set_source_tensor(src.name);
-    t->set_source_dtype(src.dtype);
-    t->set_fused_block(src.fused_block);
+    // Where layer 0's matrix lives in the file, from the architecture's
+    // description (the one the loader read it by).
+    const auto src = model::FindMatrixSource(*lm.weights, c, type, /*layer=*/0);
+    if (src.ok()) {
+      t->set_source_tensor(src->tensor);
+      t->set_source_dtype(src->dtype);
+      t->set_fused_block(src->fused_block);
+    } else if (!absl::IsNotFound(src.status())) {
+      return src.status();
+    }
   }
   pb::TokenizerInfo* ti = mi.mutable_tokenizer();
   const std::string tok_model = MetaString(meta, gguf, "tokenizer.ggml.model", "gpt2");

@@ -14,17 +14,6 @@
 
 namespace laserd::server {
 
-// Where a canonical matrix type of layer 0 lives in the model file: the
-// tensor's name and dtype and, for fused q/k/v tensors, which part of the
-// tensor the matrix is. Empty when not found.
-struct SourceTensor {
-  std::string name, dtype, fused_block;
-};
-// Architecture knowledge of the server: a guess by tensor-name suffix
-// (llama-family GGUF and HF, GPT-J, GPT-2, GPT-NeoX) over the file's tensors.
-SourceTensor SourceTensorOf(const formats::WeightSource& weights, const std::string& type,
-                            const model::ModelConfig& config);
-
 // The description of `lm`, loaded from `path`, resident on `device_names`
 // (one per replica, each holding its own copy of the weights). The memory
 // figures of the host are left to the caller (they change).
