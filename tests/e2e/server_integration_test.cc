@@ -1,4 +1,4 @@
-// laserd serve end to end (issue 4, "What must be shown"): the real server
+// laserd serve end to end: the real server
 // process on loopback with the tiny Llama fixture, driven through the
 // generated C++ stubs of proto/laser/v1.
 //   - a sweep streams every result once and in order, equal to the headless
@@ -13,7 +13,6 @@
 //     once), tokens, /metrics and /api/status.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -46,20 +45,12 @@
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/sha256.h"
 
 namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
 
 namespace {
-
-std::string Sha256Of(const std::string& bytes) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < n; ++i) absl::StrAppend(&hex, absl::Hex(d[i], absl::kZeroPad2));
-  return hex;
-}
 
 using laserd_test::Comparable;
 using laserd_test::JsonOf;
@@ -210,7 +201,7 @@ TEST_F(ServerTest, SweepStreamsEveryResultInOrderAndEqualsHeadless) {
     pb::Dataset got_d;
     ASSERT_TRUE(server_->datasets().GetDataset(&c2, gr, &got_d).ok());
     EXPECT_EQ(got_d.completion_count(), 16);
-    EXPECT_EQ(got_d.id(), Sha256Of(bytes));
+    EXPECT_EQ(got_d.id(), laserd::test_support::Sha256Hex(bytes));
   }
   pb::SweepSpec by_id = spec;
   by_id.mutable_dataset()->set_dataset_id(d.id());

@@ -19,6 +19,8 @@
 #include "engine/formats/weights.h"
 #include "engine/model/model.h"
 #include "kernels/ops.h"
+#include "tests/support/requirements.h"
+#include "tests/support/test_model.h"
 
 namespace laserd::model {
 namespace {
@@ -31,23 +33,6 @@ std::string SourceDir() {
 std::string DataDir() {
   const char* env = std::getenv("LASERD_DATA_DIR");
   return env != nullptr && *env ? env : LASERD_DATA_DIR;
-}
-
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<Model> model;
-};
-
-Loaded Load(const formats::WeightSource& src, const std::string& device) {
-  Loaded l;
-  auto b = kernels::MakeBackend(device);
-  EXPECT_TRUE(b.ok()) << device << ": " << b.status();
-  if (!b.ok()) return l;
-  l.backend = *std::move(b);
-  auto m = Model::Load(src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << device << ": " << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
 }
 
 std::string SkipReason() {
@@ -74,9 +59,9 @@ std::vector<std::vector<int32_t>> Sequences(int64_t vocab, int64_t context) {
 }
 
 void Compare(const formats::WeightSource& src, const std::string& name) {
-  Loaded cpu = Load(src, "cpu");
-  Loaded f32 = Load(src, "cuda");
-  Loaded bf16 = Load(src, "cuda/bf16");
+  test_support::LoadedModel cpu = test_support::LoadTestModel(src, "cpu");
+  test_support::LoadedModel f32 = test_support::LoadTestModel(src, "cuda");
+  test_support::LoadedModel bf16 = test_support::LoadTestModel(src, "cuda/bf16");
   ASSERT_TRUE(cpu.model && f32.model && bf16.model) << name;
   const ModelConfig& c = cpu.model->config();
   const auto seqs = Sequences(c.vocab_size, c.max_positions);
@@ -129,7 +114,7 @@ TEST(CudaModelTest, TinyFixturesMatchCpu) {
 TEST(CudaModelTest, SmolLM2MatchesCpu) {
   if (const std::string why = SkipReason(); !why.empty()) GTEST_SKIP() << why;
   const std::string path = DataDir() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "SmolLM2 not fetched: " << path;
+  if (!std::filesystem::exists(path)) LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 not fetched: " << path);
   auto src = formats::OpenWeights(path);
   ASSERT_TRUE(src.ok()) << src.status();
   Compare(**src, "SmolLM2");
