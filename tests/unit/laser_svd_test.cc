@@ -195,8 +195,8 @@ TEST(RandomizedSvd, DefaultsWithinOnePercentOnGaussianMatrix) {
 
 TEST(RandomizedSvd, PaperRecipeIsWorseOnAFlatSpectrum) {
   // No oversampling and 2 power iterations: measurably above the optimum where
-  // the defaults are not (the paper's recipe is the baseline the defaults must beat
-  // in quality; docs/laser.md).
+  // the defaults are not (the paper's recipe is the baseline laserd's defaults
+  // must beat in quality).
   const int64_t m = 400, n = 300, k = 30;
   const std::vector<float> w = WithSpectrum(m, n, FlatSpectrum(300), 21);
   const double ex = KnownTruncationError(FlatSpectrum(300), k);
