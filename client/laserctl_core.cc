@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace laserd::client {
@@ -183,10 +184,10 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (!f.dataset_id.empty()) spec.mutable_dataset()->set_dataset_id(f.dataset_id);
   if (!f.dataset_path.empty()) spec.mutable_dataset()->set_path(f.dataset_path);
   if (!f.task.empty()) {
-    auto t = ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_", &pb::TaskKind_Parse,
-                                     "completion, choice");
-    if (!t.ok()) return t.status();
-    spec.set_task(*t);
+    LASERD_ASSIGN_OR_RETURN(const pb::TaskKind t,
+                            ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_",
+                                                    &pb::TaskKind_Parse, "completion, choice"));
+    spec.set_task(t);
   }
   if (!f.matrix_types.empty()) {
     spec.clear_matrix_types();
@@ -197,9 +198,7 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
     }
   }
   if (!f.layers.empty()) {
-    auto l = ParseLayers(f.layers);
-    if (!l.ok()) return l.status();
-    *spec.mutable_layers() = *l;
+    LASERD_ASSIGN_OR_RETURN(*spec.mutable_layers(), ParseLayers(f.layers));
   }
   if (!f.rho.empty() && !f.rate.empty()) {
     return FlagError("--rho", "give either --rho or --rate, not both");
@@ -214,19 +213,20 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   }
   if (f.add_suggested_rank) spec.set_add_suggested_rank(true);
   if (!f.svd_method.empty()) {
-    auto m = ParseEnum<pb::SvdMethod>("--svd", f.svd_method, "SVD_METHOD_", &pb::SvdMethod_Parse,
-                                      "auto, exact, randomized, paper");
-    if (!m.ok()) return m.status();
-    spec.mutable_svd()->set_method(*m);
+    LASERD_ASSIGN_OR_RETURN(
+        const pb::SvdMethod m,
+        ParseEnum<pb::SvdMethod>("--svd", f.svd_method, "SVD_METHOD_", &pb::SvdMethod_Parse,
+                                 "auto, exact, randomized, paper"));
+    spec.mutable_svd()->set_method(m);
   }
   if (f.oversampling) spec.mutable_svd()->set_oversampling(*f.oversampling);
   if (f.power_iterations) spec.mutable_svd()->set_power_iterations(*f.power_iterations);
   if (f.seed) spec.mutable_svd()->set_seed(*f.seed);
   if (!f.split.empty()) {
-    auto m = ParseEnum<pb::SplitMode>("--split", f.split, "SPLIT_MODE_", &pb::SplitMode_Parse,
-                                      "first, shuffle");
-    if (!m.ok()) return m.status();
-    spec.mutable_split()->set_mode(*m);
+    LASERD_ASSIGN_OR_RETURN(const pb::SplitMode m,
+                            ParseEnum<pb::SplitMode>("--split", f.split, "SPLIT_MODE_",
+                                                     &pb::SplitMode_Parse, "first, shuffle"));
+    spec.mutable_split()->set_mode(m);
   }
   if (f.validation_fraction) spec.mutable_split()->set_validation_fraction(*f.validation_fraction);
   if (f.split_seed) spec.mutable_split()->set_seed(*f.split_seed);
@@ -237,17 +237,17 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (f.batch_size) spec.mutable_batch()->set_batch_size(*f.batch_size);
   if (f.max_batch_tokens) spec.mutable_batch()->set_max_batch_tokens(*f.max_batch_tokens);
   if (!f.composition.empty()) {
-    auto m = ParseEnum<pb::CompositionMode>("--composition", f.composition, "COMPOSITION_MODE_",
-                                            &pb::CompositionMode_Parse, "none, greedy");
-    if (!m.ok()) return m.status();
-    spec.mutable_composition()->set_mode(*m);
+    LASERD_ASSIGN_OR_RETURN(
+        const pb::CompositionMode m,
+        ParseEnum<pb::CompositionMode>("--composition", f.composition, "COMPOSITION_MODE_",
+                                       &pb::CompositionMode_Parse, "none, greedy"));
+    spec.mutable_composition()->set_mode(m);
   }
   if (f.max_interventions) spec.mutable_composition()->set_max_interventions(*f.max_interventions);
   if (f.priority) spec.set_priority(*f.priority);
   for (const auto& l : f.labels) {
-    auto kv = ParseLabel(l);
-    if (!kv.ok()) return kv.status();
-    (*spec.mutable_labels())[kv->first] = kv->second;
+    LASERD_ASSIGN_OR_RETURN(const auto kv, ParseLabel(l));
+    (*spec.mutable_labels())[kv.first] = kv.second;
   }
   if (!f.model.empty()) spec.set_model(f.model);
   return spec;

@@ -7,6 +7,9 @@
 # Environment: BUILD_DIR (default build), LASERD_JOBS (parallel build jobs, default 2),
 # LASERD_DATA_DIR (fetched model and generated data, default .data),
 # CMAKE_ARGS (extra configure arguments, e.g. -DLASERD_WITH_CUDA=OFF).
+#
+# docs/testing.md: the faster subsets (ctest labels) for working on one part, and which
+# missing parts skip a test and which fail it (under CI, nothing may be missing).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,7 +36,7 @@ echo "test: $(grep -E 'tests passed|No tests were found' "$log" | tail -n 1 || e
 
 # Python: the client package's tests and the integration tests against the built
 # binaries (laserd serve, laserctl). pytest's exit code 5 (no tests collected) is not a
-# failure; a test that needs a missing part skips and says why (-rs).
+# failure; a test that needs a missing optional part skips and says why (-rs).
 py_rc=0
 LASERD_BUILD_DIR=$build_dir PYTHONPATH=$PWD/client/python${PYTHONPATH:+:$PYTHONPATH} \
   python3 -m pytest -rs -p no:cacheprovider client/python/tests tests/integration || py_rc=$?

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "engine/tokenizer/internal.h"
 
 namespace laserd::tokenizer::internal {
@@ -18,7 +19,7 @@ absl::StatusOr<BpeModel> BpeModel::Create(
     m.token_to_id_[vocab[i]] = static_cast<int32_t>(i);
   }
   m.id_to_token_ = std::move(vocab);
-  LASERD_RETURN_IF_ERROR_TOK(m.Finish(merges, skip_bad_merges, first_merge_wins));
+  LASERD_RETURN_IF_ERROR(m.Finish(merges, skip_bad_merges, first_merge_wins));
   return m;
 }
 
@@ -40,8 +41,8 @@ absl::StatusOr<BpeModel> BpeModel::CreateFromMap(
     m.token_to_id_[tok] = id;
     m.id_to_token_[id] = tok;
   }
-  LASERD_RETURN_IF_ERROR_TOK(m.Finish(merges, /*skip_bad_merges=*/false,
-                                      /*first_merge_wins=*/false));
+  LASERD_RETURN_IF_ERROR(m.Finish(merges, /*skip_bad_merges=*/false,
+                                  /*first_merge_wins=*/false));
   return m;
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "engine/tokenizer/internal.h"
 
 namespace laserd::tokenizer {
@@ -118,17 +119,16 @@ class GgufBpeTokenizer : public Tokenizer {
       for (const auto& re : regexes_) {
         std::vector<std::string> next;
         for (const std::string& p : pieces) {
-          auto m = re->FindAll(p);
-          if (!m.ok()) return m.status();
+          LASERD_ASSIGN_OR_RETURN(const auto m, re->FindAll(p));
           for (auto& s :
-               internal::SplitByMatches(p, *m, internal::SplitBehavior::kIsolated, false)) {
+               internal::SplitByMatches(p, m, internal::SplitBehavior::kIsolated, false)) {
             next.push_back(std::move(s));
           }
         }
         pieces = std::move(next);
       }
       for (const std::string& p : pieces) {
-        LASERD_RETURN_IF_ERROR_TOK(model_.TokenizeWord(internal::ByteLevelEncode(p), &ids));
+        LASERD_RETURN_IF_ERROR(model_.TokenizeWord(internal::ByteLevelEncode(p), &ids));
       }
     }
     if (add_special && c_.add_eos) ids.push_back(*c_.eos);
@@ -180,7 +180,7 @@ class GgufSpmTokenizer : public Tokenizer {
           escaped.push_back(ch);
         }
       }
-      LASERD_RETURN_IF_ERROR_TOK(TokenizeSpm(escaped, &ids));
+      LASERD_RETURN_IF_ERROR(TokenizeSpm(escaped, &ids));
       prev_special = false;
     }
     if (add_special && c_.add_eos) ids.push_back(*c_.eos);
@@ -288,7 +288,7 @@ class GgufSpmTokenizer : public Tokenizer {
       return absl::OkStatus();
     };
     if (syms.empty()) return absl::OkStatus();
-    for (int i = 0; i != -1; i = syms[i].next) LASERD_RETURN_IF_ERROR_TOK(reseg(syms[i]));
+    for (int i = 0; i != -1; i = syms[i].next) LASERD_RETURN_IF_ERROR(reseg(syms[i]));
     return absl::OkStatus();
   }
 
@@ -300,11 +300,9 @@ class GgufSpmTokenizer : public Tokenizer {
 
 absl::Status LoadCommon(const json& md, Common* c, std::optional<int64_t> default_bos,
                         std::optional<int64_t> default_eos, bool default_add_bos) {
-  auto toks = StringArray(md, "tokenizer.ggml.tokens", true);
-  if (!toks.ok()) return toks.status();
-  if (toks->empty()) return Bad("tokenizer.ggml.tokens is empty");
-  if (toks->size() > (1u << 24)) return Bad("tokenizer.ggml.tokens has too many entries");
-  c->tokens = std::move(*toks);
+  LASERD_ASSIGN_OR_RETURN(c->tokens, StringArray(md, "tokenizer.ggml.tokens", true));
+  if (c->tokens.empty()) return Bad("tokenizer.ggml.tokens is empty");
+  if (c->tokens.size() > (1u << 24)) return Bad("tokenizer.ggml.tokens has too many entries");
   for (size_t i = 0; i < c->tokens.size(); ++i) {
     if (!internal::IsValidUtf8(c->tokens[i])) {
       return Bad(absl::StrCat("tokenizer.ggml.tokens[", i, "] is not valid UTF-8"));
@@ -332,27 +330,22 @@ absl::Status LoadCommon(const json& md, Common* c, std::optional<int64_t> defaul
   const int64_t n = static_cast<int64_t>(c->tokens.size());
   auto id_or = [&](const char* key,
                    std::optional<int64_t> dflt) -> absl::StatusOr<std::optional<int32_t>> {
-    auto v = OptInt(md, key);
-    if (!v.ok()) return v.status();
-    std::optional<int64_t> id = v->has_value() ? *v : dflt;
-    if (v->has_value() && (**v < 0 || **v >= n)) {
-      return Bad(absl::StrCat(key, " = ", **v, " is outside the vocabulary of ", n, " tokens"));
+    LASERD_ASSIGN_OR_RETURN(const std::optional<int64_t> v, OptInt(md, key));
+    std::optional<int64_t> id = v.has_value() ? v : dflt;
+    if (v.has_value() && (*v < 0 || *v >= n)) {
+      return Bad(absl::StrCat(key, " = ", *v, " is outside the vocabulary of ", n, " tokens"));
     }
     if (!id.has_value() || *id < 0 || *id >= n) return std::optional<int32_t>();
     return std::optional<int32_t>(static_cast<int32_t>(*id));
   };
-  auto bos = id_or("tokenizer.ggml.bos_token_id", default_bos);
-  if (!bos.ok()) return bos.status();
-  auto eos = id_or("tokenizer.ggml.eos_token_id", default_eos);
-  if (!eos.ok()) return eos.status();
-  c->bos = *bos;
-  c->eos = *eos;
-  auto ab = OptBool(md, "tokenizer.ggml.add_bos_token");
-  if (!ab.ok()) return ab.status();
-  auto ae = OptBool(md, "tokenizer.ggml.add_eos_token");
-  if (!ae.ok()) return ae.status();
-  c->add_bos = ab->value_or(default_add_bos);
-  c->add_eos = ae->value_or(false);
+  LASERD_ASSIGN_OR_RETURN(c->bos, id_or("tokenizer.ggml.bos_token_id", default_bos));
+  LASERD_ASSIGN_OR_RETURN(c->eos, id_or("tokenizer.ggml.eos_token_id", default_eos));
+  LASERD_ASSIGN_OR_RETURN(const std::optional<bool> ab,
+                          OptBool(md, "tokenizer.ggml.add_bos_token"));
+  LASERD_ASSIGN_OR_RETURN(const std::optional<bool> ae,
+                          OptBool(md, "tokenizer.ggml.add_eos_token"));
+  c->add_bos = ab.value_or(default_add_bos);
+  c->add_eos = ae.value_or(false);
   if (c->add_bos && !c->bos.has_value()) return Bad("add_bos_token is set but there is no BOS id");
   if (c->add_eos && !c->eos.has_value()) return Bad("add_eos_token is set but there is no EOS id");
   return absl::OkStatus();
@@ -365,15 +358,14 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadBpe(const json& md) {
     if (!it->is_string()) return Bad("tokenizer.ggml.pre is not a string");
     pre = it->get<std::string>();
   }
-  auto p = internal::GgufPreTokenizerFor(pre);
-  if (!p.ok()) return p.status();
+  LASERD_ASSIGN_OR_RETURN(const internal::GgufPreTokenizer p, internal::GgufPreTokenizerFor(pre));
   // llama.cpp's defaults for BPE vocabularies: BOS = EOS = 11 unless given.
-  LASERD_RETURN_IF_ERROR_TOK(LoadCommon(md, &tok->c_, 11, 11, p->add_bos_default));
-  auto merges_s = StringArray(md, "tokenizer.ggml.merges", true);
-  if (!merges_s.ok()) return merges_s.status();
+  LASERD_RETURN_IF_ERROR(LoadCommon(md, &tok->c_, 11, 11, p.add_bos_default));
+  LASERD_ASSIGN_OR_RETURN(const std::vector<std::string> merges_s,
+                          StringArray(md, "tokenizer.ggml.merges", true));
   std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(merges_s->size());
-  for (const std::string& m : *merges_s) {
+  merges.reserve(merges_s.size());
+  for (const std::string& m : merges_s) {
     // llama.cpp splits at the first space after position 0.
     const size_t pos = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
     if (pos == std::string::npos) {
@@ -383,25 +375,24 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadBpe(const json& md) {
     }
   }
   BpeModel::Options opt;
-  opt.ignore_merges = p->ignore_merges;
+  opt.ignore_merges = p.ignore_merges;
   auto model = BpeModel::Create(tok->c_.tokens, merges, opt, /*skip_bad_merges=*/true,
                                 /*first_merge_wins=*/true);
   if (!model.ok()) return Bad(std::string(model.status().message()));
   tok->model_ = std::move(*model);
-  for (const std::string& r : p->regexes) {
-    auto re = Regex::Compile(r);
-    if (!re.ok()) return re.status();
-    tok->regexes_.push_back(*re);
+  for (const std::string& r : p.regexes) {
+    LASERD_ASSIGN_OR_RETURN(auto re, Regex::Compile(r));
+    tok->regexes_.push_back(std::move(re));
   }
   return std::unique_ptr<Tokenizer>(std::move(tok));
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadSpm(const json& md) {
   auto tok = std::make_unique<GgufSpmTokenizer>();
-  LASERD_RETURN_IF_ERROR_TOK(LoadCommon(md, &tok->c_, 1, 2, /*default_add_bos=*/true));
-  auto asp = OptBool(md, "tokenizer.ggml.add_space_prefix");
-  if (!asp.ok()) return asp.status();
-  tok->add_space_prefix_ = asp->value_or(true);
+  LASERD_RETURN_IF_ERROR(LoadCommon(md, &tok->c_, 1, 2, /*default_add_bos=*/true));
+  LASERD_ASSIGN_OR_RETURN(const std::optional<bool> asp,
+                          OptBool(md, "tokenizer.ggml.add_space_prefix"));
+  tok->add_space_prefix_ = asp.value_or(true);
   const size_t n = tok->c_.tokens.size();
   tok->scores_.assign(n, 0.0f);
   if (auto it = md.find("tokenizer.ggml.scores"); it != md.end()) {

@@ -17,12 +17,6 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 
-#define LASERD_RETURN_IF_ERROR_TOK(expr) \
-  do {                                   \
-    absl::Status _st = (expr);           \
-    if (!_st.ok()) return _st;           \
-  } while (0)
-
 namespace laserd::tokenizer::internal {
 
 // ---------------------------------------------------------------- UTF-8 ----
@@ -35,6 +29,8 @@ bool IsValidUtf8(std::string_view s);
 void AppendUtf8(uint32_t cp, std::string* out);
 // Decodes the code point at s[*pos] (s must be valid UTF-8) and advances *pos.
 uint32_t NextCodepoint(std::string_view s, size_t* pos);
+// Unicode White_Space (ICU u_isUWhiteSpace), as Rust's char::is_whitespace.
+bool IsWhiteSpace(uint32_t cp);
 
 // GPT-2 bytes_to_unicode: byte -> UTF-8 of its printable stand-in character.
 const std::string& ByteToUnicode(uint8_t b);

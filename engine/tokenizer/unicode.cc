@@ -182,6 +182,8 @@ absl::StatusOr<std::string> Normalize(std::string_view s, NormForm form) {
   return out;
 }
 
+bool IsWhiteSpace(uint32_t cp) { return u_isUWhiteSpace(static_cast<UChar32>(cp)); }
+
 std::string ToLowerUnicode(std::string_view s) {
   icu::UnicodeString u =
       icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));

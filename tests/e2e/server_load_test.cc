@@ -1,4 +1,4 @@
-// Load on `laserd serve` (issue 4): 100 concurrent watchers and 20 concurrent
+// Load on `laserd serve`: 100 concurrent watchers and 20 concurrent
 // submitters (each creates a small sweep, then polls GetJob until it ends) for
 // LASERD_LOAD_SECONDS seconds (default 5; BENCHMARKS.md reports 60). No RPC may
 // fail; prints GetJob latency percentiles.

@@ -1,4 +1,4 @@
-// laserd serve --devices cpu,cpu (issue 5, several devices in one process):
+// laserd serve --devices cpu,cpu (several devices in one process):
 // the real server with two CPU replicas of the tiny Llama fixture. DescribeModel
 // and /api/status list both replicas; a sweep with composition streams the
 // results of the headless one-device `laserd sweep`, in order; spectra

@@ -2,12 +2,12 @@
 // fetched): health is NOT_SERVING and ModelService UNAVAILABLE until the model
 // is resident, then SERVING; DescribeModel reports the file; a served sweep
 // equals the headless `laserd sweep` for the same spec.
-#include <openssl/evp.h>
-
 #include "engine/eval/run.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
+#include "tests/support/requirements.h"
+#include "tests/support/sha256.h"
 
 namespace {
 
@@ -18,22 +18,13 @@ using laserd_test::Server;
 namespace fs = std::filesystem;
 namespace pb = ::laser::v1;
 
-std::string FileSha256(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < n; ++i) absl::StrAppend(&hex, absl::Hex(d[i], absl::kZeroPad2));
-  return hex;
-}
-
 TEST(ServerSmolLM2, HealthFollowsTheModelAndASweepEqualsHeadless) {
   const std::string model =
       std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   const std::string caps = std::string(LASERD_DATA_DIR) + "/capitals.jsonl";
-  if (!fs::exists(model) || !fs::exists(caps)) GTEST_SKIP() << "SmolLM2 or capitals data absent";
+  if (!fs::exists(model) || !fs::exists(caps)) {
+    LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 or capitals data absent");
+  }
   const fs::path root =
       fs::temp_directory_path() / absl::StrCat("laserd_server_smollm2_", getpid());
   fs::remove_all(root);
@@ -94,7 +85,7 @@ TEST(ServerSmolLM2, HealthFollowsTheModelAndASweepEqualsHeadless) {
   EXPECT_EQ(mi.num_key_value_heads(), 3);
   EXPECT_EQ(mi.vocab_size(), 49152);
   EXPECT_TRUE(mi.tied_embeddings());
-  EXPECT_EQ(mi.sha256(), FileSha256(model));
+  EXPECT_EQ(mi.sha256(), laserd::test_support::FileSha256Hex(model));
   EXPECT_EQ(mi.tokenizer().kind(), "byte_level_bpe");
   EXPECT_EQ(mi.tokenizer().pre_tokenizer(), "smollm");
   EXPECT_FALSE(mi.tokenizer().add_bos());

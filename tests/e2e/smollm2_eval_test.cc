@@ -23,6 +23,7 @@
 #include "engine/eval/split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/requirements.h"
 
 namespace laserd::eval {
 namespace {
@@ -80,7 +81,7 @@ class SmolLM2EvalTest : public ::testing::Test {
     ref_ = nullptr;
   }
   void SetUp() override {
-    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    if (!skip_.empty()) LASERD_SKIP_OR_FAIL_IN_CI(skip_);
     ASSERT_NE(lm_, nullptr) << "loading " << ModelPath() << " failed: " << load_error_;
   }
 
@@ -185,7 +186,7 @@ TEST_F(SmolLM2EvalTest, MatchesTransformersOnEveryExample) {
 // on the first 25 reference examples.
 TEST_F(SmolLM2EvalTest, CommandLineReport) {
   const std::string laserd = std::string(LASERD_BINARY_DIR) + "/server/laserd";
-  if (!std::filesystem::exists(laserd)) GTEST_SKIP() << laserd << " not built";
+  LASERD_REQUIRE_BUILT(laserd);
   const auto dir =
       std::filesystem::temp_directory_path() /
       ("laserd_e2e_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +

@@ -15,6 +15,7 @@
 #include "engine/laser/sweep.h"
 #include "gtest/gtest.h"
 #include "server/sweep_io.h"
+#include "tests/support/requirements.h"
 
 namespace laserd {
 namespace {
@@ -26,8 +27,10 @@ TEST(SmolLM2SweepTest, SmallSweepEndToEnd) {
       std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   const std::string caps = std::string(LASERD_DATA_DIR) + "/capitals.jsonl";
   const std::string laserd = std::string(LASERD_BINARY_DIR) + "/server/laserd";
-  if (!fs::exists(model) || !fs::exists(caps)) GTEST_SKIP() << "SmolLM2 or capitals data absent";
-  if (!fs::exists(laserd)) GTEST_SKIP() << laserd << " is not built";
+  if (!fs::exists(model) || !fs::exists(caps)) {
+    LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 or capitals data absent");
+  }
+  LASERD_REQUIRE_BUILT(laserd);
   const fs::path dir =
       fs::temp_directory_path() / ("laserd_smol_sweep_" + std::to_string(getpid()));
   fs::create_directories(dir);

@@ -1,15 +1,19 @@
 """Shared fixtures of the integration tests: the built binaries and a tiny model.
 
 Binaries come from $LASERD_BUILD_DIR (default: build), as scripts/test.sh builds them.
+What a full build and scripts/test.sh provide (the binaries, `laserd serve`, the fetched
+model) skips a test when absent, and fails it under CI (see `missing`).
 The model is the tiny Llama fixture (tests/fixtures/models/llama) with a byte-level
 tokenizer.json of exactly its 256-token vocabulary, as tests/unit/sweep_test.cc builds it.
 """
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -45,20 +49,35 @@ def _byte_char(b: int) -> str:
     return chr(256 + n)
 
 
+def in_ci() -> bool:
+    """The CI environment variable is set to something other than "", "0" or "false"."""
+    return os.environ.get("CI", "") not in ("", "0", "false")
+
+
+def missing(message: str):
+    """Something a full build and scripts/test.sh provide is absent: skips the test with
+    `message`, or fails it under CI (which runs scripts/test.sh, so nothing may be absent)."""
+    if in_ci():
+        pytest.fail(f"{message} (CI={os.environ['CI']}: required in CI)")
+    pytest.skip(message)
+
+
+def built(*parts: str) -> pathlib.Path:
+    """A binary of the build directory (`missing` when it is not built)."""
+    p = build_dir().joinpath(*parts)
+    if not p.exists():
+        missing(f"{p} is not built (set LASERD_BUILD_DIR)")
+    return p
+
+
 @pytest.fixture(scope="session")
 def laserd_bin() -> pathlib.Path:
-    p = build_dir() / "server" / "laserd"
-    if not p.exists():
-        pytest.skip(f"{p} is not built (set LASERD_BUILD_DIR)")
-    return p
+    return built("server", "laserd")
 
 
 @pytest.fixture(scope="session")
 def laserctl_bin() -> pathlib.Path:
-    p = build_dir() / "client" / "laserctl"
-    if not p.exists():
-        pytest.skip(f"{p} is not built (set LASERD_BUILD_DIR)")
-    return p
+    return built("client", "laserctl")
 
 
 def has_subcommand(binary: pathlib.Path, name: str) -> bool:
@@ -67,6 +86,13 @@ def has_subcommand(binary: pathlib.Path, name: str) -> bool:
     r = subprocess.run([str(binary), "--help"], capture_output=True, text=True)
     return any(line.split()[:1] == [name] for line in r.stdout.splitlines()
                if line.startswith("  "))
+
+
+def require_subcommands(binary: pathlib.Path, *names: str):
+    """`missing` unless `binary --help` lists every one of the subcommands."""
+    absent = [n for n in names if not has_subcommand(binary, n)]
+    if absent:
+        missing(f"{binary} has no `{'`/`'.join(absent)}` subcommand")
 
 
 @pytest.fixture(scope="session")
@@ -114,44 +140,62 @@ def serve_command(laserd, model, port, state_dir, data_dir):
             "--state-dir", str(state_dir), "--data-dir", str(data_dir), "--device", "cpu"]
 
 
+@contextlib.contextmanager
+def started(argv, log_path: pathlib.Path, env=None):
+    """Runs `argv` with its stdout and stderr in `log_path`; yields the process and
+    stops it (`stop`) when the block ends."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
+                                env=env)
+        try:
+            yield proc
+        finally:
+            stop(proc)
+
+
+def wait_ready(proc, log_path: pathlib.Path, ready, timeout=60, interval=0.2,
+               what="laserd serve"):
+    """Calls `ready()` every `interval` seconds until it returns a true value, and returns
+    that value. Fails the test, with the end of the log, when the process exits first or
+    `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        value = ready()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not ready in {timeout} s: {log_path.read_text()[-2000:]}")
+        time.sleep(interval)
+
+
 @pytest.fixture(scope="session")
 def server(laserd_bin, tiny_model, tiny_data, tmp_path_factory):
     """A `laserd serve` on a free loopback port with the tiny model; yields HOST:PORT once
-    ModelService answers (the model is resident). Skips when `laserd serve` does not exist."""
-    import time
-
-    if not has_subcommand(laserd_bin, "serve"):
-        pytest.skip(f"{laserd_bin} has no `serve` subcommand yet (server/ is not built)")
+    ModelService answers (the model is resident); `missing` when `laserd serve` does not
+    exist."""
+    require_subcommands(laserd_bin, "serve")
     import grpc
     from laserd_client.v1 import model_pb2, model_pb2_grpc
 
     port = free_port()
     state = tmp_path_factory.mktemp("state")
-    log = open(state / "server.log", "w")
-    proc = subprocess.Popen(serve_command(laserd_bin, tiny_model, port, state, tiny_data.parent),
-                            stdout=log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
-    channel = grpc.insecure_channel(target)
-    stub = model_pb2_grpc.ModelServiceStub(channel)
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"laserd serve exited with {proc.returncode}: "
-                            f"{(state / 'server.log').read_text()[-2000:]}")
-            try:
-                stub.DescribeModel(model_pb2.DescribeModelRequest(), timeout=2)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline:
-                    pytest.fail("laserd serve did not become ready in 60 s: "
-                                f"{(state / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        channel.close()
+
+    def model_resident():
+        try:
+            stub.DescribeModel(model_pb2.DescribeModelRequest(), timeout=2)
+            return True
+        except grpc.RpcError:
+            return False
+
+    with started(serve_command(laserd_bin, tiny_model, port, state, tiny_data.parent),
+                 state / "server.log") as proc:
+        with grpc.insecure_channel(target) as channel:
+            stub = model_pb2_grpc.ModelServiceStub(channel)
+            wait_ready(proc, state / "server.log", model_resident)
         yield target
-    finally:
-        stop(proc)
-        log.close()
 
 
 def stop(proc):

@@ -10,13 +10,12 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from conftest import REPO, build_dir, free_port, has_subcommand, stop
+from conftest import REPO, build_dir, free_port, require_subcommands, started, wait_ready
 
 from google.protobuf import json_format
 
@@ -76,8 +75,7 @@ class Dash:
 
 @pytest.fixture(scope="module")
 def dash(laserd_bin, tiny_model, tmp_path_factory):
-    if not has_subcommand(laserd_bin, "serve"):
-        pytest.skip(f"{laserd_bin} has no `serve` subcommand")
+    require_subcommands(laserd_bin, "serve")
     root = tmp_path_factory.mktemp("dashboard")
     data = root / "data"
     data.mkdir()
@@ -86,32 +84,20 @@ def dash(laserd_bin, tiny_model, tmp_path_factory):
     (root / "tokens").write_text(f"{WRITE} write alice\n{READ} read dashboard\n")
     port, http_port = free_port(), free_port()
     log_path = root / "server.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [str(laserd_bin), "serve", "--model", str(tiny_model), "--device", "cpu",
-         "--listen", f"127.0.0.1:{port}", "--http-listen", f"127.0.0.1:{http_port}",
-         "--state-dir", str(root / "state"), "--data-dir", str(data),
-         "--tokens", str(root / "tokens")],
-        stdout=log, stderr=subprocess.STDOUT)
     d = Dash(f"127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", data, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"laserd serve exited with {proc.returncode}: "
-                            f"{log_path.read_text()[-2000:]}")
-            try:
-                if json.loads(d.get("/api/status", token=None)[2]).get("serving"):
-                    break
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"laserd serve not serving in 60 s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+
+    def serving():
+        try:
+            return json.loads(d.get("/api/status", token=None)[2]).get("serving")
+        except (OSError, ValueError):
+            return False
+
+    with started([laserd_bin, "serve", "--model", tiny_model, "--device", "cpu",
+                  "--listen", f"127.0.0.1:{port}", "--http-listen", f"127.0.0.1:{http_port}",
+                  "--state-dir", root / "state", "--data-dir", data,
+                  "--tokens", root / "tokens"], log_path) as proc:
+        wait_ready(proc, log_path, serving, interval=0.1)
         yield d
-    finally:
-        stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, has_subcommand, stop
+from conftest import free_port, require_subcommands, started, wait_ready
 from deploy_helpers import REPO, Pod, find, render_chart
 
 TOKENS = "s3cret-write write ci\nr3ad-only read dashboard\n"
@@ -36,8 +36,7 @@ def healthcheck_argv():
 def deployed(laserd_bin, tiny_model, tmp_path_factory):
     pytest.importorskip("grpc_health.v1.health_pb2",
                         reason="grpcio-health-checking is not installed (scripts/setup.sh)")
-    if not has_subcommand(laserd_bin, "serve"):
-        pytest.skip(f"{laserd_bin} has no `serve` subcommand")
+    require_subcommands(laserd_bin, "serve")
     grpc_port, http_port = free_port(), free_port()
     values = {"model": {"file": "tiny", "tokenizer": "tiny/tokenizer.json"}, "device": "cpu",
               "ports": {"grpc": grpc_port, "http": http_port},
@@ -51,28 +50,24 @@ def deployed(laserd_bin, tiny_model, tmp_path_factory):
     shutil.copytree(tiny_model, pod.mounts["/models"] / "tiny")
     argv = [a.replace("0.0.0.0:", "127.0.0.1:") for a in pod.argv()]
     assert argv[0] == "laserd"
-    log = open(root / "laserd.log", "w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                            env=pod.process_env([laserd_bin.parent]))
-    try:
+    with started(argv, root / "laserd.log", env=pod.process_env([laserd_bin.parent])) as proc:
         yield {"dep": dep, "pod": pod, "proc": proc, "grpc": grpc_port, "http": http_port,
                "log": root / "laserd.log"}
-    finally:
-        stop(proc)
-        log.close()
+
+
+def passing(argv, env=None):
+    """A readiness check for wait_ready: the completed `argv` when it exits 0, else None."""
+    def check():
+        r = subprocess.run(argv, capture_output=True, text=True, env=env)
+        return r if r.returncode == 0 else None
+    return check
 
 
 def wait_healthy(d, timeout=60):
     """Runs the Dockerfile's HEALTHCHECK until it passes, as Docker would."""
     env = {"LASERD_HEALTH_TARGET": f"127.0.0.1:{d['grpc']}", "PATH": "/usr/bin:/bin"}
-    deadline = time.monotonic() + timeout
-    while True:
-        assert d["proc"].poll() is None, d["log"].read_text()[-2000:]
-        r = subprocess.run(healthcheck_argv(), capture_output=True, text=True, env=env)
-        if r.returncode == 0:
-            return r
-        assert time.monotonic() < deadline, f"not healthy in {timeout} s: {r.stderr}"
-        time.sleep(0.3)
+    return wait_ready(d["proc"], d["log"], passing(healthcheck_argv(), env), timeout=timeout,
+                      interval=0.3, what="laserd (not healthy)")
 
 
 def test_healthcheck_passes_once_the_model_is_resident(deployed):
@@ -185,25 +180,14 @@ def test_tls_probe_runs_the_healthcheck_over_mtls(laserd_bin, tiny_model, tmp_pa
     assert probe[:2] == ["/opt/laserd/venv/bin/python3", "/opt/laserd/bin/laserd-healthcheck"]
     probe = [sys.executable, str(REPO / "deploy" / "docker" / "laserd-healthcheck")] + \
         [pod.map_paths(a) for a in probe[2:]]
-    with open(tmp_path / "laserd.log", "w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                env=pod.process_env([laserd_bin.parent]))
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, (tmp_path / "laserd.log").read_text()[-2000:]
-                r = subprocess.run(probe, capture_output=True, text=True)
-                if r.returncode == 0:
-                    break
-                assert time.monotonic() < deadline, r.stderr
-                time.sleep(0.3)
-            assert "SERVING" in r.stdout
-            # Plaintext (what a native gRPC probe sends) does not get an answer.
-            plain = [sys.executable, probe[1], "--target", f"127.0.0.1:{grpc_port}",
-                     "--timeout", "2"]
-            assert subprocess.run(plain, capture_output=True, text=True).returncode == 1
-            # Without the client certificate the mTLS handshake fails.
-            no_cert = probe[:probe.index("--tls-cert")] + ["--timeout", "2"]
-            assert subprocess.run(no_cert, capture_output=True, text=True).returncode == 1
-        finally:
-            stop(proc)
+    log = tmp_path / "laserd.log"
+    with started(argv, log, env=pod.process_env([laserd_bin.parent])) as proc:
+        r = wait_ready(proc, log, passing(probe), interval=0.3, what="laserd (probe failing)")
+        assert "SERVING" in r.stdout
+        # Plaintext (what a native gRPC probe sends) does not get an answer.
+        plain = [sys.executable, probe[1], "--target", f"127.0.0.1:{grpc_port}",
+                 "--timeout", "2"]
+        assert subprocess.run(plain, capture_output=True, text=True).returncode == 1
+        # Without the client certificate the mTLS handshake fails.
+        no_cert = probe[:probe.index("--tls-cert")] + ["--timeout", "2"]
+        assert subprocess.run(no_cert, capture_output=True, text=True).returncode == 1

@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import DATA, build_dir
+from conftest import DATA, build_dir, missing
 from deploy_helpers import K8S, REPO, SLURM, Pod, find, k8s_manifests
 
 DEVICE = {"LASERD_DEVICE": "cpu"}  # the manifests ask for cuda; this machine has none
@@ -27,7 +27,7 @@ def model_file(name: str) -> pathlib.Path:
     d = pathlib.Path(os.environ.get("LASERD_DATA_DIR", REPO / ".data")) / "models"
     p = d / name
     if not p.exists():
-        pytest.skip(f"{p} is missing (scripts/fetch_model.sh fetches it)")
+        missing(f"{p} is missing (scripts/fetch_model.sh fetches it)")
     return p
 
 

@@ -3,9 +3,7 @@ and an unsharded run, byte for byte; its refusals exit 3."""
 import json
 import subprocess
 
-import pytest
-
-from conftest import has_subcommand, tiny_spec
+from conftest import require_subcommands, tiny_spec
 
 
 def run(*args, **kw):
@@ -14,8 +12,7 @@ def run(*args, **kw):
 
 def test_merge_equals_laserd_merge_and_one_run(laserd_bin, laserctl_bin, tiny_model, tiny_data,
                                                tmp_path):
-    if not has_subcommand(laserd_bin, "sweep") or not has_subcommand(laserd_bin, "merge"):
-        pytest.skip(f"{laserd_bin} has no `sweep`/`merge` subcommand yet")
+    require_subcommands(laserd_bin, "sweep", "merge")
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(tiny_spec(tiny_data)))
     sweep = [laserd_bin, "sweep", "--model", tiny_model, "--spec", spec, "--device", "cpu",

@@ -20,6 +20,7 @@
 #include "engine/formats/weights.h"
 #include "engine/model/model.h"
 #include "kernels/ops.h"
+#include "tests/support/test_model.h"
 
 namespace laserd::model {
 namespace {
@@ -32,23 +33,6 @@ std::string SourceDir() {
 std::string DataDir() {
   const char* env = std::getenv("LASERD_DATA_DIR");
   return env != nullptr && *env ? env : LASERD_DATA_DIR;
-}
-
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<Model> model;
-};
-
-Loaded Load(const formats::WeightSource& src, const std::string& device) {
-  Loaded l;
-  auto b = kernels::MakeBackend(device);
-  EXPECT_TRUE(b.ok()) << device << ": " << b.status();
-  if (!b.ok()) return l;
-  l.backend = *std::move(b);
-  auto m = Model::Load(src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << device << ": " << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
 }
 
 std::string SkipReason() {
@@ -75,9 +59,9 @@ std::vector<std::vector<int32_t>> Sequences(int64_t vocab, int64_t context) {
 }
 
 void Compare(const formats::WeightSource& src, const std::string& name) {
-  Loaded cpu = Load(src, "cpu");
-  Loaded f32 = Load(src, "cuda");
-  Loaded bf16 = Load(src, "cuda/bf16");
+  test_support::LoadedModel cpu = test_support::LoadTestModel(src, "cpu");
+  test_support::LoadedModel f32 = test_support::LoadTestModel(src, "cuda");
+  test_support::LoadedModel bf16 = test_support::LoadTestModel(src, "cuda/bf16");
   ASSERT_TRUE(cpu.model && f32.model && bf16.model) << name;
   const ModelConfig& c = cpu.model->config();
   const auto seqs = Sequences(c.vocab_size, c.max_positions);

@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/requirements.h"
 
 namespace laserd::eval {
 namespace {
@@ -198,11 +199,11 @@ const tokenizer::Tokenizer* SmolTokenizer() {
   return tok.get();
 }
 
-#define REQUIRE_SMOL_TOKENIZER(tok)                                                     \
-  const tokenizer::Tokenizer* tok = SmolTokenizer();                                    \
-  if (tok == nullptr) {                                                                 \
-    GTEST_SKIP() << "SmolLM2 GGUF not found under " LASERD_DATA_DIR                     \
-                    "/models (run scripts/fetch_model.sh); tokenization tests skipped"; \
+#define REQUIRE_SMOL_TOKENIZER(tok)                                                                \
+  const tokenizer::Tokenizer* tok = SmolTokenizer();                                               \
+  if (tok == nullptr) {                                                                            \
+    LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 GGUF not found under " LASERD_DATA_DIR                      \
+                              "/models (run scripts/fetch_model.sh); tokenization tests skipped"); \
   }
 
 TEST(ExampleTest, LmEvalRuleOnSmolLM2) {
@@ -318,7 +319,7 @@ TEST(ExampleTest, WhitespaceOnlyPromptWithoutBosIsAnError) {
 TEST(ExampleTest, LmEvalRuleWithBos) {
   const std::string path =
       std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/tokenizer/llama2_spm.json";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path << " (committed) not found";
   auto tok = tokenizer::LoadTokenizerJson(path);
   ASSERT_TRUE(tok.ok()) << tok.status();
   ASSERT_TRUE((*tok)->adds_bos());

@@ -16,11 +16,15 @@
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
+#include "tests/support/requirements.h"
+#include "tests/support/test_model.h"
 
 namespace laserd::laser {
 namespace {
 
 namespace fs = std::filesystem;
+using test_support::LoadedModel;
+using test_support::LoadTestModel;
 using ::testing::HasSubstr;
 
 std::string Fixture(const std::string& name) {
@@ -32,25 +36,6 @@ fs::path TempDir(const std::string& name) {
       fs::temp_directory_path() / ("laserd_export_test_" + std::to_string(::getpid()) + "_" + name);
   fs::remove_all(p);
   return p;
-}
-
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<formats::WeightSource> src;
-  std::unique_ptr<model::Model> model;
-};
-
-Loaded Load(const std::string& path) {
-  Loaded l;
-  l.backend = kernels::MakeCpuBackend();
-  auto src = formats::OpenWeights(path);
-  EXPECT_TRUE(src.ok()) << src.status();
-  if (!src.ok()) return l;
-  l.src = *std::move(src);
-  auto m = model::Model::Load(*l.src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
 }
 
 double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -103,7 +88,7 @@ class ExportRoundTrip : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ExportRoundTrip, MergedAndFactoredReloadToTheEditedLogits) {
   const Case& c = GetParam();
-  Loaded l = Load(Fixture(c.fixture));
+  LoadedModel l = LoadTestModel(Fixture(c.fixture));
   ASSERT_TRUE(l.model);
   auto base = l.model->Logits(kSeqs);
   ASSERT_TRUE(base.ok()) << base.status();
@@ -138,7 +123,7 @@ TEST_P(ExportRoundTrip, MergedAndFactoredReloadToTheEditedLogits) {
   }
   EXPECT_EQ(hm.size(), l.src->tensors().size() + 1);
 
-  Loaded lm = Load(merged.string());
+  LoadedModel lm = LoadTestModel(merged.string());
   ASSERT_TRUE(lm.model);
   auto merged_logits = lm.model->Logits(kSeqs);
   ASSERT_TRUE(merged_logits.ok());
@@ -167,7 +152,7 @@ TEST_P(ExportRoundTrip, MergedAndFactoredReloadToTheEditedLogits) {
   EXPECT_LT(rf->weights_bytes,
             static_cast<int64_t>(fs::file_size(Fixture(c.fixture) + "/model.safetensors")));
 
-  Loaded lf = Load(factored.string());
+  LoadedModel lf = LoadTestModel(factored.string());
   ASSERT_TRUE(lf.model);
   auto factored_logits = lf.model->Logits(kSeqs);
   ASSERT_TRUE(factored_logits.ok());
@@ -247,7 +232,7 @@ TEST(ExportSafetensors, WriterOutputIsReadBackExactly) {
 }
 
 TEST(ExportSafetensors, UnpairedOrMismatchedFactorsAreRefused) {
-  Loaded l = Load(Fixture("llama"));
+  LoadedModel l = LoadTestModel(Fixture("llama"));
   ASSERT_TRUE(l.model);
   const std::string w = "model.layers.0.mlp.up_proj.weight";
   auto make = [&](const std::string& name, std::vector<StTensor> extra, bool drop) {
@@ -287,8 +272,8 @@ TEST(ExportSafetensors, UnpairedOrMismatchedFactorsAreRefused) {
 // Face Llama directory that laserd reloads to the edited model's logits.
 TEST(ExportGguf, SmolLM2MergedAndFactoredReload) {
   const std::string path = std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " not found";
-  Loaded l = Load(path);
+  if (!fs::exists(path)) LASERD_SKIP_OR_FAIL_IN_CI(path << " not found (scripts/fetch_model.sh)");
+  LoadedModel l = LoadTestModel(path);
   ASSERT_TRUE(l.model);
   const std::vector<std::vector<int32_t>> seqs = {{1, 504, 3458, 282, 4649, 314, 3575, 30}};
   auto edits = ParseEdits("attn.q:3:0.1,attn.k:29:0.2,mlp.in:29:0.05", l.model->MatrixTypes(),
@@ -333,7 +318,7 @@ TEST(ExportGguf, SmolLM2MergedAndFactoredReload) {
   EXPECT_EQ(tcfg["eos_token"], "<|im_end|>");
   EXPECT_TRUE(tcfg.contains("chat_template"));
 
-  Loaded lm = Load(merged.string());
+  LoadedModel lm = LoadTestModel(merged.string());
   ASSERT_TRUE(lm.model);
   auto ml = lm.model->Logits(seqs);
   ASSERT_TRUE(ml.ok());
@@ -342,7 +327,7 @@ TEST(ExportGguf, SmolLM2MergedAndFactoredReload) {
       WriteExport(*l.src, l.model.get(), *applied, ExportFormat::kFactored, factored.string());
   ASSERT_TRUE(rf.ok()) << rf.status();
   EXPECT_LT(rf->weights_bytes, rm->weights_bytes);
-  Loaded lf = Load(factored.string());
+  LoadedModel lf = LoadTestModel(factored.string());
   ASSERT_TRUE(lf.model);
   auto fl = lf.model->Logits(seqs);
   ASSERT_TRUE(fl.ok());

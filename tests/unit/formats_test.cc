@@ -16,6 +16,7 @@
 #include "engine/formats/weights.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/requirements.h"
 
 namespace laserd::formats {
 namespace {
@@ -639,8 +640,8 @@ TEST(HalfTest, ConversionsAreExact) {
 TEST(SmolLM2GgufTest, MetadataTensorsAndValues) {
   const std::string path = std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!fs::exists(path)) {
-    GTEST_SKIP() << "real model not fetched: " << path
-                 << " is absent (run the setup script to fetch it)";
+    LASERD_SKIP_OR_FAIL_IN_CI(
+        "real model not fetched: " << path << " is absent (scripts/fetch_model.sh fetches it)");
   }
   const auto t0 = std::chrono::steady_clock::now();
   auto src = OpenGguf(path);

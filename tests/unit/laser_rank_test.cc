@@ -1,4 +1,5 @@
-// ρ→k and the paper's rate form (DESIGN.md §1), and matrix-type names.
+// ρ→k (k = floor(ρ·min(m, n)), at least 1) and the paper's rate form (ρ = 1 − rate/10,
+// computed as the paper's Python does; docs/laser.md), and matrix-type names.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

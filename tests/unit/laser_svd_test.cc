@@ -15,6 +15,8 @@
 #include "engine/laser/rank.h"
 #include "engine/model/model.h"
 #include "kernels/svd.h"
+#include "tests/support/requirements.h"
+#include "tests/support/test_model.h"
 
 namespace laserd::laser {
 namespace {
@@ -282,27 +284,9 @@ TEST(TruncatedSvd, RejectsBadArguments) {
 
 // ---- Edits of a model ----------------------------------------------------
 
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<formats::WeightSource> src;
-  std::unique_ptr<model::Model> model;
-};
-
-Loaded Load(const std::string& path, bool gguf) {
-  Loaded l;
-  l.backend = kernels::MakeCpuBackend();
-  auto src = gguf ? formats::OpenGguf(path) : formats::OpenSafetensors(path);
-  EXPECT_TRUE(src.ok()) << src.status();
-  if (!src.ok()) return l;
-  l.src = *std::move(src);
-  auto m = model::Model::Load(*l.src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
-}
-
 TEST(Editor, ApplyDenseThenRestoreIsBitExact) {
-  Loaded l = Load(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama", false);
+  test_support::LoadedModel l =
+      test_support::LoadTestModel(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama");
   ASSERT_NE(l.model, nullptr);
   model::Model* m = l.model.get();
   const std::vector<std::vector<int32_t>> seqs = {{1, 5, 9, 2, 7}};
@@ -340,7 +324,8 @@ TEST(Editor, ApplyDenseThenRestoreIsBitExact) {
 }
 
 TEST(Editor, RejectsFactorsOfTheWrongShape) {
-  Loaded l = Load(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama", false);
+  test_support::LoadedModel l =
+      test_support::LoadTestModel(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama");
   ASSERT_NE(l.model, nullptr);
   model::Model* m = l.model.get();
   SvdOptions o;
@@ -355,7 +340,8 @@ TEST(Editor, RejectsFactorsOfTheWrongShape) {
 }
 
 TEST(Factors, FactoredApplyEqualsDenseWk) {
-  Loaded l = Load(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama", false);
+  test_support::LoadedModel l =
+      test_support::LoadTestModel(std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/llama");
   ASSERT_NE(l.model, nullptr);
   model::Model* m = l.model.get();
   kernels::Backend* be = m->backend();
@@ -388,8 +374,8 @@ TEST(Factors, FactoredApplyEqualsDenseWk) {
 const char* kSmolLM2 = LASERD_DATA_DIR "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 TEST(RealModel, RandomizedDefaultsWithinOnePercentOnSmolLM2) {
-  if (!std::filesystem::exists(kSmolLM2)) GTEST_SKIP() << "not fetched: " << kSmolLM2;
-  Loaded l = Load(kSmolLM2, true);
+  if (!std::filesystem::exists(kSmolLM2)) LASERD_SKIP_OR_FAIL_IN_CI("not fetched: " << kSmolLM2);
+  test_support::LoadedModel l = test_support::LoadTestModel(kSmolLM2);
   ASSERT_NE(l.model, nullptr);
   model::Model* m = l.model.get();
   const int64_t L = m->config().layers;
@@ -404,8 +390,8 @@ TEST(RealModel, RandomizedDefaultsWithinOnePercentOnSmolLM2) {
 }
 
 TEST(RealModel, ApplyRestoreOnSmolLM2IsBitExact) {
-  if (!std::filesystem::exists(kSmolLM2)) GTEST_SKIP() << "not fetched: " << kSmolLM2;
-  Loaded l = Load(kSmolLM2, true);
+  if (!std::filesystem::exists(kSmolLM2)) LASERD_SKIP_OR_FAIL_IN_CI("not fetched: " << kSmolLM2);
+  test_support::LoadedModel l = test_support::LoadTestModel(kSmolLM2);
   ASSERT_NE(l.model, nullptr);
   model::Model* m = l.model.get();
   const std::vector<float> orig = *MatrixToHost(m, "mlp.in", 20);

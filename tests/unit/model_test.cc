@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/formats/weights.h"
+#include "tests/support/test_model.h"
 
 namespace laserd::model {
 namespace {
@@ -25,23 +26,9 @@ json ReadJson(const std::string& path) {
   return json::parse(f);
 }
 
-struct Loaded {
-  std::unique_ptr<kernels::Backend> backend;
-  std::unique_ptr<formats::WeightSource> src;
-  std::unique_ptr<Model> model;
-};
-
-Loaded LoadFixture(const std::string& dir) {
-  Loaded l;
-  l.backend = kernels::MakeCpuBackend();
-  auto src = formats::OpenSafetensors(FixtureDir() + dir);
-  EXPECT_TRUE(src.ok()) << src.status();
-  if (!src.ok()) return l;
-  l.src = *std::move(src);
-  auto m = Model::Load(*l.src, l.backend.get());
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (m.ok()) l.model = *std::move(m);
-  return l;
+// A fixture directory of tests/fixtures/models on the CPU.
+test_support::LoadedModel LoadFixture(const std::string& dir) {
+  return test_support::LoadTestModel(FixtureDir() + dir);
 }
 
 // Every score of `scores` equals a log-softmax of the request's own full
@@ -82,7 +69,7 @@ TEST_P(TinyModelTest, LogitsMatchTransformers) {
   for (const json& m : manifest["models"])
     if (m["name"] == GetParam()) entry = m;
   ASSERT_FALSE(entry.is_null()) << GetParam();
-  Loaded l = LoadFixture(entry["dir"]);
+  test_support::LoadedModel l = LoadFixture(entry["dir"]);
   ASSERT_NE(l.model, nullptr);
   const json ref = ReadJson(FixtureDir() + entry["reference"].get<std::string>());
   const int64_t V = l.model->config().vocab_size;
@@ -173,7 +160,7 @@ TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
   for (const json& m : manifest["models"])
     if (m["name"] == GetParam()) entry = m;
   ASSERT_FALSE(entry.is_null()) << GetParam();
-  Loaded l = LoadFixture(entry["dir"]);
+  test_support::LoadedModel l = LoadFixture(entry["dir"]);
   ASSERT_NE(l.model, nullptr);
   const json ref = ReadJson(FixtureDir() + entry["reference"].get<std::string>());
   std::vector<std::vector<int32_t>> seqs;
@@ -205,7 +192,7 @@ TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
 }
 
 TEST(ModelTest, CanonicalMatrices) {
-  Loaded l = LoadFixture("llama");
+  test_support::LoadedModel l = LoadFixture("llama");
   ASSERT_NE(l.model, nullptr);
   EXPECT_EQ(l.model->MatrixTypes(), CanonicalMatrixTypes());
   auto q = l.model->Matrix("attn.q", 1);
@@ -218,7 +205,7 @@ TEST(ModelTest, CanonicalMatrices) {
   EXPECT_EQ(l.model->Matrix("attn.q", 2).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(l.model->Matrix("mlp.fc", 0).status().code(), absl::StatusCode::kNotFound);
 
-  Loaded g = LoadFixture("gpt2");
+  test_support::LoadedModel g = LoadFixture("gpt2");
   ASSERT_NE(g.model, nullptr);
   // GPT-2's fused c_attn is exposed as q, k, v blocks; it has no gated mlp.up.
   EXPECT_EQ(g.model->MatrixTypes(), (std::vector<std::string>{"attn.q", "attn.k", "attn.v",
@@ -229,7 +216,7 @@ TEST(ModelTest, CanonicalMatrices) {
 }
 
 TEST(ModelTest, RejectsBadTokens) {
-  Loaded l = LoadFixture("llama");
+  test_support::LoadedModel l = LoadFixture("llama");
   ASSERT_NE(l.model, nullptr);
   EXPECT_EQ(l.model->Logits({{1, 2, 999}}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(l.model->Score({{{1, 2}, 0}}).status().code(), absl::StatusCode::kInvalidArgument);

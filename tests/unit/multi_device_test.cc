@@ -1,4 +1,4 @@
-// Several resident replicas in one process (issue 5, `--devices`): the device
+// Several resident replicas in one process (`--devices`): the device
 // list, SweepRunner over two CPU replicas against one replica (the same bits,
 // the same order, composition on the first replica, stopping early), and
 // `laserd sweep --devices cpu,cpu` against `--device cpu` byte for byte. On
@@ -31,6 +31,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/fixtures.h"
+#include "tests/support/requirements.h"
 
 namespace laserd {
 namespace {
@@ -308,10 +309,7 @@ TEST_F(MultiDeviceTest, ReplicasOfDifferentModelsAreRefused) {
 
 class MultiDeviceCliTest : public MultiDeviceTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(test_support::LaserdBinary()))
-      GTEST_SKIP() << test_support::LaserdBinary() << " is not built";
-  }
+  void SetUp() override { LASERD_REQUIRE_BUILT(test_support::LaserdBinary()); }
   int Sweep(const std::string& spec, const std::string& out, const std::string& flags) {
     return test_support::Shell(test_support::LaserdBinary() + " sweep --model " + *dir_ +
                                " --spec " + spec + " --out " + out + " " + flags + " > " + *dir_ +

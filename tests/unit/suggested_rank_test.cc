@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "server/sweep_io.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/requirements.h"
 
 namespace laserd {
 namespace {
@@ -503,9 +504,7 @@ using test_support::Shell;
 
 class SuggestedRankCliTest : public SuggestedRankTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(LaserdBinary())) GTEST_SKIP() << LaserdBinary() << " is not built";
-  }
+  void SetUp() override { LASERD_REQUIRE_BUILT(LaserdBinary()); }
   std::string Spec(const std::string& extra) {
     const std::string p = *dir_ + "/spec.json";
     std::ofstream(p) << R"({"dataset": {"path": ")" << *data_

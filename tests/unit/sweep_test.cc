@@ -1,4 +1,4 @@
-// Sweep execution (issue 3): prefix reuse, factored apply and the answer-only
+// Sweep execution: prefix reuse, factored apply and the answer-only
 // head against a plain full forward of the dense edited model; sharded runs
 // merged against one unsharded run; --resume after a truncated file; spec
 // errors naming the field. On the tiny Llama fixture with a byte-level
@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/requirements.h"
 
 namespace laserd {
 namespace {
@@ -256,10 +257,7 @@ TEST_F(SweepTest, ShardsPartitionMatricesAndCompositionStacksGreedily) {
 
 class SweepCliTest : public SweepTest {
  protected:
-  void SetUp() override {
-    if (!fs::exists(test_support::LaserdBinary()))
-      GTEST_SKIP() << test_support::LaserdBinary() << " is not built";
-  }
+  void SetUp() override { LASERD_REQUIRE_BUILT(test_support::LaserdBinary()); }
   std::string Spec(const std::string& extra) {
     const std::string p = *dir_ + "/spec.json";
     std::ofstream(p)

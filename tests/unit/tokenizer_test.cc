@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/formats/weights.h"
 #include "engine/tokenizer/internal.h"
+#include "tests/support/requirements.h"
 
 namespace laserd::tokenizer {
 namespace {
@@ -243,7 +244,7 @@ TEST(TokenizerJson, UnknownTokenWithoutVocabEntryFailsAtEncode) {
 
 TEST(GgufTokenizer, SmolLM2MatchesLlamaCpp) {
   if (!std::filesystem::exists(kGguf)) {
-    GTEST_SKIP() << kGguf << " is absent (scripts/fetch_model.sh fetches it)";
+    LASERD_SKIP_OR_FAIL_IN_CI(kGguf << " is absent (scripts/fetch_model.sh fetches it)");
   }
   auto src = formats::OpenGguf(kGguf);
   ASSERT_TRUE(src.ok()) << src.status();

@@ -1,0 +1,95 @@
+// laserctl datasets: `upload` streams a JSONL file to the server in 1 MiB chunks
+// and prints its id; `list` lists the uploaded datasets.
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "client/commands.h"
+#include "client/failure.h"
+#include "client/laserctl_core.h"
+#include "client/output.h"
+
+namespace laserd::client {
+namespace {
+
+namespace pb = ::laser::v1;
+
+int Upload(Connection& conn, const std::string& path, std::string name) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(kExitNotFound, "cannot read " + path);
+  if (name.empty()) name = path.substr(path.find_last_of('/') + 1);
+  pb::Dataset ds;
+  auto ctx = conn.Context(/*streaming=*/true);
+  auto writer = conn.datasets().UploadDataset(ctx.get(), &ds);
+  pb::UploadDatasetRequest head;
+  head.mutable_header()->set_display_name(name);
+  bool ok = writer->Write(head);
+  std::string buf(1 << 20, '\0');
+  while (ok && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize n = in.gcount();
+    if (n <= 0) break;
+    pb::UploadDatasetRequest chunk;
+    chunk.set_chunk(buf.data(), static_cast<size_t>(n));
+    ok = writer->Write(chunk);
+  }
+  writer->WritesDone();
+  auto st = writer->Finish();
+  if (!st.ok()) return FailRpc("datasets upload " + path, st);
+  std::cout << ds.id() << "\n";
+  std::cerr << absl::StrFormat("%s: %d bytes, %d examples (%d completion, %d choice)\n",
+                               ds.display_name(), ds.size_bytes(), ds.example_count(),
+                               ds.completion_count(), ds.choice_count());
+  return kExitOk;
+}
+
+int ListDatasets(Connection& conn, bool json) {
+  pb::ListDatasetsRequest req;
+  std::string token;
+  if (!json) {
+    std::cout << absl::StrFormat("%-64s %10s %8s  %-20s  %s\n", "id", "bytes", "examples",
+                                 "created", "name");
+  }
+  do {
+    req.set_page_token(token);
+    pb::ListDatasetsResponse resp;
+    auto ctx = conn.Context();
+    auto st = conn.datasets().ListDatasets(ctx.get(), req, &resp);
+    if (!st.ok()) return FailRpc("datasets list", st);
+    for (const auto& d : resp.datasets()) {
+      if (json) {
+        std::cout << JsonLine(d) << "\n";
+      } else {
+        std::cout << absl::StrFormat("%-64s %10d %8d  %-20s  %s\n", d.id(), d.size_bytes(),
+                                     d.example_count(), Timestamp(d.create_time()),
+                                     d.display_name());
+      }
+    }
+    token = resp.next_page_token();
+  } while (!token.empty());
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddDatasetsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run) {
+  struct Flags {
+    std::string file, display_name;
+    bool json = false;
+  };
+  auto f = std::make_shared<Flags>();
+  auto* datasets = app.add_subcommand("datasets", "Upload or list datasets");
+  datasets->require_subcommand(1);
+  auto* upload = datasets->add_subcommand("upload", "Upload a JSONL dataset; prints its id");
+  upload->add_option("file", f->file, "JSONL file")->required();
+  upload->add_option("--name", f->display_name, "Display name (default: the file name)");
+  RunConnected(upload, conn, run,
+               [f](Connection& c) { return Upload(c, f->file, f->display_name); });
+  auto* dlist = datasets->add_subcommand("list", "List datasets");
+  dlist->add_flag("--json", f->json, "One Dataset JSON per line");
+  RunConnected(dlist, conn, run, [f](Connection& c) { return ListDatasets(c, f->json); });
+}
+
+}  // namespace laserd::client
