@@ -4,7 +4,7 @@
     python3 scripts/make_capitals.py [--out .data/capitals.jsonl]
     python3 scripts/make_capitals.py --choice [--out .data/capitals_choice.jsonl]
 
-Completion records (DESIGN.md §1):  {"prompt": "The capital of France is", "answer": " Paris"}
+Completion records:                 {"prompt": "The capital of France is", "answer": " Paris"}
 Choice records (--choice):          {"prompt": "Q: Is Paris the capital of France?\\nA:",
                                      "choices": [" Yes", " No"], "label": 0}
 
