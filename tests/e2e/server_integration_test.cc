@@ -190,7 +190,7 @@ TEST_F(ServerTest, SweepStreamsEveryResultInOrderAndEqualsHeadless) {
   int n = 0;
   while (std::getline(lines, line)) {
     if (line.empty()) continue;
-    EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line;
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line;
     ++n;
   }
   EXPECT_GT(n, 3);

@@ -240,7 +240,9 @@ TEST_F(SweepTest, ShardsPartitionMatricesAndCompositionStacksGreedily) {
     const bool better = laser::BetterOnValidation(steps[i].metrics.validation.accuracy,
                                                   steps[i].metrics.validation.log_loss, acc, loss);
     EXPECT_EQ(steps[i].kept, better);
-    if (i + 1 < steps.size()) EXPECT_TRUE(steps[i].kept);
+    if (i + 1 < steps.size()) {
+      EXPECT_TRUE(steps[i].kept);
+    }
     acc = steps[i].metrics.validation.accuracy;
     loss = steps[i].metrics.validation.log_loss;
   }
