@@ -1,0 +1,150 @@
+// laserd serve against hostile or careless requests, on loopback with the tiny
+// Llama fixture: nothing a client sends may end the process or produce a 500,
+// and a job that cannot run ends FAILED with the reason.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "laser/v1/sweep.grpc.pb.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/server_harness.h"
+#include "tests/support/fixtures.h"
+
+namespace fs = std::filesystem;
+namespace pb = ::laser::v1;
+
+namespace {
+
+using laserd_test::kRead;
+using laserd_test::kWrite;
+using laserd_test::Server;
+
+// Sends `request` verbatim to 127.0.0.1:`port` and returns everything the
+// server answers before it closes the connection ("" when it answered nothing).
+std::string RawHttp(int port, const std::string& request) {
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(s);
+    return "";
+  }
+  timeval tv{5, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)!write(s, request.data(), request.size());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(s, buf, sizeof buf)) > 0;) out.append(buf, n);
+  close(s);
+  return out;
+}
+
+// The status code of an HTTP response ("HTTP/1.1 404 Not Found" -> 404), -1 if none.
+int StatusOf(const std::string& response) {
+  if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return -1;
+  return std::atoi(response.substr(9, 3).c_str());
+}
+
+std::string BodyOf(const std::string& response) {
+  const size_t at = response.find("\r\n\r\n");
+  return at == std::string::npos ? "" : response.substr(at + 4);
+}
+
+class ServerHostileInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ =
+        fs::temp_directory_path() / absl::StrCat("laserd_hostile_test_", getpid(), "_", counter_++);
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "data");
+    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
+    std::ofstream(root_ / "data" / "small.jsonl") << laserd::test_support::CapitalsDataset(20);
+    server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
+  }
+  void TearDown() override {
+    server_.reset();
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+  pb::SweepSpec Spec(const std::string& path) {
+    pb::SweepSpec s;
+    s.mutable_dataset()->set_path(path);
+    s.mutable_rho()->add_values(0.5);
+    s.add_matrix_types("attn.q");
+    s.mutable_svd()->set_method(pb::SVD_METHOD_EXACT);
+    return s;
+  }
+  static int counter_;
+  fs::path root_;
+  std::unique_ptr<Server> server_;
+};
+int ServerHostileInputTest::counter_ = 0;
+
+// Every HTTP route and the error handler, with invalid UTF-8 in the path, the
+// path parameters and the query (percent-encoded and as raw bytes), with and
+// without a token: each answer is a 4xx with a JSON error body, and the server
+// stays SERVING.
+TEST_F(ServerHostileInputTest, InvalidUtf8InAnyHttpRequestIsA4xxAndNeverKillsTheServer) {
+  server_->Start();
+  const std::vector<std::string> targets = {
+      "/%FF",
+      "/\xff",
+      "/api/%FF",
+      "/api/jobs/%FF",
+      "/api/jobs/\xff\xfe",
+      "/api/jobs/%FF/results",
+      "/api/jobs/job-x/results?kind=%FF",
+      "/api/jobs/job-x/results?order_by=%FF",
+      "/api/jobs/job-x/results?layer=%FF",
+      "/api/jobs/job-x/results?page_size=%FF",
+      "/api/jobs/job-x/results?page_token=%FF",
+      "/api/jobs/job-x/results?%FF=1",
+      "/api/jobs?%FF=1",
+      "/api/status?%FF=1",
+      "/api/model?%FF=1",
+      "/api/spectrum?matrix_type=%FF&layer=0",
+      "/api/spectrum?matrix_type=attn.q&layer=%FF",
+      "/index.html%FF",
+      "/metrics%FF",
+  };
+  for (const char* method : {"GET", "POST", "DELETE"}) {
+    for (const std::string& target : targets) {
+      for (const char* token : {static_cast<const char*>(nullptr), kRead}) {
+        std::string req = absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        if (token != nullptr) absl::StrAppend(&req, "Authorization: Bearer ", token, "\r\n");
+        absl::StrAppend(&req, "Content-Length: 0\r\nConnection: close\r\n\r\n");
+        const std::string what = absl::StrCat(method, " ", target, token ? " (token)" : "");
+        const std::string resp = RawHttp(server_->http_port_, req);
+        const int code = StatusOf(resp);
+        EXPECT_GE(code, 400) << what << "\n" << resp;
+        EXPECT_LT(code, 500) << what << "\n" << resp;
+        const auto body = nlohmann::json::parse(BodyOf(resp), nullptr, /*allow_exceptions=*/false);
+        EXPECT_TRUE(body.is_object() && body.contains("error")) << what << "\n" << resp;
+        ASSERT_EQ(server_->Health(), 1) << "after " << what << "\n" << server_->Log();
+      }
+    }
+  }
+  // Invalid bytes in a header value and in the method.
+  for (const std::string& req :
+       {std::string("GET /api/jobs HTTP/1.1\r\nAuthorization: Bearer \xff\xfe\r\n"
+                    "Connection: close\r\n\r\n"),
+        std::string("G\xff T /api/jobs HTTP/1.1\r\nConnection: close\r\n\r\n")}) {
+    const int code = StatusOf(RawHttp(server_->http_port_, req));
+    EXPECT_GE(code, 400);
+    EXPECT_LT(code, 500);
+    ASSERT_EQ(server_->Health(), 1) << server_->Log();
+  }
+}
+
+}  // namespace
