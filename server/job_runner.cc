@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <random>
 #include <utility>
 
@@ -392,7 +393,15 @@ void JobRunner::RunJob(const std::string& id) {
     elapsed_before_ns = TimeUtil::DurationToNanoseconds(running_.progress().elapsed());
   }
   spdlog::info("job {} running", id);
-  FinishRunning(RunSweep(id, spec, Clock::now(), elapsed_before_ns));
+  absl::Status st;
+  // Nothing a job meets may end the process: an exception from the engine or
+  // a library fails this job (and the next start does not run it again).
+  try {
+    st = RunSweep(id, spec, Clock::now(), elapsed_before_ns);
+  } catch (const std::exception& e) {
+    st = absl::InternalError(absl::StrCat("the job stopped on an exception: ", e.what()));
+  }
+  FinishRunning(st);
 }
 
 void JobRunner::FinishRunning(const absl::Status& st) {

@@ -147,4 +147,53 @@ TEST_F(ServerHostileInputTest, InvalidUtf8InAnyHttpRequestIsA4xxAndNeverKillsThe
   }
 }
 
+// A dataset path that is a directory: CreateSweep refuses it with a precise
+// status, and a queued job whose file becomes a directory before it runs ends
+// FAILED with the reason; the server stays SERVING, also after a restart.
+TEST_F(ServerHostileInputTest, DatasetPathThatIsADirectoryFailsTheJobNotTheServer) {
+  std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
+  std::ofstream(root_ / "data" / "later.jsonl") << laserd::test_support::CapitalsDataset(20);
+  fs::create_directories(root_ / "data" / "dir.jsonl");
+  server_->Start();
+
+  pb::Job j;
+  grpc::Status st = server_->Create(Spec((root_ / "data" / "dir.jsonl").string()), &j);
+  EXPECT_TRUE(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+              st.error_code() == grpc::StatusCode::FAILED_PRECONDITION)
+      << st.error_code() << " " << st.error_message();
+  EXPECT_NE(st.error_message().find("directory"), std::string::npos) << st.error_message();
+  ASSERT_EQ(server_->Health(), 1) << server_->Log();
+
+  // A long job runs while a second one waits; the second's file becomes a
+  // directory, then the first is cancelled so that the second runs.
+  pb::SweepSpec long_spec = Spec((root_ / "data" / "big.jsonl").string());
+  long_spec.clear_matrix_types();
+  for (int i = 1; i <= 100; ++i) long_spec.mutable_rho()->add_values(i / 100.0);
+  pb::Job first, second;
+  ASSERT_TRUE(server_->Create(long_spec, &first).ok());
+  ASSERT_TRUE(server_->Create(Spec((root_ / "data" / "later.jsonl").string()), &second).ok());
+  ASSERT_EQ(server_->Get(second.id()).state(), pb::JOB_STATE_QUEUED)
+      << "the first job ended before the second could be changed";
+  fs::remove(root_ / "data" / "later.jsonl");
+  fs::create_directories(root_ / "data" / "later.jsonl");
+  {
+    grpc::ClientContext c;
+    Server::Auth(&c);
+    pb::CancelJobRequest r;
+    r.set_job_id(first.id());
+    pb::Job out;
+    ASSERT_TRUE(server_->sweeps().CancelJob(&c, r, &out).ok());
+  }
+  server_->Watch(second.id(), 0, &st);
+  ASSERT_EQ(server_->Health(), 1) << server_->Log();
+  pb::Job done = server_->Get(second.id());
+  EXPECT_EQ(done.state(), pb::JOB_STATE_FAILED);
+  EXPECT_NE(done.error().message().find("directory"), std::string::npos)
+      << done.error().message();
+  server_->Kill(SIGKILL);
+  server_->Start();
+  ASSERT_EQ(server_->Health(), 1) << server_->Log();
+  EXPECT_EQ(server_->Get(second.id()).state(), pb::JOB_STATE_FAILED);
+}
+
 }  // namespace
