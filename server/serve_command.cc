@@ -20,6 +20,7 @@
 #include "server/grpc_services.h"
 #include "server/http_api.h"
 #include "server/server_state.h"
+#include "server/tls_files.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
 
@@ -79,10 +80,13 @@ absl::Status Serve(const ServeOptions& o) {
     }
     LASERD_ASSIGN_OR_RETURN(const std::string cert, ReadFileBytes("--tls-cert", o.tls_cert));
     LASERD_ASSIGN_OR_RETURN(const std::string key, ReadFileBytes("--tls-key", o.tls_key));
+    LASERD_RETURN_IF_ERROR(CheckTlsKeyPair(cert, key));
     grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
     ssl.pem_key_cert_pairs.push_back({key, cert});
     if (!o.tls_client_ca.empty()) {
-      LASERD_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFileBytes("--tls-client-ca", o.tls_client_ca));
+      LASERD_ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                              ReadFileBytes("--tls-client-ca", o.tls_client_ca));
+      LASERD_RETURN_IF_ERROR(CheckTlsClientCa(ssl.pem_root_certs));
       ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }
     creds = grpc::SslServerCredentials(ssl);

@@ -188,12 +188,84 @@ TEST_F(ServerHostileInputTest, DatasetPathThatIsADirectoryFailsTheJobNotTheServe
   ASSERT_EQ(server_->Health(), 1) << server_->Log();
   pb::Job done = server_->Get(second.id());
   EXPECT_EQ(done.state(), pb::JOB_STATE_FAILED);
-  EXPECT_NE(done.error().message().find("directory"), std::string::npos)
-      << done.error().message();
+  EXPECT_NE(done.error().message().find("directory"), std::string::npos) << done.error().message();
   server_->Kill(SIGKILL);
   server_->Start();
   ASSERT_EQ(server_->Health(), 1) << server_->Log();
   EXPECT_EQ(server_->Get(second.id()).state(), pb::JOB_STATE_FAILED);
+}
+
+// The bearer scheme is case-insensitive (RFC 7235), on gRPC and HTTP.
+TEST_F(ServerHostileInputTest, TheBearerSchemeIsCaseInsensitive) {
+  server_->Start();
+  for (const char* scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
+    grpc::ClientContext c;
+    c.AddMetadata("authorization", absl::StrCat(scheme, " ", kRead));
+    pb::ListJobsRequest r;
+    pb::ListJobsResponse out;
+    const grpc::Status st = server_->sweeps().ListJobs(&c, r, &out);
+    EXPECT_TRUE(st.ok()) << scheme << ": " << st.error_message();
+    const std::string resp =
+        RawHttp(server_->http_port_,
+                absl::StrCat("GET /api/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: ", scheme, " ",
+                             kRead, "\r\nConnection: close\r\n\r\n"));
+    EXPECT_EQ(StatusOf(resp), 200) << scheme << "\n" << resp;
+  }
+  grpc::ClientContext c;
+  c.AddMetadata("authorization", absl::StrCat("Basic ", kRead));
+  pb::ListJobsResponse out;
+  EXPECT_EQ(server_->sweeps().ListJobs(&c, pb::ListJobsRequest(), &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// A dataset path with an embedded NUL is refused, not truncated at the NUL.
+TEST_F(ServerHostileInputTest, ADatasetPathWithANulIsRefused) {
+  server_->Start();
+  pb::Job j;
+  const std::string path = (root_ / "data" / "small.jsonl").string() + std::string("\0.txt", 5);
+  const grpc::Status st = server_->Create(Spec(path), &j);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("NUL"), std::string::npos) << st.error_message();
+}
+
+// A TLS certificate or key that cannot be used is named with its cause, and
+// `laserd serve` exits non-zero without listening.
+TEST_F(ServerHostileInputTest, ATlsFileProblemIsReportedWithItsCause) {
+  if (std::system("openssl version >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
+  const fs::path dir = root_ / "tls";
+  fs::create_directories(dir);
+  for (const char* name : {"a", "b"}) {
+    ASSERT_EQ(std::system(absl::StrCat("cd ", dir.string(),
+                                       " && openssl req -x509 -newkey "
+                                       "rsa:2048 -nodes -keyout ",
+                                       name, "_key.pem -out ", name,
+                                       "_cert.pem -days 2 -subj /CN=localhost >/dev/null 2>&1")
+                              .c_str()),
+              0);
+  }
+  std::ofstream(dir / "junk.pem") << "not a PEM file\n";
+  struct Case {
+    std::string cert, key, want;
+  };
+  const std::vector<Case> cases = {
+      {"junk.pem", "a_key.pem", "--tls-cert"},
+      {"a_cert.pem", "junk.pem", "--tls-key"},
+      {"a_cert.pem", "b_key.pem", "does not match"},
+      {"a_key.pem", "a_key.pem", "--tls-cert"},
+  };
+  for (const Case& c : cases) {
+    const std::string log = (root_ / "tls.log").string();
+    const int rc = laserd::test_support::Shell(
+        absl::StrCat("timeout 20 ", laserd::test_support::LaserdBinary(), " serve --model ",
+                     (root_ / "model").string(), " --device cpu --listen 127.0.0.1:0 --state-dir ",
+                     (root_ / "tls_state").string(), " --tls-cert ", (dir / c.cert).string(),
+                     " --tls-key ", (dir / c.key).string(), " >", log, " 2>&1"));
+    const std::string out = laserd::test_support::ReadFile(log);
+    EXPECT_NE(rc, 0) << c.cert << " " << c.key;
+    EXPECT_NE(rc, 124) << c.cert << " " << c.key << ": laserd serve started";
+    EXPECT_NE(out.find(c.want), std::string::npos) << c.cert << " " << c.key << "\n" << out;
+    EXPECT_EQ(out.find("cannot listen"), std::string::npos) << out;
+  }
 }
 
 }  // namespace
