@@ -27,22 +27,8 @@ namespace {
 
 using laserd_test::Server;
 
-class ServerCancelRestartTest : public ::testing::Test {
+class ServerCancelRestartTest : public laserd_test::ServerFixture {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            absl::StrCat("laserd_cancel_restart_test_", getpid(), "_", counter_++);
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "data");
-    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
-    std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
-    server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
-    server_->Start();
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!HasFailure()) fs::remove_all(root_);
-  }
   // A job long enough to be running when it is cancelled, cancelled once it
   // runs; the reply of CancelJob.
   pb::Job StartAndCancelALongJob() {
@@ -55,12 +41,8 @@ class ServerCancelRestartTest : public ::testing::Test {
     for (int i = 0; i < 2000 && server_->Get(j.id()).state() == pb::JOB_STATE_QUEUED; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    grpc::ClientContext c;
-    Server::Auth(&c);
-    pb::CancelJobRequest r;
-    r.set_job_id(j.id());
     pb::Job out;
-    EXPECT_TRUE(server_->sweeps().CancelJob(&c, r, &out).ok());
+    EXPECT_TRUE(server_->Cancel(j.id(), &out).ok());
     return out;
   }
   // The job as the (stopped) server stored it.
@@ -72,11 +54,7 @@ class ServerCancelRestartTest : public ::testing::Test {
     EXPECT_TRUE(sj.ok()) << sj.status();
     return sj.ok() ? sj->job : pb::Job();
   }
-  static int counter_;
-  fs::path root_;
-  std::unique_ptr<Server> server_;
 };
-int ServerCancelRestartTest::counter_ = 0;
 
 TEST_F(ServerCancelRestartTest, ACancelAcknowledgedBeforeAKillEndsCancelledAfterRestart) {
   const pb::Job acked = StartAndCancelALongJob();

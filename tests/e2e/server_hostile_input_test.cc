@@ -62,21 +62,8 @@ std::string BodyOf(const std::string& response) {
   return at == std::string::npos ? "" : response.substr(at + 4);
 }
 
-class ServerHostileInputTest : public ::testing::Test {
+class ServerHostileInputTest : public laserd_test::ServerFixture {
  protected:
-  void SetUp() override {
-    root_ =
-        fs::temp_directory_path() / absl::StrCat("laserd_hostile_test_", getpid(), "_", counter_++);
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "data");
-    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
-    std::ofstream(root_ / "data" / "small.jsonl") << laserd::test_support::CapitalsDataset(20);
-    server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!HasFailure()) fs::remove_all(root_);
-  }
   pb::SweepSpec Spec(const std::string& path) {
     pb::SweepSpec s;
     s.mutable_dataset()->set_path(path);
@@ -85,18 +72,13 @@ class ServerHostileInputTest : public ::testing::Test {
     s.mutable_svd()->set_method(pb::SVD_METHOD_EXACT);
     return s;
   }
-  static int counter_;
-  fs::path root_;
-  std::unique_ptr<Server> server_;
 };
-int ServerHostileInputTest::counter_ = 0;
 
 // Every HTTP route and the error handler, with invalid UTF-8 in the path, the
 // path parameters and the query (percent-encoded and as raw bytes), with and
 // without a token: each answer is a 4xx with a JSON error body, and the server
 // stays SERVING.
 TEST_F(ServerHostileInputTest, InvalidUtf8InAnyHttpRequestIsA4xxAndNeverKillsTheServer) {
-  server_->Start();
   const std::vector<std::string> targets = {
       "/%FF",
       "/\xff",
@@ -151,10 +133,8 @@ TEST_F(ServerHostileInputTest, InvalidUtf8InAnyHttpRequestIsA4xxAndNeverKillsThe
 // status, and a queued job whose file becomes a directory before it runs ends
 // FAILED with the reason; the server stays SERVING, also after a restart.
 TEST_F(ServerHostileInputTest, DatasetPathThatIsADirectoryFailsTheJobNotTheServer) {
-  std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
   std::ofstream(root_ / "data" / "later.jsonl") << laserd::test_support::CapitalsDataset(20);
   fs::create_directories(root_ / "data" / "dir.jsonl");
-  server_->Start();
 
   pb::Job j;
   grpc::Status st = server_->Create(Spec((root_ / "data" / "dir.jsonl").string()), &j);
@@ -176,14 +156,8 @@ TEST_F(ServerHostileInputTest, DatasetPathThatIsADirectoryFailsTheJobNotTheServe
       << "the first job ended before the second could be changed";
   fs::remove(root_ / "data" / "later.jsonl");
   fs::create_directories(root_ / "data" / "later.jsonl");
-  {
-    grpc::ClientContext c;
-    Server::Auth(&c);
-    pb::CancelJobRequest r;
-    r.set_job_id(first.id());
-    pb::Job out;
-    ASSERT_TRUE(server_->sweeps().CancelJob(&c, r, &out).ok());
-  }
+  pb::Job cancelled;
+  ASSERT_TRUE(server_->Cancel(first.id(), &cancelled).ok());
   server_->Watch(second.id(), 0, &st);
   ASSERT_EQ(server_->Health(), 1) << server_->Log();
   pb::Job done = server_->Get(second.id());
@@ -197,7 +171,6 @@ TEST_F(ServerHostileInputTest, DatasetPathThatIsADirectoryFailsTheJobNotTheServe
 
 // The bearer scheme is case-insensitive (RFC 7235), on gRPC and HTTP.
 TEST_F(ServerHostileInputTest, TheBearerSchemeIsCaseInsensitive) {
-  server_->Start();
   for (const char* scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
     grpc::ClientContext c;
     c.AddMetadata("authorization", absl::StrCat(scheme, " ", kRead));
@@ -220,7 +193,6 @@ TEST_F(ServerHostileInputTest, TheBearerSchemeIsCaseInsensitive) {
 
 // A dataset path with an embedded NUL is refused, not truncated at the NUL.
 TEST_F(ServerHostileInputTest, ADatasetPathWithANulIsRefused) {
-  server_->Start();
   pb::Job j;
   const std::string path = (root_ / "data" / "small.jsonl").string() + std::string("\0.txt", 5);
   const grpc::Status st = server_->Create(Spec(path), &j);

@@ -2,8 +2,6 @@
 // laserd.db (zero bytes, not SQLite, a corrupt page, a newer schema) is refused
 // with DATA_LOSS (FAILED_PRECONDITION for a newer schema) and left as it was;
 // `laserd serve` then exits non-zero with the message.
-#include "server/job_store.h"
-
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/job_store.h"
 #include "tests/support/fixtures.h"
 
 namespace fs = std::filesystem;
@@ -25,8 +24,8 @@ using laserd::server::JobStore;
 class JobStoreOpenTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / absl::StrCat("laserd_store_test_", getpid(), "_",
-                                                     counter_++);
+    dir_ =
+        fs::temp_directory_path() / absl::StrCat("laserd_store_test_", getpid(), "_", counter_++);
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     db_ = (dir_ / "laserd.db").string();
@@ -45,6 +44,15 @@ class JobStoreOpenTest : public ::testing::Test {
       (*j.mutable_spec()->mutable_labels())["pad"] = std::string(2048, 'a' + i % 26);
       ASSERT_TRUE((*s)->InsertJob(j).ok());
     }
+  }
+  // Sets PRAGMA user_version of the closed store.
+  void SetUserVersion(int v) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, absl::StrCat("PRAGMA user_version = ", v, ";").c_str(), nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
   }
   static int counter_;
   fs::path dir_;
@@ -98,10 +106,7 @@ TEST_F(JobStoreOpenTest, ACorruptPageIsRefused) {
 
 TEST_F(JobStoreOpenTest, AStoreOfANewerSchemaIsRefused) {
   Fill(1);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999;", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  SetUserVersion(999);
   auto s = JobStore::Open(dir_.string());
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition) << s.status();
@@ -112,10 +117,7 @@ TEST_F(JobStoreOpenTest, AStoreOfANewerSchemaIsRefused) {
 // present) opens and keeps its jobs.
 TEST_F(JobStoreOpenTest, AStoreWithoutASchemaVersionOpens) {
   Fill(2);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 0;", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  SetUserVersion(0);
   auto s = JobStore::Open(dir_.string());
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->ListJobs()->size(), 2u);
@@ -126,10 +128,10 @@ TEST_F(JobStoreOpenTest, ServeExitsNonZeroWithTheMessageOnADamagedStore) {
   fs::create_directories(dir_ / "state");
   std::ofstream((dir_ / "state" / "laserd.db").string()).close();
   const std::string log = (dir_ / "serve.log").string();
-  const int rc = laserd::test_support::Shell(absl::StrCat(
-      "timeout 20 ", laserd::test_support::LaserdBinary(), " serve --model ",
-      (dir_ / "model").string(), " --device cpu --listen 127.0.0.1:0 --state-dir ",
-      (dir_ / "state").string(), " >", log, " 2>&1"));
+  const int rc = laserd::test_support::Shell(
+      absl::StrCat("timeout 20 ", laserd::test_support::LaserdBinary(), " serve --model ",
+                   (dir_ / "model").string(), " --device cpu --listen 127.0.0.1:0 --state-dir ",
+                   (dir_ / "state").string(), " >", log, " 2>&1"));
   EXPECT_EQ(rc, 5) << "exit code of DATA_LOSS (124: laserd serve started on a damaged store)";
   const std::string out = laserd::test_support::ReadFile(log);
   EXPECT_NE(out.find("laserd.db"), std::string::npos) << out;
