@@ -161,6 +161,11 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& dir)
   std::unique_ptr<JobStore> s(new JobStore);
   s->path_ = (fs::path(dir) / "laserd.db").string();
   const bool exists = fs::exists(s->path_, ec);
+  if (ec) {
+    // Never create (rename over) a store whose presence could not be checked.
+    return absl::PermissionDeniedError(
+        absl::StrCat("--state-dir: cannot check ", s->path_, ": ", ec.message()));
+  }
   if (exists) {
     const auto size = fs::file_size(s->path_, ec);
     if (ec) return Damaged(s->path_, ec.message());
@@ -204,11 +209,13 @@ absl::Status JobStore::Check() {
         absl::StrCat("job store ", path_, " has schema version ", version,
                      ", written by a newer laserd (this one reads up to ", kSchemaVersion, ")"));
   }
+  // A version 0 store (before the version was recorded) may lack the tables
+  // added later, which kSchema then creates; from version 1 on all are there.
   Stmt tables(db_,
-              "SELECT count(*) FROM sqlite_master WHERE name IN ('jobs', 'results', 'datasets');");
+              "SELECT count(*), sum(name = 'jobs') FROM sqlite_master WHERE type = 'table' AND "
+              "name IN ('jobs', 'results', 'datasets');");
   if (!tables.ok() || tables.Step() != SQLITE_ROW) return Damaged(path_, sqlite3_errmsg(db_));
-  // Version 0 is the store before it had a version: the same tables.
-  if (tables.Int(0) != 3) {
+  if (tables.Int(1) != 1 || (version >= 1 && tables.Int(0) != 3)) {
     return Damaged(path_, absl::StrCat("schema version ", version, " but ", tables.Int(0),
                                        " of its 3 tables"));
   }

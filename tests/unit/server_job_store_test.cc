@@ -113,6 +113,18 @@ TEST_F(JobStoreOpenTest, AStoreOfANewerSchemaIsRefused) {
   EXPECT_NE(s.status().message().find("999"), std::string::npos) << s.status();
 }
 
+// An SQLite file that is not a job store (no jobs table) is refused.
+TEST_F(JobStoreOpenTest, AnSqliteFileWithoutTheJobTablesIsRefused) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE other (x INTEGER);", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = JobStore::Open(dir_.string());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+}
+
 // A store written before the schema had a version (user_version 0, tables
 // present) opens and keeps its jobs.
 TEST_F(JobStoreOpenTest, AStoreWithoutASchemaVersionOpens) {
