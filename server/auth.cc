@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -53,10 +54,12 @@ absl::Status BearerAuth::AuthorizeBearer(const std::string* authorization, bool 
         absl::StrCat("missing 'authorization: Bearer <token>' ", carrier));
   }
   absl::string_view v(*authorization);
-  if (!absl::ConsumePrefix(&v, "Bearer ")) {
+  // The scheme is case-insensitive (RFC 7235 section 2.1).
+  if (v.size() < 7 || !absl::EqualsIgnoreCase(v.substr(0, 7), "bearer ")) {
     return absl::UnauthenticatedError(
         absl::StrCat("authorization ", carrier, " is not 'Bearer <token>'"));
   }
+  v.remove_prefix(7);
   auto t = tokens_.find(std::string(absl::StripAsciiWhitespace(v)));
   if (t == tokens_.end()) return absl::UnauthenticatedError("unknown bearer token");
   if (write && !t->second.write) {

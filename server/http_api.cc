@@ -53,11 +53,10 @@ int HttpStatusOf(absl::StatusCode code) {
 }
 
 std::string ErrorJson(const absl::Status& s) {
-  return Json{{"error",
-               {{"code", HttpStatusOf(s.code())},
-                {"status", GrpcCodeName(ToGrpcCode(s.code()))},
-                {"message", std::string(s.message())}}}}
-      .dump();
+  return DumpJson(Json{{"error",
+                        {{"code", HttpStatusOf(s.code())},
+                         {"status", GrpcCodeName(ToGrpcCode(s.code()))},
+                         {"message", std::string(s.message())}}}});
 }
 
 namespace {
@@ -70,7 +69,8 @@ Json ToJson(const google::protobuf::Message& m) {
   std::string s;
   // Every laser.v1 message converts (no Any fields); an error would be a bug.
   if (!google::protobuf::util::MessageToJsonString(m, &s, o).ok()) return Json::object();
-  return Json::parse(s);
+  Json j = Json::parse(s, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? Json::object() : j;
 }
 
 // The query parameters of a request, each allowed name at most once.
@@ -160,7 +160,7 @@ Body Results(ServerState& state, const std::string& id, const Query& q) {
   if (job.progress().has_best()) out["best"] = ToJson(job.progress().best());
   if (job.has_best_composition()) out["best_composition"] = ToJson(job.best_composition());
   if (!out.contains("results")) out["results"] = Json::array();
-  return out.dump();
+  return DumpJson(out);
 }
 
 Body Spectrum(ServerState& state, const Query& q) {
@@ -174,7 +174,7 @@ Body Spectrum(ServerState& state, const Query& q) {
   LASERD_ASSIGN_OR_RETURN(const int32_t layer, q.Int("layer", 0));
   req.set_layer(layer);
   LASERD_ASSIGN_OR_RETURN(const pb::Spectrum sp, state.models.GetSpectrum(req));
-  return ToJson(sp).dump();
+  return DumpJson(ToJson(sp));
 }
 
 void SetJson(httplib::Response& res, const Body& body) {
@@ -233,7 +233,7 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
   http.Get("/api/model",
            Route(state, "model", {}, true, [&state](const httplib::Request&, const Query&) -> Body {
              LASERD_ASSIGN_OR_RETURN(const pb::ModelInfo mi, state.models.DescribeModel());
-             return ToJson(mi).dump();
+             return DumpJson(ToJson(mi));
            }));
   http.Get("/api/spectrum",
            Route(state, "spectrum", {"matrix_type", "layer"}, true,
@@ -246,7 +246,7 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
       R"(/api/jobs/([^/]+))",
       Route(state, "job", {}, true, [&state](const httplib::Request& req, const Query&) -> Body {
         LASERD_ASSIGN_OR_RETURN(const pb::Job j, state.sweeps.GetJob(req.matches[1]));
-        return ToJson(j).dump();
+        return DumpJson(ToJson(j));
       }));
   http.Get(R"(/api/jobs/([^/]+)/results)",
            Route(state, "results",
@@ -279,12 +279,12 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
           ErrorJson(absl::NotFoundError(absl::StrCat("no route for ", req.method, " ", req.path))),
           "application/json");
     } else {
-      res.set_content(Json{{"error",
-                            {{"code", res.status},
-                             {"status", res.status < 500 ? "INVALID_ARGUMENT" : "INTERNAL"},
-                             {"message", absl::StrCat("HTTP ", res.status)}}}}
-                          .dump(),
-                      "application/json");
+      res.set_content(
+          DumpJson(Json{{"error",
+                         {{"code", res.status},
+                          {"status", res.status < 500 ? "INVALID_ARGUMENT" : "INTERNAL"},
+                          {"message", absl::StrCat("HTTP ", res.status)}}}}),
+          "application/json");
     }
     return httplib::Server::HandlerResponse::Handled;
   }));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <random>
 #include <utility>
 
@@ -53,11 +54,22 @@ JobRunner::~JobRunner() { Stop(); }
 
 absl::Status JobRunner::Start() {
   LASERD_ASSIGN_OR_RETURN(std::vector<StoredJob> jobs, store_.ListJobs());
-  int requeued = 0;
+  int requeued = 0, cancelled = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (StoredJob& sj : jobs) {
       pb::Job& j = sj.job;
+      if (!Terminal(j.state()) && j.cancel_requested()) {
+        // CancelJob acknowledged the request before the server stopped.
+        j.set_state(pb::JOB_STATE_CANCELLED);
+        j.mutable_progress()->set_phase(pb::JOB_PHASE_UNSPECIFIED);
+        j.mutable_progress()->clear_eta();
+        *j.mutable_end_time() = ProtoNow();
+        *j.mutable_update_time() = j.end_time();
+        LASERD_RETURN_IF_ERROR(store_.UpdateJob(j));
+        ++cancelled;
+        continue;
+      }
       if (j.state() == pb::JOB_STATE_RUNNING) {
         // Stopped by a crash or shutdown: run again; stored results are skipped.
         j.set_state(pb::JOB_STATE_QUEUED);
@@ -72,6 +84,7 @@ absl::Status JobRunner::Start() {
     }
   }
   if (requeued) spdlog::info("requeued {} interrupted job(s)", requeued);
+  if (cancelled) spdlog::info("cancelled {} job(s) whose cancellation was requested", cancelled);
   worker_ = std::thread([this] { WorkerLoop(); });
   return absl::OkStatus();
 }
@@ -136,7 +149,9 @@ absl::StatusOr<pb::Job> JobRunner::Cancel(const std::string& id) {
   if (id == running_id_) {
     cancel_ = true;
     running_.set_cancel_requested(true);
-    SaveRunningLocked().IgnoreError();
+    // Acknowledged only once stored: a restart then ends the job CANCELLED.
+    // (The job stops here either way.)
+    LASERD_RETURN_IF_ERROR(SaveRunningLocked());
     spdlog::info("job {}: cancel requested", id);
     return running_;
   }
@@ -392,13 +407,23 @@ void JobRunner::RunJob(const std::string& id) {
     elapsed_before_ns = TimeUtil::DurationToNanoseconds(running_.progress().elapsed());
   }
   spdlog::info("job {} running", id);
-  FinishRunning(RunSweep(id, spec, Clock::now(), elapsed_before_ns));
+  absl::Status st;
+  // Nothing a job meets may end the process: an exception from the engine or
+  // a library fails this job (and the next start does not run it again).
+  try {
+    st = RunSweep(id, spec, Clock::now(), elapsed_before_ns);
+  } catch (const std::exception& e) {
+    st = absl::InternalError(absl::StrCat("the job stopped on an exception: ", e.what()));
+  }
+  FinishRunning(st);
 }
 
 void JobRunner::FinishRunning(const absl::Status& st) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string id = running_id_;
-  if (stop_ && !st.ok()) {
+  // A shutdown interrupts the job; one whose cancellation was requested ends
+  // CANCELLED below, any other resumes at the next start.
+  if (stop_ && !st.ok() && !cancel_) {
     running_id_.clear();
     spdlog::info("job {} interrupted by shutdown; it resumes at the next start", id);
     return;  // stays RUNNING in the store: requeued at the next start

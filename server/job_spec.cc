@@ -1,11 +1,10 @@
 #include "server/job_spec.h"
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "server/file_bytes.h"
 #include "server/sweep_io.h"
 
 namespace laserd::server {
@@ -35,6 +34,9 @@ absl::StatusOr<eval::Dataset> JobInputs::Dataset(const pb::SweepSpec& spec,
     *source = absl::StrCat("dataset ", spec.dataset().dataset_id());
   } else {
     namespace fs = std::filesystem;
+    if (spec.dataset().path().find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("spec.dataset.path: contains a NUL byte");
+    }
     std::error_code ec;
     const fs::path p = fs::weakly_canonical(spec.dataset().path(), ec);
     bool allowed = false;
@@ -48,12 +50,7 @@ absl::StatusOr<eval::Dataset> JobInputs::Dataset(const pb::SweepSpec& spec,
           absl::StrCat("spec.dataset.path: '", spec.dataset().path(),
                        "' is not under a --data-dir of this server; upload it with UploadDataset"));
     }
-    std::ifstream f(p, std::ios::binary);
-    if (!f) {
-      return absl::NotFoundError(
-          absl::StrCat("spec.dataset.path: cannot read '", spec.dataset().path(), "'"));
-    }
-    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    LASERD_ASSIGN_OR_RETURN(bytes, ReadFileBytes("spec.dataset.path", p.string()));
     *source = spec.dataset().path();
   }
   auto ds = eval::ParseDataset(bytes, *source);

@@ -12,6 +12,20 @@ namespace {
 
 namespace pb = ::laser::v1;
 
+// The status of the last SQLite error on `db`: a full disk is
+// RESOURCE_EXHAUSTED, a damaged file DATA_LOSS, anything else INTERNAL.
+absl::Status SqliteError(sqlite3* db, const std::string& msg) {
+  switch (sqlite3_errcode(db) & 0xff) {
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
 // A prepared statement, finalized on scope exit.
 class Stmt {
  public:
@@ -35,7 +49,7 @@ class Stmt {
   }
   int64_t Int(int c) { return sqlite3_column_int64(s_, c); }
   absl::Status Error(const std::string& what) {
-    return absl::InternalError(absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db_)));
+    return SqliteError(db_, absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db_)));
   }
 
  private:
@@ -87,27 +101,125 @@ absl::StatusOr<StoredJob> JobFromRow(Stmt& st) {
   return j;
 }
 
+// The schema: PRAGMA user_version of the store. 0 is a store written before
+// the version was recorded (the same tables).
+constexpr int64_t kSchemaVersion = 1;
+constexpr const char* kSetSchemaVersion = "PRAGMA user_version = 1;";
+
+// DATA_LOSS naming the store, the cause, and what the operator does.
+absl::Status Damaged(const std::string& path, const std::string& cause) {
+  return absl::DataLossError(absl::StrCat(
+      "job store ", path, " is damaged (", cause,
+      "); laserd does not start on it and has not changed it. Move it aside and restore a "
+      "backup (docs/server.md, \"Checking and backing up the store\")"));
+}
+
+// A new store at `path`: initialised under a temporary name and renamed, so
+// that `path` is either absent or a complete store.
+absl::Status CreateStore(const std::string& path) {
+  const std::string tmp = path + ".new";
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    std::filesystem::remove(tmp + suffix, ec);
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(tmp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  std::string err;
+  if (rc == SQLITE_OK) {
+    const std::string sql = absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+                                         kSchema, kSetSchemaVersion);
+    char* e = nullptr;
+    rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &e);
+    if (e != nullptr) err = e;
+    sqlite3_free(e);
+  } else {
+    err = sqlite3_errmsg(db);
+  }
+  // Closing the only connection checkpoints the WAL into the file.
+  if (sqlite3_close(db) != SQLITE_OK && rc == SQLITE_OK) {
+    rc = SQLITE_ERROR;
+    err = "close failed";
+  }
+  if (rc == SQLITE_OK) std::filesystem::rename(tmp, path, ec);
+  if (rc != SQLITE_OK || ec) {
+    return absl::PermissionDeniedError(absl::StrCat("--state-dir: cannot create ", path, ": ",
+                                                    rc != SQLITE_OK ? err : ec.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& dir) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  fs::create_directories(dir, ec);
   if (ec) {
     return absl::PermissionDeniedError(
         absl::StrCat("--state-dir: cannot create ", dir, ": ", ec.message()));
   }
   std::unique_ptr<JobStore> s(new JobStore);
-  s->path_ = (std::filesystem::path(dir) / "laserd.db").string();
-  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                      nullptr) != SQLITE_OK) {
+  s->path_ = (fs::path(dir) / "laserd.db").string();
+  const bool exists = fs::exists(s->path_, ec);
+  if (ec) {
+    // Never create (rename over) a store whose presence could not be checked.
+    return absl::PermissionDeniedError(
+        absl::StrCat("--state-dir: cannot check ", s->path_, ": ", ec.message()));
+  }
+  if (exists) {
+    const auto size = fs::file_size(s->path_, ec);
+    if (ec) return Damaged(s->path_, ec.message());
+    // Open never leaves an empty file behind (a new store is initialised under
+    // another name, then renamed): zero bytes are a truncated store.
+    if (size == 0) return Damaged(s->path_, "the file is empty (0 bytes)");
+  } else {
+    LASERD_RETURN_IF_ERROR(CreateStore(s->path_));
+  }
+  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
     return absl::PermissionDeniedError(
         absl::StrCat("--state-dir: cannot open ", s->path_, ": ", sqlite3_errmsg(s->db_)));
   }
   sqlite3_busy_timeout(s->db_, 5000);
+  LASERD_RETURN_IF_ERROR(s->Check());
   for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
-    if (auto st = s->Exec(sql); !st.ok()) return st;
+    LASERD_RETURN_IF_ERROR(s->Exec(sql));
   }
   return s;
+}
+
+absl::Status JobStore::Check() {
+  std::string problems;
+  {
+    Stmt qc(db_, "PRAGMA quick_check(20);");
+    if (!qc.ok()) return Damaged(path_, sqlite3_errmsg(db_));
+    int rc;
+    while ((rc = qc.Step()) == SQLITE_ROW) {
+      const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(qc.get(), 0));
+      const std::string line = t ? t : "";
+      if (line != "ok") absl::StrAppend(&problems, problems.empty() ? "" : "; ", line);
+    }
+    if (rc != SQLITE_DONE) return Damaged(path_, sqlite3_errmsg(db_));
+  }
+  if (!problems.empty()) return Damaged(path_, absl::StrCat("PRAGMA quick_check: ", problems));
+  Stmt uv(db_, "PRAGMA user_version;");
+  if (!uv.ok() || uv.Step() != SQLITE_ROW) return Damaged(path_, sqlite3_errmsg(db_));
+  const int64_t version = uv.Int(0);
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job store ", path_, " has schema version ", version,
+                     ", written by a newer laserd (this one reads up to ", kSchemaVersion, ")"));
+  }
+  // A version 0 store (before the version was recorded) may lack the tables
+  // added later, which kSchema then creates; from version 1 on all are there.
+  Stmt tables(db_,
+              "SELECT count(*), sum(name = 'jobs') FROM sqlite_master WHERE type = 'table' AND "
+              "name IN ('jobs', 'results', 'datasets');");
+  if (!tables.ok() || tables.Step() != SQLITE_ROW) return Damaged(path_, sqlite3_errmsg(db_));
+  if (tables.Int(1) != 1 || (version >= 1 && tables.Int(0) != 3)) {
+    return Damaged(path_, absl::StrCat("schema version ", version, " but ", tables.Int(0),
+                                       " of its 3 tables"));
+  }
+  return Exec(kSetSchemaVersion);
 }
 
 JobStore::~JobStore() {
@@ -117,8 +229,7 @@ JobStore::~JobStore() {
 absl::Status JobStore::Exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    absl::Status s =
-        absl::InternalError(absl::StrCat("job store (", path_, "): ", err ? err : "?"));
+    absl::Status s = SqliteError(db_, absl::StrCat("job store (", path_, "): ", err ? err : "?"));
     sqlite3_free(err);
     return s;
   }

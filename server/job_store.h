@@ -30,7 +30,10 @@ struct StoredJob {
 
 class JobStore {
  public:
-  // Opens (creating if needed) DIR/laserd.db.
+  // Opens (creating if needed) DIR/laserd.db after checking it: DATA_LOSS
+  // when it is damaged (empty, not SQLite, PRAGMA quick_check fails, tables
+  // missing), FAILED_PRECONDITION when a newer laserd wrote it; the file is
+  // then left as it was.
   static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& dir);
   ~JobStore();
 
@@ -64,6 +67,9 @@ class JobStore {
  private:
   JobStore() = default;
   absl::Status Exec(const char* sql);
+  // PRAGMA quick_check and the schema version: DATA_LOSS for a damaged store,
+  // FAILED_PRECONDITION for one of a newer schema.
+  absl::Status Check();
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::string path_;

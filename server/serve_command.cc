@@ -3,7 +3,6 @@
 // JSON-lines logs and an HTTP endpoint for /metrics and dashboards
 // (docs/server.md).
 #include <csignal>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,9 +16,11 @@
 #include "grpcpp/security/server_credentials.h"
 #include "httplib.h"
 #include "server/commands.h"
+#include "server/file_bytes.h"
 #include "server/grpc_services.h"
 #include "server/http_api.h"
 #include "server/server_state.h"
+#include "server/tls_files.h"
 #include "spdlog/pattern_formatter.h"
 #include "spdlog/spdlog.h"
 
@@ -60,12 +61,6 @@ void UseJsonLogs() {
   spdlog::set_formatter(std::move(f));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
@@ -83,12 +78,15 @@ absl::Status Serve(const ServeOptions& o) {
     if (o.tls_cert.empty() || o.tls_key.empty()) {
       return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
     }
-    LASERD_ASSIGN_OR_RETURN(const std::string cert, ReadFile("--tls-cert", o.tls_cert));
-    LASERD_ASSIGN_OR_RETURN(const std::string key, ReadFile("--tls-key", o.tls_key));
+    LASERD_ASSIGN_OR_RETURN(const std::string cert, ReadFileBytes("--tls-cert", o.tls_cert));
+    LASERD_ASSIGN_OR_RETURN(const std::string key, ReadFileBytes("--tls-key", o.tls_key));
+    LASERD_RETURN_IF_ERROR(CheckTlsKeyPair(cert, key));
     grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
     ssl.pem_key_cert_pairs.push_back({key, cert});
     if (!o.tls_client_ca.empty()) {
-      LASERD_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile("--tls-client-ca", o.tls_client_ca));
+      LASERD_ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                              ReadFileBytes("--tls-client-ca", o.tls_client_ca));
+      LASERD_RETURN_IF_ERROR(CheckTlsClientCa(ssl.pem_root_certs));
       ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }
     creds = grpc::SslServerCredentials(ssl);

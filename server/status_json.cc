@@ -9,6 +9,10 @@ namespace laserd::server {
 
 namespace pb = ::laser::v1;
 
+std::string DumpJson(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 PrometheusMetrics::Snapshot SampleServer(ServerState& s) {
   PrometheusMetrics::Snapshot snap;
   for (pb::JobState st : {pb::JOB_STATE_QUEUED, pb::JOB_STATE_RUNNING, pb::JOB_STATE_SUCCEEDED,
@@ -39,7 +43,7 @@ std::string StatusJson(ServerState& s) {
   j["process_rss_bytes"] = ProcessRssBytes();
   j["devices"] = ready ? s.model.device_names() : std::vector<std::string>{};
   j["running_job"] = s.jobs.CurrentLoad().running_job;
-  return j.dump();
+  return DumpJson(j);
 }
 
 std::string JobsJson(ServerState& s) {
@@ -52,11 +56,11 @@ std::string JobsJson(ServerState& s) {
       s.jobs.Refresh(&sj.job);
       std::string text;
       if (google::protobuf::util::MessageToJsonString(sj.job, &text, o).ok()) {
-        arr.push_back(nlohmann::json::parse(text));
+        arr.push_back(nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false));
       }
     }
   }
-  return nlohmann::json{{"jobs", arr}}.dump();
+  return DumpJson(nlohmann::json{{"jobs", arr}});
 }
 
 }  // namespace laserd::server

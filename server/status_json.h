@@ -5,10 +5,16 @@
 
 #include <string>
 
+#include "nlohmann/json.hpp"
 #include "server/prometheus.h"
 #include "server/server_state.h"
 
 namespace laserd::server {
+
+// The text of `j`, with every invalid UTF-8 byte of its strings replaced by
+// U+FFFD: a body may echo request bytes (a path, a job id, a query value), and
+// nlohmann's plain dump() throws on invalid UTF-8.
+std::string DumpJson(const nlohmann::json& j);
 
 // Jobs by state, queue depth, throughput, serving.
 PrometheusMetrics::Snapshot SampleServer(ServerState& s);

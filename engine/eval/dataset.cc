@@ -157,7 +157,8 @@ const char* ExampleKindName(ExampleKind k) {
   return k == ExampleKind::kChoice ? "choice" : "completion";
 }
 
-ParseResult ParseDatasetLines(std::string_view content, std::string_view source) {
+ParseResult ParseDatasetLines(std::string_view content, std::string_view source,
+                              size_t max_errors) {
   ParseResult out;
   out.dataset.source = std::string(source);
   // A UTF-8 byte-order mark at the very start is not part of the first record.
@@ -175,7 +176,8 @@ ParseResult ParseDatasetLines(std::string_view content, std::string_view source)
     Example ex;
     ex.line = line_no;
     if (auto reason = ParseRecord(line, &ex)) {
-      out.errors.push_back({line_no, *reason});
+      if (out.errors.size() < max_errors) out.errors.push_back({line_no, *std::move(reason)});
+      ++out.error_count;
       continue;
     }
     ex.index = static_cast<int64_t>(out.dataset.examples.size());
@@ -185,16 +187,16 @@ ParseResult ParseDatasetLines(std::string_view content, std::string_view source)
 }
 
 absl::StatusOr<Dataset> ParseDataset(std::string_view content, std::string_view source) {
-  ParseResult r = ParseDatasetLines(content, source);
-  if (!r.errors.empty()) {
-    std::string msg = absl::StrCat("dataset ", std::string(source), ": ", r.errors.size(),
-                                   " bad record", r.errors.size() == 1 ? "" : "s");
-    const size_t shown = std::min<size_t>(r.errors.size(), kMaxReportedErrors);
-    for (size_t i = 0; i < shown; ++i) {
+  ParseResult r = ParseDatasetLines(content, source, kMaxReportedErrors);
+  if (r.error_count > 0) {
+    std::string msg = absl::StrCat("dataset ", std::string(source), ": ", r.error_count,
+                                   " bad record", r.error_count == 1 ? "" : "s");
+    for (size_t i = 0; i < r.errors.size(); ++i) {
       absl::StrAppend(&msg, i == 0 ? ": " : "; ", "line ", r.errors[i].line, ": ",
                       r.errors[i].reason);
     }
-    if (shown < r.errors.size()) absl::StrAppend(&msg, "; and ", r.errors.size() - shown, " more");
+    const int64_t shown = static_cast<int64_t>(r.errors.size());
+    if (shown < r.error_count) absl::StrAppend(&msg, "; and ", r.error_count - shown, " more");
     return absl::InvalidArgumentError(msg);
   }
   if (r.dataset.examples.empty()) {

@@ -43,14 +43,17 @@ struct RecordError {
   std::string reason;
 };
 
-// Parses every line and collects every bad record (for validation reports).
+// Parses every line and collects the bad records (for validation reports):
+// the first `max_errors` in `errors`, all of them counted in `error_count`.
 // `dataset.examples` holds the good records; the caller decides what to do
 // with a partial result.
 struct ParseResult {
   Dataset dataset;
   std::vector<RecordError> errors;
+  int64_t error_count = 0;
 };
-ParseResult ParseDatasetLines(std::string_view content, std::string_view source);
+ParseResult ParseDatasetLines(std::string_view content, std::string_view source,
+                              size_t max_errors = SIZE_MAX);
 
 // INVALID_ARGUMENT listing the bad records (line and reason, at most
 // `kMaxReportedErrors`, then a count) if any, or if there are no records.

@@ -33,6 +33,7 @@
 #include "laser/v1/dataset.grpc.pb.h"
 #include "laser/v1/model.grpc.pb.h"
 #include "laser/v1/sweep.grpc.pb.h"
+#include "tests/support/fixtures.h"
 
 namespace laserd_test {
 
@@ -245,6 +246,14 @@ class Server {
     EXPECT_TRUE(sweeps_->GetJob(&ctx, req, &j).ok());
     return j;
   }
+  // CancelJob with the write token; the job as CancelJob returned it in `out`.
+  grpc::Status Cancel(const std::string& id, pb::Job* out) {
+    grpc::ClientContext ctx;
+    Auth(&ctx);
+    pb::CancelJobRequest req;
+    req.set_job_id(id);
+    return sweeps_->CancelJob(&ctx, req, out);
+  }
   // Watches from `from` until the stream ends (or `stop_after` results);
   // returns the events.
   std::vector<pb::WatchJobEvent> Watch(const std::string& id, int64_t from, grpc::Status* st,
@@ -298,6 +307,33 @@ class Server {
   std::unique_ptr<pb::SweepService::Stub> sweeps_;
   std::unique_ptr<pb::ModelService::Stub> models_;
   std::unique_ptr<pb::DatasetService::Stub> datasets_;
+};
+
+// A test with a temporary root: the tiny Llama fixture in model/, data/ with
+// small.jsonl (20 records) and big.jsonl (60), and a started Server on them.
+// The root is removed after a test that passed.
+class ServerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            absl::StrCat(
+                "laserd_", ::testing::UnitTest::GetInstance()->current_test_suite()->name(), "_",
+                getpid(), "_", ::testing::UnitTest::GetInstance()->random_seed(), "_", counter_++);
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "data");
+    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
+    std::ofstream(root_ / "data" / "small.jsonl") << laserd::test_support::CapitalsDataset(20);
+    std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
+    server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
+    server_->Start();
+  }
+  void TearDown() override {
+    server_.reset();
+    if (!HasFailure()) fs::remove_all(root_);
+  }
+  static inline int counter_ = 0;
+  fs::path root_;
+  std::unique_ptr<Server> server_;
 };
 
 }  // namespace laserd_test

@@ -23,24 +23,9 @@
 
 namespace laserd_test {
 
-class ServerTest : public ::testing::Test {
+// The per-test server of ServerFixture plus specs and the headless comparison.
+class ServerTest : public ServerFixture {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            absl::StrCat("laserd_server_test_", getpid(), "_",
-                         ::testing::UnitTest::GetInstance()->random_seed(), "_", counter_++);
-    fs::remove_all(root_);
-    fs::create_directories(root_ / "data");
-    laserd::test_support::MakeTinyLlamaDir(root_ / "model");
-    std::ofstream(root_ / "data" / "small.jsonl") << laserd::test_support::CapitalsDataset(20);
-    std::ofstream(root_ / "data" / "big.jsonl") << laserd::test_support::CapitalsDataset(60);
-    server_ = std::make_unique<Server>(root_, root_ / "model", root_ / "data");
-    server_->Start();
-  }
-  void TearDown() override {
-    server_.reset();
-    if (!HasFailure()) fs::remove_all(root_);
-  }
   pb::SweepSpec Spec(const std::string& data, std::vector<double> rhos) {
     pb::SweepSpec s;
     s.mutable_dataset()->set_path((root_ / "data" / data).string());
@@ -77,9 +62,6 @@ class ServerTest : public ::testing::Test {
     }
     return r;
   }
-  static inline int counter_ = 0;
-  fs::path root_;
-  std::unique_ptr<Server> server_;
 };
 
 }  // namespace laserd_test
