@@ -55,7 +55,7 @@ std::string MetaString(const nlohmann::json& meta, bool gguf, const char* key,
 }  // namespace
 
 absl::StatusOr<pb::ModelInfo> DescribeLoadedModel(const std::string& path,
-                                                  const eval::LoadedModel& lm,
+                                                  const model::LoadedModel& lm,
                                                   const std::vector<std::string>& device_names,
                                                   int64_t cache_budget_bytes) {
   namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/eval/run.h"
+#include "engine/model/loaded_model.h"
 #include "laser/v1/model.pb.h"
 
 namespace laserd::server {
@@ -18,7 +18,7 @@ namespace laserd::server {
 // (one per replica, each holding its own copy of the weights). The memory
 // figures of the host are left to the caller (they change).
 absl::StatusOr<::laser::v1::ModelInfo> DescribeLoadedModel(
-    const std::string& path, const eval::LoadedModel& lm,
+    const std::string& path, const model::LoadedModel& lm,
     const std::vector<std::string>& device_names, int64_t cache_budget_bytes);
 
 }  // namespace laserd::server

@@ -56,7 +56,7 @@ absl::StatusOr<pb::Spectrum> ModelHandlers::GetSpectrum(const pb::GetSpectrumReq
   int64_t rows = 0, cols = 0;
   LASERD_ASSIGN_OR_RETURN(
       const std::vector<float> host,
-      model_.ReadUnedited([&](const eval::LoadedModel& lm) -> absl::StatusOr<std::vector<float>> {
+      model_.ReadUnedited([&](const model::LoadedModel& lm) -> absl::StatusOr<std::vector<float>> {
         LASERD_ASSIGN_OR_RETURN(const auto* w, lm.model->Matrix(*type, req.layer()));
         rows = w->rows();
         cols = w->cols();

@@ -15,9 +15,9 @@ absl::Status ResidentModel::Load(const std::string& path, const std::vector<std:
                                  const std::string& tokenizer, int64_t cache_budget_bytes) {
   const auto t0 = std::chrono::steady_clock::now();
   if (devices.size() == 1) {
-    LASERD_ASSIGN_OR_RETURN(first_, eval::LoadModel(path, devices[0], tokenizer));
+    LASERD_ASSIGN_OR_RETURN(first_, model::LoadModel(path, devices[0], tokenizer));
   } else {
-    LASERD_ASSIGN_OR_RETURN(std::vector<eval::LoadedModel> loaded,
+    LASERD_ASSIGN_OR_RETURN(std::vector<model::LoadedModel> loaded,
                             laser::LoadReplicas(path, devices, tokenizer));
     first_ = std::move(loaded[0]);
     for (size_t i = 1; i < loaded.size(); ++i) others_.push_back(std::move(loaded[i]));
@@ -43,7 +43,7 @@ absl::Status ResidentModel::Ready() const {
 
 std::vector<model::Model*> ResidentModel::models() const {
   std::vector<model::Model*> out = {first_.model.get()};
-  for (const eval::LoadedModel& r : others_) out.push_back(r.model.get());
+  for (const model::LoadedModel& r : others_) out.push_back(r.model.get());
   return out;
 }
 

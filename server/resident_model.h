@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/eval/run.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "laser/v1/model.pb.h"
 
 namespace laserd::server {
@@ -30,7 +30,7 @@ class ResidentModel {
 
   const ::laser::v1::ModelInfo& info() const { return info_; }
   const std::vector<std::string>& device_names() const { return device_names_; }
-  const eval::LoadedModel& first() const { return first_; }
+  const model::LoadedModel& first() const { return first_; }
   // Every replica's model, the first one's first.
   std::vector<model::Model*> models() const;
 
@@ -58,8 +58,8 @@ class ResidentModel {
  private:
   void WaitForReaders() const;
 
-  eval::LoadedModel first_;
-  std::vector<eval::LoadedModel> others_;
+  model::LoadedModel first_;
+  std::vector<model::LoadedModel> others_;
   std::vector<std::string> device_names_;  // one per replica, the first one's first
   ::laser::v1::ModelInfo info_;
   std::atomic<bool> ready_{false};

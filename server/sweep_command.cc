@@ -18,9 +18,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
-#include "engine/eval/run.h"
 #include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/commands.h"
 #include "server/sweep_io.h"
@@ -358,9 +358,9 @@ absl::Status RunSweep(const SweepFlags& f) {
   if (!f.devices.empty()) {
     LASERD_ASSIGN_OR_RETURN(devices, laser::ParseDeviceList(f.devices));
   }
-  LASERD_ASSIGN_OR_RETURN(std::vector<eval::LoadedModel> replicas,
+  LASERD_ASSIGN_OR_RETURN(std::vector<model::LoadedModel> replicas,
                           laser::LoadReplicas(f.model, devices, f.tokenizer));
-  const eval::LoadedModel* lm = &replicas[0];
+  const model::LoadedModel* lm = &replicas[0];
   const std::string identity = ModelIdentity(f.model);
   if (!spec.model().empty()) {
     const std::string base = std::filesystem::path(f.model).filename().string();

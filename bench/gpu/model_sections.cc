@@ -12,8 +12,8 @@
 #include "base/status_macros.h"
 #include "bench/gpu/sections.h"
 #include "engine/eval/dataset.h"
-#include "engine/eval/run.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "engine/model/model.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/ops.h"
@@ -186,7 +186,7 @@ struct DeviceSweep {
 };
 
 absl::StatusOr<DeviceSweep> SmolSweep(const BenchOptions& o, const std::string& device) {
-  LASERD_ASSIGN_OR_RETURN(eval::LoadedModel m, eval::LoadModel(o.gguf, device));
+  LASERD_ASSIGN_OR_RETURN(model::LoadedModel m, model::LoadModel(o.gguf, device));
   LASERD_ASSIGN_OR_RETURN(eval::Dataset data, eval::LoadDataset(o.smollm2_data));
   if (static_cast<int>(data.examples.size()) > o.smollm2_examples) {
     data.examples.resize(o.smollm2_examples);

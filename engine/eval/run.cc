@@ -24,7 +24,8 @@ std::string Fmt(double v, int prec) {
 
 }  // namespace
 
-absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const EvalConfig& cfg) {
+absl::StatusOr<EvalReport> EvalLoaded(model::LoadedModel& lm, const Dataset& ds,
+                                      const EvalConfig& cfg) {
   EvalReport r;
   r.model_path = cfg.model_path;
   r.data_path = ds.source;
@@ -76,7 +77,8 @@ absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg) {
   }
   LASERD_ASSIGN_OR_RETURN(auto ds, LoadDataset(cfg.data_path));
   const auto t0 = std::chrono::steady_clock::now();
-  LASERD_ASSIGN_OR_RETURN(auto lm, LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path));
+  LASERD_ASSIGN_OR_RETURN(auto lm,
+                          model::LoadModel(cfg.model_path, cfg.device, cfg.tokenizer_path));
   const double load_seconds = Seconds(t0);
   LASERD_ASSIGN_OR_RETURN(auto report, EvalLoaded(lm, ds, cfg));
   report.load_seconds = load_seconds;

@@ -25,16 +25,9 @@
 
 namespace laserd::eval {
 
-// Model loading lives in engine/model/loaded_model.h; these names stay for
-// the callers that reach it through eval (server/, engine/laser/replicas,
-// tests).
-using LoadedModel = model::LoadedModel;
-using model::LoadModel;
-using model::TokenizerJsonBeside;
-
 struct EvalConfig {
   std::string model_path;
-  std::string tokenizer_path;  // empty: from the model (see LoadModel)
+  std::string tokenizer_path;  // empty: from the model (see model::LoadModel)
   std::string data_path;
   std::string device = "auto";
   SplitOptions split;
@@ -63,7 +56,8 @@ struct EvalReport {
 };
 
 // Scores an already loaded model on a parsed dataset (everything after loading).
-absl::StatusOr<EvalReport> EvalLoaded(LoadedModel& lm, const Dataset& ds, const EvalConfig& cfg);
+absl::StatusOr<EvalReport> EvalLoaded(model::LoadedModel& lm, const Dataset& ds,
+                                      const EvalConfig& cfg);
 // Loads the model and the dataset, then EvalLoaded; writes per-example JSONL
 // when cfg.per_example_out is set.
 absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg);

@@ -44,7 +44,7 @@ absl::StatusOr<std::vector<std::string>> ParseDeviceList(const std::string& list
   return out;
 }
 
-std::string ReplicaDeviceName(const std::string& device, const eval::LoadedModel& lm) {
+std::string ReplicaDeviceName(const std::string& device, const model::LoadedModel& lm) {
   if (lm.backend->kind() != kernels::DeviceKind::kCuda) return lm.backend->name();
   auto spec = kernels::ParseDeviceSpec(device);
   if (!spec.ok()) return lm.backend->name();
@@ -53,21 +53,21 @@ std::string ReplicaDeviceName(const std::string& device, const eval::LoadedModel
   return name;
 }
 
-absl::StatusOr<std::vector<eval::LoadedModel>> LoadReplicas(const std::string& model_path,
-                                                            const std::vector<std::string>& devices,
-                                                            const std::string& tokenizer_path) {
+absl::StatusOr<std::vector<model::LoadedModel>> LoadReplicas(
+    const std::string& model_path, const std::vector<std::string>& devices,
+    const std::string& tokenizer_path) {
   if (devices.empty()) return absl::InvalidArgumentError("--devices: no device given");
-  std::vector<absl::StatusOr<eval::LoadedModel>> loaded;
+  std::vector<absl::StatusOr<model::LoadedModel>> loaded;
   for (size_t i = 0; i < devices.size(); ++i) loaded.emplace_back(absl::UnknownError("not loaded"));
   {
     std::vector<std::thread> threads;
     for (size_t i = 0; i < devices.size(); ++i) {
       threads.emplace_back(
-          [&, i] { loaded[i] = eval::LoadModel(model_path, devices[i], tokenizer_path); });
+          [&, i] { loaded[i] = model::LoadModel(model_path, devices[i], tokenizer_path); });
     }
     for (std::thread& t : threads) t.join();
   }
-  std::vector<eval::LoadedModel> out;
+  std::vector<model::LoadedModel> out;
   int cpu = 0;
   for (size_t i = 0; i < devices.size(); ++i) {
     if (!loaded[i].ok()) {
@@ -101,9 +101,9 @@ absl::StatusOr<std::vector<eval::LoadedModel>> LoadReplicas(const std::string& m
   return out;
 }
 
-std::vector<model::Model*> ReplicaModels(const std::vector<eval::LoadedModel>& replicas) {
+std::vector<model::Model*> ReplicaModels(const std::vector<model::LoadedModel>& replicas) {
   std::vector<model::Model*> out;
-  for (const eval::LoadedModel& lm : replicas) out.push_back(lm.model.get());
+  for (const model::LoadedModel& lm : replicas) out.push_back(lm.model.get());
   return out;
 }
 

@@ -1,5 +1,5 @@
 // Several resident replicas of one model in one process (laserd --devices;
-// docs/sweep.md "Several devices"). Each replica is a whole eval::LoadedModel
+// docs/sweep.md "Several devices"). Each replica is a whole model::LoadedModel
 // on its own kernels::Backend: its own weights in that device's memory, its
 // own prefix caches. engine/laser/sweep.h's SweepRunner spreads a sweep's
 // matrices over them.
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/eval/run.h"
+#include "engine/model/loaded_model.h"
 #include "engine/model/model.h"
 
 namespace laserd::laser {
@@ -25,19 +25,19 @@ absl::StatusOr<std::vector<std::string>> ParseDeviceList(const std::string& list
 
 // What a replica is resident on, for logs and ModelInfo: "cpu", or "cuda:N"
 // with "/bf16" or "/fp16" when the weights are kept so.
-std::string ReplicaDeviceName(const std::string& device, const eval::LoadedModel& lm);
+std::string ReplicaDeviceName(const std::string& device, const model::LoadedModel& lm);
 
-// Loads one replica per device (in parallel threads; each as eval::LoadModel
+// Loads one replica per device (in parallel threads; each as model::LoadModel
 // does). When two or more replicas are on the CPU and OPENBLAS_NUM_THREADS is
 // not set, OpenBLAS gets max(1, cores / CPU replicas) threads, so the
 // replicas' GEMMs share the cores instead of oversubscribing them (OpenBLAS's
 // thread count is one setting per process). An error names the device.
-absl::StatusOr<std::vector<eval::LoadedModel>> LoadReplicas(const std::string& model_path,
-                                                            const std::vector<std::string>& devices,
-                                                            const std::string& tokenizer_path = "");
+absl::StatusOr<std::vector<model::LoadedModel>> LoadReplicas(
+    const std::string& model_path, const std::vector<std::string>& devices,
+    const std::string& tokenizer_path = "");
 
 // The models of `replicas`, in order (for SweepRunner::Create).
-std::vector<model::Model*> ReplicaModels(const std::vector<eval::LoadedModel>& replicas);
+std::vector<model::Model*> ReplicaModels(const std::vector<model::LoadedModel>& replicas);
 
 }  // namespace laserd::laser
 

@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/eval/run.h"
 #include "engine/laser/intervention.h"
+#include "engine/model/loaded_model.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -88,7 +88,7 @@ inline pb::Result Comparable(pb::Result r) {
 // unedited model in `model_dir` (GetSpectrum must never see an edit).
 inline void ExpectSpectraOfUneditedModel(const fs::path& model_dir,
                                          const std::vector<pb::Spectrum>& spectra) {
-  auto lm = laserd::eval::LoadModel(model_dir.string(), "cpu");
+  auto lm = laserd::model::LoadModel(model_dir.string(), "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   for (const pb::Spectrum& s : spectra) {
     auto w = laserd::laser::MatrixToHost(lm->model.get(), s.matrix_type(), s.layer());

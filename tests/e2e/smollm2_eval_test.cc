@@ -67,12 +67,12 @@ class SmolLM2EvalTest : public ::testing::Test {
       return;
     }
     ref_ = new json(json::parse(in));
-    auto lm = LoadModel(ModelPath(), Device());
+    auto lm = model::LoadModel(ModelPath(), Device());
     if (!lm.ok()) {
       load_error_ = lm.status().ToString();
       return;
     }
-    lm_ = new LoadedModel(*std::move(lm));
+    lm_ = new model::LoadedModel(*std::move(lm));
   }
   static void TearDownTestSuite() {
     delete lm_;
@@ -87,7 +87,7 @@ class SmolLM2EvalTest : public ::testing::Test {
 
   static inline std::string skip_, load_error_;
   static inline json* ref_ = nullptr;
-  static inline LoadedModel* lm_ = nullptr;
+  static inline model::LoadedModel* lm_ = nullptr;
 };
 
 TEST_F(SmolLM2EvalTest, ReferenceDescribesThisModelAndRule) {

@@ -11,8 +11,8 @@
 #include <fstream>
 #include <string>
 
-#include "engine/eval/run.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/requirements.h"
@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct Env {
-  eval::LoadedModel lm;
+  model::LoadedModel lm;
   eval::Dataset ds;
   json ref;
 };
@@ -35,7 +35,7 @@ Env* Load() {
         std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
     const std::string caps = std::string(LASERD_DATA_DIR) + "/capitals.jsonl";
     if (!fs::exists(model) || !fs::exists(caps)) return nullptr;
-    auto lm = eval::LoadModel(model, "cpu");
+    auto lm = model::LoadModel(model, "cpu");
     auto ds = eval::LoadDataset(caps);
     if (!lm.ok() || !ds.ok()) return nullptr;
     std::ifstream f(std::string(LASERD_SOURCE_DIR) +

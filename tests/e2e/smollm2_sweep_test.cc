@@ -11,8 +11,8 @@
 #include <sstream>
 #include <string>
 
-#include "engine/eval/run.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "server/sweep_io.h"
 #include "tests/support/requirements.h"
@@ -59,7 +59,7 @@ TEST(SmolLM2SweepTest, SmallSweepEndToEnd) {
   EXPECT_EQ(rf->header.test_examples(), 32);
   ASSERT_EQ(rf->results.size(), 8u);
 
-  auto lm = eval::LoadModel(model, "cpu");
+  auto lm = model::LoadModel(model, "cpu");
   ASSERT_TRUE(lm.ok());
   auto ds = eval::LoadDataset((dir / "data.jsonl").string());
   ASSERT_TRUE(ds.ok());

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "engine/eval/dataset.h"
-#include "engine/eval/run.h"
 #include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/support/fixtures.h"
@@ -135,7 +135,7 @@ TEST_F(MultiDeviceTest, TwoCpuReplicasGiveTheSameResultsInTheSameOrder) {
   const laser::SweepConfig cfg = Config();
 
   // One replica.
-  auto one = eval::LoadModel(*dir_, "cpu");
+  auto one = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(one.ok()) << one.status();
   auto r1 = laser::SweepRunner::Create(one->model.get(), *one->tokenizer, *ds, cfg);
   ASSERT_TRUE(r1.ok()) << r1.status();
@@ -285,7 +285,7 @@ TEST_F(MultiDeviceTest, AnErrorFromTheCallbackStopsTheRunAndLeavesReplicasUnedit
 TEST_F(MultiDeviceTest, ReplicasOfDifferentModelsAreRefused) {
   auto ds = eval::LoadDataset(data());
   ASSERT_TRUE(ds.ok()) << ds.status();
-  auto a = eval::LoadModel(*dir_, "cpu");
+  auto a = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(a.ok());
   // The same fixture with one layer fewer is another plan.
   const fs::path other = fs::path(*dir_) / "other";
@@ -296,7 +296,7 @@ TEST_F(MultiDeviceTest, ReplicasOfDifferentModelsAreRefused) {
   nlohmann::json config = nlohmann::json::parse(std::ifstream(fs::path(*dir_) / "config.json"));
   config["num_hidden_layers"] = config["num_hidden_layers"].get<int>() - 1;
   std::ofstream(other / "config.json") << config.dump();
-  auto b = eval::LoadModel(other.string(), "cpu");
+  auto b = model::LoadModel(other.string(), "cpu");
   ASSERT_TRUE(b.ok()) << b.status();
   laser::SweepConfig cfg = Config();
   auto r = laser::SweepRunner::Create({a->model.get(), b->model.get()}, *a->tokenizer, *ds, cfg);

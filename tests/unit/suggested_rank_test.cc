@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "engine/eval/dataset.h"
-#include "engine/eval/run.h"
 #include "engine/eval/scorer.h"
 #include "engine/laser/intervention.h"
 #include "engine/laser/spectrum.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "server/sweep_io.h"
 #include "tests/support/fixtures.h"
@@ -141,7 +141,7 @@ Expected ByTheFormula(std::vector<double> s, int64_t rows, int64_t cols) {
 }
 
 TEST_F(SuggestedRankTest, FixtureMatricesFollowTheFormula) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   model::Model* model = lm->model.get();
   int checked = 0;
@@ -271,7 +271,7 @@ void ExpectDenseEditMetrics(model::Model* model, const tokenizer::Tokenizer& tok
 }
 
 TEST_F(SuggestedRankTest, ExactSweepAddsOneSuggestedResultPerMatrix) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
@@ -347,7 +347,7 @@ TEST_F(SuggestedRankTest, ExactSweepAddsOneSuggestedResultPerMatrix) {
 }
 
 TEST_F(SuggestedRankTest, RandomizedSweptRanksAreUnchangedAndTheSuggestedOneIsExact) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
@@ -409,9 +409,9 @@ TEST_F(SuggestedRankTest, RandomizedSweptRanksAreUnchangedAndTheSuggestedOneIsEx
 }
 
 TEST_F(SuggestedRankTest, SuggestedOnlyCompositionAndReplicas) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
-  auto lm2 = eval::LoadModel(*dir_, "cpu");
+  auto lm2 = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm2.ok());
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
@@ -533,7 +533,7 @@ TEST_F(SuggestedRankCliTest, MergedShardsEqualAnUnshardedRunAndResumeCompletesIt
   EXPECT_TRUE(rf->header.spec().add_suggested_rank());
   EXPECT_EQ(rf->header.progress().interventions_total(), 14 * 3);
   ASSERT_EQ(rf->results.size(), 42u);
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
   for (size_t i = 0; i < rf->results.size(); ++i) {
     const auto& r = rf->results[i];

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "engine/eval/dataset.h"
-#include "engine/eval/run.h"
 #include "engine/laser/svd_batch.h"
 #include "engine/laser/sweep.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "tests/support/fixtures.h"
 
@@ -59,7 +59,7 @@ struct Row {
 };
 
 std::vector<Row> RunSweep(const std::vector<model::Model*>& models, const eval::Dataset& ds,
-                          const eval::LoadedModel& lm, const SweepConfig& cfg,
+                          const model::LoadedModel& lm, const SweepConfig& cfg,
                           const std::set<int64_t>& skip = {}) {
   auto runner = SweepRunner::Create(models, *lm.tokenizer, ds, cfg);
   EXPECT_TRUE(runner.ok()) << runner.status();
@@ -80,7 +80,7 @@ std::vector<Row> RunSweep(const std::vector<model::Model*>& models, const eval::
 
 // Every result of a one-replica sweep.
 std::vector<SweepResult> Results(model::Model* model, const eval::Dataset& ds,
-                                 const eval::LoadedModel& lm, const SweepConfig& cfg) {
+                                 const model::LoadedModel& lm, const SweepConfig& cfg) {
   std::vector<SweepResult> out;
   auto runner = SweepRunner::Create(model, *lm.tokenizer, ds, cfg);
   EXPECT_TRUE(runner.ok()) << runner.status();
@@ -94,9 +94,9 @@ std::vector<SweepResult> Results(model::Model* model, const eval::Dataset& ds,
 }
 
 TEST_F(SweepBatchTest, BatchedSweepGivesTheSameResultsAsOneAtATime) {
-  auto lm = eval::LoadModel(dir_->string(), "cpu");
+  auto lm = model::LoadModel(dir_->string(), "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
-  auto lm2 = eval::LoadModel(dir_->string(), "cpu");
+  auto lm2 = model::LoadModel(dir_->string(), "cpu");
   ASSERT_TRUE(lm2.ok()) << lm2.status();
   auto ds = eval::LoadDataset((*dir_ / "data.jsonl").string());
   ASSERT_TRUE(ds.ok()) << ds.status();
@@ -133,7 +133,7 @@ TEST_F(SweepBatchTest, BatchedSweepGivesTheSameResultsAsOneAtATime) {
 }
 
 TEST_F(SweepBatchTest, ResumedBatchedSweepMatches) {
-  auto lm = eval::LoadModel(dir_->string(), "cpu");
+  auto lm = model::LoadModel(dir_->string(), "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   auto ds = eval::LoadDataset((*dir_ / "data.jsonl").string());
   ASSERT_TRUE(ds.ok());
@@ -149,7 +149,7 @@ TEST_F(SweepBatchTest, ResumedBatchedSweepMatches) {
 }
 
 TEST_F(SweepBatchTest, BatcherTakesSameShapedMatricesWithinItsBudget) {
-  auto lm = eval::LoadModel(dir_->string(), "cpu");
+  auto lm = model::LoadModel(dir_->string(), "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   auto ds = eval::LoadDataset((*dir_ / "data.jsonl").string());
   ASSERT_TRUE(ds.ok());

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "engine/eval/dataset.h"
-#include "engine/eval/run.h"
+#include "engine/model/loaded_model.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/sweep_io.h"
@@ -78,9 +78,9 @@ class SweepJobTest : public ::testing::Test {
     test_support::MakeTinyLlamaDir(dir);
     dir_ = new std::string(dir.string());
     std::ofstream(dir / "data.jsonl") << test_support::kTenExamples;
-    auto lm = eval::LoadModel(*dir_, "cpu");
+    auto lm = model::LoadModel(*dir_, "cpu");
     ASSERT_TRUE(lm.ok()) << lm.status();
-    lm_ = new eval::LoadedModel(*std::move(lm));
+    lm_ = new model::LoadedModel(*std::move(lm));
     auto ds = eval::LoadDataset((dir / "data.jsonl").string());
     ASSERT_TRUE(ds.ok()) << ds.status();
     ds_ = new eval::Dataset(*std::move(ds));
@@ -107,11 +107,11 @@ class SweepJobTest : public ::testing::Test {
   }
 
   static std::string* dir_;
-  static eval::LoadedModel* lm_;
+  static model::LoadedModel* lm_;
   static eval::Dataset* ds_;
 };
 std::string* SweepJobTest::dir_ = nullptr;
-eval::LoadedModel* SweepJobTest::lm_ = nullptr;
+model::LoadedModel* SweepJobTest::lm_ = nullptr;
 eval::Dataset* SweepJobTest::ds_ = nullptr;
 
 TEST_F(SweepJobTest, OneRunCallsTheSinkInOrderWithCompleteResultsAndProgress) {

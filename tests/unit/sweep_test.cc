@@ -20,9 +20,9 @@
 
 #include "engine/eval/dataset.h"
 #include "engine/eval/example.h"
-#include "engine/eval/run.h"
 #include "engine/eval/scorer.h"
 #include "engine/laser/intervention.h"
+#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/sweep_io.h"
@@ -79,7 +79,7 @@ laser::SweepConfig BaseConfig() {
 }
 
 TEST_F(SweepTest, PrefixReuseFactoredApplyAndAnswerHeadMatchAFullDenseForward) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok()) << lm.status();
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok()) << ds.status();
@@ -157,7 +157,7 @@ TEST_F(SweepTest, PrefixReuseFactoredApplyAndAnswerHeadMatchAFullDenseForward) {
 }
 
 TEST_F(SweepTest, CacheOverBudgetRecomputesWithIdenticalResults) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
@@ -188,7 +188,7 @@ TEST_F(SweepTest, CacheOverBudgetRecomputesWithIdenticalResults) {
 }
 
 TEST_F(SweepTest, ShardsPartitionMatricesAndCompositionStacksGreedily) {
-  auto lm = eval::LoadModel(*dir_, "cpu");
+  auto lm = model::LoadModel(*dir_, "cpu");
   ASSERT_TRUE(lm.ok());
   auto ds = eval::LoadDataset(*data_);
   ASSERT_TRUE(ds.ok());
