@@ -14,7 +14,8 @@
 #include "engine/laser/sweep.h"
 #include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
-#include "server/sweep_io.h"
+#include "proto/results_io.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/requirements.h"
 
 namespace laserd {
@@ -51,7 +52,7 @@ TEST(SmolLM2SweepTest, SmallSweepEndToEnd) {
                    spec + " --out " + out + " > " + (dir / "o.txt").string() + " 2>&1")
                       .c_str());
   ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
-  auto rf = server::ReadResultsFile(out);
+  auto rf = api::ParseResultsFile(test_support::ReadFile(out), out);
   ASSERT_TRUE(rf.ok()) << rf.status();
   ASSERT_TRUE(rf->has_header);
   EXPECT_EQ(rf->header.progress().interventions_total(), 8);

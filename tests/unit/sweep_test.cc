@@ -25,7 +25,7 @@
 #include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "server/sweep_io.h"
+#include "proto/results_io.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/requirements.h"
 
@@ -285,7 +285,7 @@ TEST_F(SweepCliTest, MergedShardsEqualAnUnshardedRunByteForByte) {
   EXPECT_EQ(text.find("duration"), std::string::npos);        // no timing fields
   EXPECT_EQ(text.find("create_time"), std::string::npos);
   // Every line is protobuf JSON with proto field names.
-  auto rf = server::ReadResultsFile(full);
+  auto rf = api::ParseResultsFile(test_support::ReadFile(full), full);
   ASSERT_TRUE(rf.ok());
   ASSERT_TRUE(rf->has_header);
   ASSERT_EQ(rf->results.size(), 42u);
