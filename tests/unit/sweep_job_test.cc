@@ -117,6 +117,16 @@ class SweepJobTest : public ::testing::Test {
     return r.ok() ? *std::move(r) : nullptr;
   }
 
+  // The job "sweep-test" run once, uninterrupted, into `whole`.
+  static SweepJob WholeRun(RecordingSink* whole) {
+    SweepJob job;
+    job.id = "sweep-test";
+    auto runner = Runner();
+    EXPECT_NE(runner, nullptr);
+    if (runner != nullptr) EXPECT_TRUE(RunSweepJob(*runner, job, *whole).ok());
+    return job;
+  }
+
   static std::string* dir_;
   static eval::LoadedModel* lm_;
   static eval::Dataset* ds_;
@@ -194,11 +204,9 @@ TEST_F(SweepJobTest, OneRunCallsTheSinkInOrderWithCompleteResultsAndProgress) {
 
 TEST_F(SweepJobTest, ResumingFromStoredResultsGivesWhatOneRunGives) {
   RecordingSink whole;
-  SweepJob job;
-  job.id = "sweep-test";
+  const SweepJob job = WholeRun(&whole);
   auto runner = Runner();
   ASSERT_NE(runner, nullptr);
-  ASSERT_TRUE(RunSweepJob(*runner, job, whole).ok());
 
   for (size_t kept : {size_t{3}, size_t{8}, whole.results.size() - 1}) {
     SCOPED_TRACE(kept);
@@ -259,13 +267,7 @@ TEST_F(SweepJobTest, ServedJobsRecordTimesAndASinkErrorStopsTheRun) {
 // its status, having stored fewer results than the plan holds.
 TEST_F(SweepJobTest, AStopAskedInsideLongWorkEndsTheRunAtOnce) {
   RecordingSink whole;
-  SweepJob job;
-  job.id = "sweep-test";
-  {
-    auto runner = Runner();
-    ASSERT_NE(runner, nullptr);
-    ASSERT_TRUE(RunSweepJob(*runner, job, whole).ok());
-  }
+  const SweepJob job = WholeRun(&whole);
   ASSERT_GT(whole.interrupts, static_cast<int>(whole.results.size()));
   for (int after : {0, 1, 2, whole.interrupts / 3, whole.interrupts / 2, whole.interrupts - 1}) {
     SCOPED_TRACE(after);
