@@ -280,6 +280,12 @@ TEST_F(SweepJobTest, AStopAskedInsideLongWorkEndsTheRunAtOnce) {
     EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled) << out.status();
     EXPECT_EQ(sink.interrupts_after_stop, 1);  // nothing more was asked, nothing more ran
     EXPECT_LT(sink.results.size(), whole.results.size());
+    // The model is left unedited: a fresh run scores the same baseline.
+    auto fresh = Runner();
+    ASSERT_NE(fresh, nullptr);
+    auto base = fresh->Baseline();
+    ASSERT_TRUE(base.ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(EvaluationProto(*base), whole.baseline));
   }
 }
 
