@@ -107,6 +107,7 @@ absl::StatusOr<SvdPlan> PlanSvd(int64_t m, int64_t n, int64_t k_max, const SvdOp
   plan.exact_in_double = opts.exact_in_double;
   plan.gpu_solver = opts.gpu_solver;
   plan.gpu_tf32_sketch = opts.gpu_tf32_sketch;
+  plan.interrupt = opts.interrupt;
   plan.method = opts.method;
   if (plan.method == SvdMethod::kAuto) {
     plan.method = AutoPicksRandomized(m, n, k_max) ? SvdMethod::kRandomized : SvdMethod::kExact;

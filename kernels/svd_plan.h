@@ -18,6 +18,7 @@
 #define LASERD_KERNELS_SVD_PLAN_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,11 @@ struct SvdOptions {
   // tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32); the projection B = QᵀW and
   // everything after it stay fp32. Off by default (fp32 throughout).
   bool gpu_tf32_sketch = false;
+  // Asked whether to stop: a non-OK status from it ends the decomposition in
+  // progress with that status. The CPU backend asks before each matrix and
+  // between power iterations; the CUDA backend does not ask (yet). Empty:
+  // never stops. It does not change what is computed.
+  std::function<absl::Status()> interrupt;
 };
 
 inline constexpr int kDefaultPowerIters = 4;
@@ -101,6 +107,8 @@ struct SvdPlan {
   // of `seed` (shared, so that decompositions of one seed draw it once); when
   // null, a backend draws them itself.
   std::shared_ptr<const std::vector<float>> sketch;
+  // SvdOptions::interrupt.
+  std::function<absl::Status()> interrupt;
 
   bool randomized() const { return method != SvdMethod::kExact; }
   // Host bytes of the result (U, V, singular values, spectrum) and device

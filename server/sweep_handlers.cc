@@ -47,6 +47,16 @@ absl::Status CheckRequest(const pb::CreateSweepRequest& req) {
     }
   }
   if (!req.has_spec()) return absl::InvalidArgumentError("spec: required");
+  if (req.spec().labels_size() > kMaxLabels) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.labels: ", req.spec().labels_size(),
+                                                   " labels; the limit is ", kMaxLabels));
+  }
+  int64_t label_bytes = 0;
+  for (const auto& [k, v] : req.spec().labels()) label_bytes += k.size() + v.size();
+  if (label_bytes > kMaxLabelBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.labels: ", label_bytes, " bytes of keys and values; the limit is ", kMaxLabelBytes));
+  }
   for (const auto& [k, v] : req.spec().labels()) {
     if (!ValidLabelKey(k)) {
       return absl::InvalidArgumentError(

@@ -18,6 +18,13 @@ namespace laserd::server {
 
 class WatchReactor;
 
+// Labels of one job (spec.labels), beyond the shape of each key and value:
+// at most kMaxLabels labels, and keys and values together at most
+// kMaxLabelBytes, so that a page of ListJobs stays far below gRPC's 4 MiB
+// default receive limit. Past either: INVALID_ARGUMENT naming the limit.
+inline constexpr int kMaxLabels = 64;
+inline constexpr int64_t kMaxLabelBytes = 16 * 1024;
+
 class SweepHandlers {
  public:
   SweepHandlers(JobStore& store, ResidentModel& model, JobRunner& jobs, JobInputs inputs,

@@ -27,6 +27,18 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("spec.", field, ": ", what));
 }
 
+// A value above its documented limit (SpecLimits).
+absl::Status AtMost(const std::string& field, int64_t value, int64_t limit) {
+  if (value <= limit) return absl::OkStatus();
+  return Invalid(field, absl::StrCat(value, " is above the limit ", limit));
+}
+
+// A repeated field with more values than its documented limit.
+absl::Status CountAtMost(const std::string& field, int64_t count, int64_t limit) {
+  if (count <= limit) return absl::OkStatus();
+  return Invalid(field, absl::StrCat(count, " values; the limit is ", limit));
+}
+
 }  // namespace
 
 absl::StatusOr<pb::SweepSpec> ReadSweepSpec(const std::string& path) {
@@ -61,19 +73,30 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     default:
       return Invalid("task", absl::StrCat("unknown value ", spec.task()));
   }
+  using L = SpecLimits;
+  LASERD_RETURN_IF_ERROR(CountAtMost("matrix_types", spec.matrix_types_size(), L::kMatrixTypes));
   c.matrix_types.assign(spec.matrix_types().begin(), spec.matrix_types().end());
   // layers
+  LASERD_RETURN_IF_ERROR(
+      CountAtMost("layers.indices", spec.layers().indices_size(), L::kLayerIndices));
+  LASERD_RETURN_IF_ERROR(
+      CountAtMost("layers.ranges", spec.layers().ranges_size(), L::kLayerRanges));
   for (int i = 0; i < spec.layers().indices_size(); ++i) {
+    LASERD_RETURN_IF_ERROR(
+        AtMost(absl::StrCat("layers.indices[", i, "]"), spec.layers().indices(i), L::kLayer));
     c.layer_indices.push_back(spec.layers().indices(i));
   }
   for (int i = 0; i < spec.layers().ranges_size(); ++i) {
     const pb::LayerRange& r = spec.layers().ranges(i);
+    const std::string where = absl::StrCat("layers.ranges[", i, "]");
+    LASERD_RETURN_IF_ERROR(AtMost(where + ".start", r.start(), L::kLayer));
+    if (r.has_stop()) LASERD_RETURN_IF_ERROR(AtMost(where + ".stop", r.stop(), L::kLayer));
+    LASERD_RETURN_IF_ERROR(AtMost(where + ".step", r.step(), L::kLayer));
     laser::LayerRange lr;
     lr.start = r.start();
     if (r.has_stop()) lr.stop = r.stop();
     if (r.step() < 0) {
-      return Invalid(absl::StrCat("layers.ranges[", i, "].step"),
-                     absl::StrCat(r.step(), " is negative"));
+      return Invalid(where + ".step", absl::StrCat(r.step(), " is negative"));
     }
     lr.step = r.step();
     c.layer_ranges.push_back(lr);
@@ -82,6 +105,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   if (spec.has_rho()) {
     if (spec.rho().values_size() == 0)
       return Invalid("rho.values", "at least one value is required");
+    LASERD_RETURN_IF_ERROR(CountAtMost("rho.values", spec.rho().values_size(), L::kRankValues));
     for (int i = 0; i < spec.rho().values_size(); ++i) {
       const double v = spec.rho().values(i);
       if (!(v > 0.0 && v <= 1.0)) {
@@ -93,6 +117,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     if (spec.rate().values_size() == 0) {
       return Invalid("rate.values", "at least one value is required");
     }
+    LASERD_RETURN_IF_ERROR(CountAtMost("rate.values", spec.rate().values_size(), L::kRankValues));
     for (int i = 0; i < spec.rate().values_size(); ++i) {
       const double v = spec.rate().values(i);
       if (!(v >= 0.0 && v < 10.0)) {
@@ -130,6 +155,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     if (svd.oversampling() < 0) {
       return Invalid("svd.oversampling", absl::StrCat(svd.oversampling(), " is negative"));
     }
+    LASERD_RETURN_IF_ERROR(AtMost("svd.oversampling", svd.oversampling(), L::kOversampling));
     if (c.svd.method == kernels::SvdMethod::kPaper && svd.oversampling() != 0) {
       return Invalid(
           "svd.oversampling",
@@ -141,6 +167,8 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     if (svd.power_iterations() < 0) {
       return Invalid("svd.power_iterations", absl::StrCat(svd.power_iterations(), " is negative"));
     }
+    LASERD_RETURN_IF_ERROR(
+        AtMost("svd.power_iterations", svd.power_iterations(), L::kPowerIterations));
     if (c.svd.method == kernels::SvdMethod::kPaper && svd.power_iterations() != 2) {
       return Invalid(
           "svd.power_iterations",
@@ -172,10 +200,12 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   // top_k
   if (spec.top_k_size() > 0) {
     c.topk.clear();
+    LASERD_RETURN_IF_ERROR(CountAtMost("top_k", spec.top_k_size(), L::kTopKValues));
     std::set<int> seen;
     for (int i = 0; i < spec.top_k_size(); ++i) {
       const int k = spec.top_k(i);
       if (k < 1) return Invalid(absl::StrCat("top_k[", i, "]"), absl::StrCat(k, " is not >= 1"));
+      LASERD_RETURN_IF_ERROR(AtMost(absl::StrCat("top_k[", i, "]"), k, L::kTopK));
       if (!seen.insert(k).second) {
         return Invalid(absl::StrCat("top_k[", i, "]"), absl::StrCat(k, " is repeated"));
       }
@@ -190,6 +220,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     return Invalid("batch.max_batch_tokens",
                    absl::StrCat(spec.batch().max_batch_tokens(), " is negative"));
   }
+  LASERD_RETURN_IF_ERROR(AtMost("batch.batch_size", spec.batch().batch_size(), L::kBatchSize));
+  LASERD_RETURN_IF_ERROR(
+      AtMost("batch.max_batch_tokens", spec.batch().max_batch_tokens(), L::kMaxBatchTokens));
   c.batch_sequences = spec.batch().batch_size();
   c.batch_tokens = spec.batch().max_batch_tokens();
   // composition
@@ -208,9 +241,13 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     return Invalid("composition.max_interventions",
                    absl::StrCat(spec.composition().max_interventions(), " is negative"));
   }
+  LASERD_RETURN_IF_ERROR(AtMost("composition.max_interventions",
+                                spec.composition().max_interventions(),
+                                L::kCompositionMaxInterventions));
   c.compose_max = spec.composition().max_interventions();
   // shard
   const uint32_t count = spec.shard().count(), index = spec.shard().index();
+  LASERD_RETURN_IF_ERROR(AtMost("shard.count", count, L::kShardCount));
   if (count <= 1 && index != 0) {
     return Invalid("shard.index", absl::StrCat(index, " needs shard.count > ", index));
   }

@@ -26,6 +26,27 @@ namespace laserd::server {
 // NOT_FOUND when it cannot be read).
 absl::StatusOr<::laser::v1::SweepSpec> ReadSweepSpec(const std::string& path);
 
+// The largest value (or number of values) a spec may give for each numeric or
+// repeated field; past it the spec is INVALID_ARGUMENT naming the field and
+// the limit ("spec.svd.power_iterations: 65 is above the limit 64"), in
+// `laserd sweep` and `laserd serve` alike. Why each is where it is:
+// docs/sweep.md ("Limits").
+struct SpecLimits {
+  static constexpr int kPowerIterations = 64;
+  static constexpr int kOversampling = 4096;
+  static constexpr int kBatchSize = 4096;
+  static constexpr int64_t kMaxBatchTokens = int64_t{1} << 20;
+  static constexpr int kTopK = 1000;
+  static constexpr int kTopKValues = 16;
+  static constexpr int kCompositionMaxInterventions = 4096;
+  static constexpr int kMatrixTypes = 64;
+  static constexpr int kLayerIndices = 4096;
+  static constexpr int kLayerRanges = 256;
+  static constexpr int kLayer = 65535;  // largest layer index, range start, stop or step
+  static constexpr int kRankValues = 1024;
+  static constexpr uint32_t kShardCount = 4096;
+};
+
 // SweepSpec → SweepConfig: checks every field that can be checked without the
 // model ("spec.rho.values[2]: 1.5 is not in (0, 1]"). The dataset path is
 // returned separately; uploaded datasets (dataset_id) are INVALID_ARGUMENT in

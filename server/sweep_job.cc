@@ -61,6 +61,13 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
   p.set_interventions_total(runner.shard_interventions() + composition_steps);
   p.set_interventions_done(done_at_start);
   LASERD_RETURN_IF_ERROR(sink.Planned(runner, p));
+  // Long work asks the sink whether to stop; the sink lives only as long as
+  // this call, so the runner stops asking when it returns.
+  runner.set_interrupt([&sink] { return sink.Interrupt(); });
+  struct StopAsking {
+    laser::SweepRunner& runner;
+    ~StopAsking() { runner.set_interrupt(nullptr); }
+  } stop_asking{runner};
   LASERD_RETURN_IF_ERROR(sink.Continue());
 
   auto enter = [&](pb::JobPhase phase) {

@@ -49,6 +49,12 @@ class SweepSink {
   // Between the steps of the run (before the baseline, before the first
   // intervention): a cancellation or shutdown stops it here.
   virtual absl::Status Continue() { return absl::OkStatus(); }
+  // Inside long work: asked before every batch of a scoring pass and between
+  // the power iterations and matrices of a decomposition (possibly from the
+  // threads of other replicas), so that a cancellation or shutdown takes
+  // effect within one batch or iteration. A non-OK status stops the run with
+  // it. By default the same answer as Continue.
+  virtual absl::Status Interrupt() { return Continue(); }
   // The run enters BASELINE (only when the baseline is scored), SWEEPING or
   // COMPOSING (only when the spec composes).
   virtual absl::Status EnterPhase(::laser::v1::JobPhase phase) { return absl::OkStatus(); }

@@ -55,8 +55,10 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   std::unique_ptr<SweepRunner> r(new SweepRunner());
   r->model_ = model;
   r->cfg_ = cfg;
+  // Decompositions ask the runner, so that set_interrupt reaches them too.
+  r->cfg_.svd.interrupt = [runner = r.get()] { return runner->Interrupted(); };
   r->editor_ = std::make_unique<Editor>(model);
-  r->batcher_ = std::make_unique<SvdBatcher>(model, cfg.svd, cfg.svd_batch_bytes);
+  r->batcher_ = std::make_unique<SvdBatcher>(model, r->cfg_.svd, cfg.svd_batch_bytes);
   const int64_t L = model->config().layers;
 
   if (cfg.shard_count < 0 ||
@@ -304,12 +306,17 @@ void SweepRunner::AdvanceCache(int64_t layer) {
   timings_.cache_seconds += Since(t0);
 }
 
+absl::Status SweepRunner::Interrupted() const {
+  return cfg_.interrupt ? cfg_.interrupt() : absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<eval::ExampleResult>> SweepRunner::Evaluate(int64_t from_layer) {
   const auto t0 = Clock::now();
   kernels::Backend* be = model_->backend();
   std::vector<std::vector<std::vector<model::TokenScore>>> scores(examples_.size());
   for (size_t e = 0; e < examples_.size(); ++e) scores[e].resize(examples_[e].seqs.size());
   for (Batch& b : batches_) {
+    LASERD_RETURN_IF_ERROR(Interrupted());
     std::vector<std::vector<model::TokenScore>> out;
     if (b.cached && cache_layer_ == from_layer) {
       kernels::Tensor h = be->Empty(b.cache.rows(), b.cache.cols());

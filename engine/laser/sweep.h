@@ -138,6 +138,15 @@ struct SweepConfig {
   int64_t svd_batch_bytes = int64_t{1} << 30;
   // Keep per-example results in each SweepResult (tests).
   bool keep_examples = false;
+  // Asked whether to stop (a cancellation or a shutdown): a non-OK status
+  // from it ends the call in progress (Baseline, Run, Compose) with that
+  // status. Asked before every batch of a scoring pass and, on the CPU
+  // backend, before each matrix and between the power iterations of a
+  // decomposition (kernels::SvdOptions::interrupt), so a request to stop takes
+  // effect within one batch or one iteration. With several replicas it is
+  // asked from their threads too. Empty: never stops. Results are the same
+  // with or without it.
+  std::function<absl::Status()> interrupt;
 };
 
 // One planned intervention.
@@ -242,6 +251,12 @@ class SweepRunner {
     for (auto& r : replicas_) r->edit_hook_ = hook;
   }
 
+  // Replaces SweepConfig::interrupt (of every replica).
+  void set_interrupt(const std::function<absl::Status()>& interrupt) {
+    cfg_.interrupt = interrupt;
+    for (auto& r : replicas_) r->cfg_.interrupt = interrupt;
+  }
+
   const SweepConfig& config() const { return cfg_; }
   // The whole plan (every shard's matrices).
   const std::vector<PlanMatrix>& plan() const { return plan_; }
@@ -281,6 +296,8 @@ class SweepRunner {
   struct Edit;
   SweepRunner();
   absl::StatusOr<std::vector<eval::ExampleResult>> Evaluate(int64_t from_layer);
+  // cfg_.interrupt(), OK when there is none.
+  absl::Status Interrupted() const;
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);

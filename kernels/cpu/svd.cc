@@ -85,6 +85,7 @@ absl::Status RandomizedSvd(const float* w, const SvdPlan& plan, TruncatedSvd* ou
   LASERD_RETURN_IF_ERROR(OrthonormalizeColumns(&y, m, l));
   std::vector<float>& z = omega;  // reused as the [n, l] half step
   for (int it = 0; it < q; ++it) {
+    if (plan.interrupt) LASERD_RETURN_IF_ERROR(plan.interrupt());
     // Z = Wᵀ Q [n, l].
     cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, l, m, 1.0f, w, n, y.data(), m, 0.0f,
                 z.data(), n);
@@ -130,6 +131,7 @@ absl::StatusOr<TruncatedSvd> ComputeTruncatedSvd(const float* w, int64_t m, int6
 }
 
 absl::StatusOr<TruncatedSvd> RunSvdPlan(const float* w, const SvdPlan& plan) {
+  if (plan.interrupt) LASERD_RETURN_IF_ERROR(plan.interrupt());
   const int64_t m = plan.m, n = plan.n, k = plan.k;
   TruncatedSvd out;
   out.m = m;

@@ -40,6 +40,15 @@ class RecordingSink : public SweepSink {
     calls.push_back("Continue");
     return absl::OkStatus();
   }
+  // Asked inside long work; stops the run once `interrupt_after` were asked.
+  absl::Status Interrupt() override {
+    if (interrupt_after >= 0 && interrupts >= interrupt_after) {
+      ++interrupts_after_stop;
+      return absl::CancelledError("stop asked");
+    }
+    ++interrupts;
+    return absl::OkStatus();
+  }
   absl::Status EnterPhase(pb::JobPhase phase) override {
     calls.push_back(pb::JobPhase_Name(phase));
     return absl::OkStatus();
@@ -63,6 +72,8 @@ class RecordingSink : public SweepSink {
   }
 
   int fail_at = -1;
+  int interrupt_after = -1;  // -1: never stop
+  int interrupts = 0, interrupts_after_stop = 0;
   std::vector<std::string> calls;
   int64_t planned_total = 0;
   pb::Evaluation baseline;
@@ -104,6 +115,16 @@ class SweepJobTest : public ::testing::Test {
     auto r = laser::SweepRunner::Create(lm_->model.get(), *lm_->tokenizer, *ds_, c);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *std::move(r) : nullptr;
+  }
+
+  // The job "sweep-test" run once, uninterrupted, into `whole`.
+  static SweepJob WholeRun(RecordingSink* whole) {
+    SweepJob job;
+    job.id = "sweep-test";
+    auto runner = Runner();
+    EXPECT_NE(runner, nullptr);
+    if (runner != nullptr) EXPECT_TRUE(RunSweepJob(*runner, job, *whole).ok());
+    return job;
   }
 
   static std::string* dir_;
@@ -183,11 +204,9 @@ TEST_F(SweepJobTest, OneRunCallsTheSinkInOrderWithCompleteResultsAndProgress) {
 
 TEST_F(SweepJobTest, ResumingFromStoredResultsGivesWhatOneRunGives) {
   RecordingSink whole;
-  SweepJob job;
-  job.id = "sweep-test";
+  const SweepJob job = WholeRun(&whole);
   auto runner = Runner();
   ASSERT_NE(runner, nullptr);
-  ASSERT_TRUE(RunSweepJob(*runner, job, whole).ok());
 
   for (size_t kept : {size_t{3}, size_t{8}, whole.results.size() - 1}) {
     SCOPED_TRACE(kept);
@@ -240,6 +259,78 @@ TEST_F(SweepJobTest, ServedJobsRecordTimesAndASinkErrorStopsTheRun) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(failing.results.size(), 2u);
   EXPECT_EQ(failing.calls.back(), "SinglesRunning(false)");
+}
+
+// Long work asks the sink whether to stop (before every scoring batch and
+// every matrix of a decomposition), far more often than once per
+// intervention; a stop asked at any of those points ends the run at once with
+// its status, having stored fewer results than the plan holds.
+TEST_F(SweepJobTest, AStopAskedInsideLongWorkEndsTheRunAtOnce) {
+  RecordingSink whole;
+  const SweepJob job = WholeRun(&whole);
+  ASSERT_GT(whole.interrupts, static_cast<int>(whole.results.size()));
+  for (int after : {0, 1, 2, whole.interrupts / 3, whole.interrupts / 2, whole.interrupts - 1}) {
+    SCOPED_TRACE(after);
+    RecordingSink sink;
+    sink.interrupt_after = after;
+    auto runner = Runner();
+    ASSERT_NE(runner, nullptr);
+    auto out = RunSweepJob(*runner, job, sink);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled) << out.status();
+    EXPECT_EQ(sink.interrupts_after_stop, 1);  // nothing more was asked, nothing more ran
+    EXPECT_LT(sink.results.size(), whole.results.size());
+    // The model is left unedited: a fresh run scores the same baseline.
+    auto fresh = Runner();
+    ASSERT_NE(fresh, nullptr);
+    auto base = fresh->Baseline();
+    ASSERT_TRUE(base.ok());
+    EXPECT_TRUE(MessageDifferencer::Equals(EvaluationProto(*base), whole.baseline));
+  }
+}
+
+// Asking changes nothing that is computed: the same bits with and without.
+TEST_F(SweepJobTest, AskingWhetherToStopChangesNoResult) {
+  auto plain = Runner();
+  auto asked = Runner();
+  ASSERT_NE(plain, nullptr);
+  ASSERT_NE(asked, nullptr);
+  int asks = 0;
+  asked->set_interrupt([&asks] {
+    ++asks;
+    return absl::OkStatus();
+  });
+  auto b1 = plain->Baseline();
+  auto b2 = asked->Baseline();
+  ASSERT_TRUE(b1.ok() && b2.ok());
+  std::vector<laser::SweepResult> r1, r2;
+  ASSERT_TRUE(plain
+                  ->Run({},
+                        [&](const laser::SweepResult& r) {
+                          r1.push_back(r);
+                          return absl::OkStatus();
+                        })
+                  .ok());
+  ASSERT_TRUE(asked
+                  ->Run({},
+                        [&](const laser::SweepResult& r) {
+                          r2.push_back(r);
+                          return absl::OkStatus();
+                        })
+                  .ok());
+  EXPECT_GT(asks, 0);
+  auto same = [](const eval::Aggregate& a, const eval::Aggregate& b) {
+    return a.count == b.count && a.accuracy == b.accuracy && a.log_loss == b.log_loss &&
+           a.topk_accuracy == b.topk_accuracy;
+  };
+  EXPECT_TRUE(same(b1->validation, b2->validation) && same(b1->test, b2->test));
+  ASSERT_EQ(r1.size(), r2.size());
+  for (size_t i = 0; i < r1.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(r1[i].intervention.relative_error, r2[i].intervention.relative_error);
+    EXPECT_TRUE(same(r1[i].metrics.validation, r2[i].metrics.validation));
+    EXPECT_TRUE(same(r1[i].metrics.test, r2[i].metrics.test));
+  }
 }
 
 }  // namespace
