@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 
@@ -21,12 +19,12 @@ namespace {
 namespace pb = ::laser::v1;
 
 // The model's hash: of the GGUF file, or of a safetensors directory's
-// index.json then its shards in file name order (or model.safetensors).
+// index.json then its shards in file name order (or model.safetensors),
+// streamed (a sharded model is never held in memory to hash it).
 std::string ModelSha256(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   if (!fs::is_directory(p)) return FileSha256(path);
-  std::string cat;
   std::vector<std::string> files;
   for (const auto& e : fs::directory_iterator(p)) {
     const std::string n = e.path().filename().string();
@@ -38,11 +36,8 @@ std::string ModelSha256(const std::string& path) {
     const bool ai = absl::EndsWith(a, ".json"), bi = absl::EndsWith(b, ".json");
     return ai != bi ? ai : a < b;
   });
-  for (const std::string& n : files) {
-    std::ifstream f(p / n, std::ios::binary);
-    cat.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  }
-  return Sha256Hex(cat);
+  for (std::string& n : files) n = (p / n).string();
+  return FilesSha256(files);
 }
 
 // A string value of the GGUF metadata, or `dflt`.

@@ -18,14 +18,18 @@ std::string Sha256Hex(const std::string& bytes) {
   return hex;
 }
 
-std::string FileSha256(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+std::string FileSha256(const std::string& path) { return FilesSha256({path}); }
+
+std::string FilesSha256(const std::vector<std::string>& paths) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
   std::vector<char> buf(1 << 20);
-  while (f) {
-    f.read(buf.data(), buf.size());
-    EVP_DigestUpdate(ctx, buf.data(), f.gcount());
+  for (const std::string& path : paths) {
+    std::ifstream f(path, std::ios::binary);
+    while (f) {
+      f.read(buf.data(), buf.size());
+      EVP_DigestUpdate(ctx, buf.data(), f.gcount());
+    }
   }
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
