@@ -58,7 +58,10 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   // Decompositions ask the runner, so that set_interrupt reaches them too.
   r->cfg_.svd.interrupt = [runner = r.get()] { return runner->Interrupted(); };
   r->editor_ = std::make_unique<Editor>(model);
-  r->batcher_ = std::make_unique<SvdBatcher>(model, r->cfg_.svd, cfg.svd_batch_bytes);
+  const int64_t batch_bytes = cfg.svd_batch_bytes >= 0               ? cfg.svd_batch_bytes
+                              : model->backend()->DecomposesOnHost() ? 0
+                                                                     : int64_t{1} << 30;
+  r->batcher_ = std::make_unique<SvdBatcher>(model, r->cfg_.svd, batch_bytes);
   const int64_t L = model->config().layers;
 
   if (cfg.shard_count < 0 ||

@@ -134,8 +134,11 @@ struct SweepConfig {
   bool factored_apply = true;
   // Memory for batched decompositions: the results waiting for their matrix
   // and the working set of one batch (SvdPlan::ResultBytes + WorkingBytes per
-  // matrix); <= 0: one matrix at a time.
-  int64_t svd_batch_bytes = int64_t{1} << 30;
+  // matrix); 0: one matrix at a time. Negative (the default): 1 GiB on a
+  // backend that decomposes on the device, one at a time on one that
+  // decomposes on the host (there a batch is a loop: it gains nothing and
+  // would hold later matrices' factors early).
+  int64_t svd_batch_bytes = -1;
   // Keep per-example results in each SweepResult (tests).
   bool keep_examples = false;
   // Asked whether to stop (a cancellation or a shutdown): a non-OK status
