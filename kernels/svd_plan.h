@@ -67,8 +67,11 @@ struct SvdOptions {
   bool gpu_tf32_sketch = false;
   // Asked whether to stop: a non-OK status from it ends the decomposition in
   // progress with that status. The CPU backend asks before each matrix and
-  // between power iterations; the CUDA backend does not ask (yet). Empty:
-  // never stops. It does not change what is computed.
+  // between power iterations; the CUDA backend, which decomposes a batch of
+  // same-shaped matrices together, before the batch, between its power
+  // iterations and before each later matrix's own dense SVD. Neither stops
+  // inside one LAPACK or cuSOLVER call (an exact SVD of a whole matrix).
+  // Empty: never stops. It does not change what is computed.
   std::function<absl::Status()> interrupt;
 };
 

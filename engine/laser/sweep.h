@@ -143,7 +143,7 @@ struct SweepConfig {
   bool keep_examples = false;
   // Asked whether to stop (a cancellation or a shutdown): a non-OK status
   // from it ends the call in progress (Baseline, Run, Compose) with that
-  // status. Asked before every batch of a scoring pass and, on the CPU
+  // status. Asked before every batch of a scoring pass and, on every
   // backend, before each matrix and between the power iterations of a
   // decomposition (kernels::SvdOptions::interrupt), so a request to stop takes
   // effect within one batch or one iteration. With several replicas it is

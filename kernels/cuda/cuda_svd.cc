@@ -12,6 +12,12 @@
 // the small SVD is of Bᵀ [n, l] (tall, so every solver takes it): Bᵀ = P Σ Rᵀ, hence B = R Σ Pᵀ, U
 // = Q R, V = P. Exact: the dense SVD of the tall one of A / W. Dense SVDs by opts.gpu_solver
 // (svd.h).
+//
+// Stopping (SvdPlan::interrupt), as on the CPU: asked before the batch, before
+// every power iteration (each covers the whole batch) and before each later
+// matrix's own steps (its dense SVD, factors and truncation errors); a non-OK
+// answer returns it at once, with the stream drained. A single cuSOLVER call
+// is not stopped part-way.
 #include "kernels/cuda/cuda_svd.h"
 
 #include <cublas_v2.h>
@@ -279,6 +285,11 @@ absl::Status CudaDecompose(const CudaContext& ctx, const std::vector<const Tenso
     return absl::InvalidArgumentError(
         absl::StrCat("gpu svd: unsupported sizes m ", m, " n ", n, " k ", k, " l ", plan.l));
   }
+  // SvdPlan::interrupt: OK when there is none.
+  auto interrupted = [&plan]() -> absl::Status {
+    return plan.interrupt ? plan.interrupt() : absl::OkStatus();
+  };
+  LASERD_RETURN_IF_ERROR(interrupted());
   const cudaStream_t st = ctx.stream;
   // On every return (errors included) the stream is drained after the
   // buffers' frees are enqueued, so no copy into `out` is still in flight.
@@ -330,6 +341,7 @@ absl::Status CudaDecompose(const CudaContext& ctx, const std::vector<const Tenso
     LASERD_RETURN_IF_ERROR(rr.Alloc(size_t(c) * c * 4, "R"));
     if (!a_tall) LASERD_RETURN_IF_ERROR(x.Alloc(size_t(m) * n * 4, "transpose"));
     for (int b = 0; b < B; ++b) {
+      if (b > 0) LASERD_RETURN_IF_ERROR(interrupted());
       float* ab = a.f() + b * mnz;
       float* xb = ab;
       if (!a_tall) {
@@ -365,6 +377,7 @@ absl::Status CudaDecompose(const CudaContext& ctx, const std::vector<const Tenso
                                  0, 0.0f, y.f(), m, m * l, B, tf));
   for (int b = 0; b < B; ++b) LASERD_RETURN_IF_ERROR(sv.Orthonormalize(y.f() + b * m * l, m, l));
   for (int it = 0; it < plan.q; ++it) {
+    LASERD_RETURN_IF_ERROR(interrupted());
     // Z = Wᵀ Q = A[n, m] · Q[m, l].
     LASERD_RETURN_IF_ERROR(sv.Gemm(CUBLAS_OP_N, CUBLAS_OP_N, n, l, m, 1.0f, a.f(), n, mnz, y.f(), m,
                                    m * l, 0.0f, z.f(), n, n * l, B, tf));
@@ -390,6 +403,7 @@ absl::Status CudaDecompose(const CudaContext& ctx, const std::vector<const Tenso
   std::sort(order.begin(), order.end(),
             [&](size_t x, size_t w) { return error_ranks[x] < error_ranks[w]; });
   for (int b = 0; b < B; ++b) {
+    if (b > 0) LASERD_RETURN_IF_ERROR(interrupted());
     float* qb = y.f() + b * m * l;
     LASERD_RETURN_IF_ERROR(
         sv.TallSvd(plan.gpu_solver, z.f() + b * n * l, n, l, s.f(), p.f(), rr.f()));

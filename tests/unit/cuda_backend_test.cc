@@ -443,6 +443,65 @@ TEST_F(CudaBackendTest, TruncatedSvdMatchesCpu) {
   }
 }
 
+// SvdOptions::interrupt on the GPU, as on the CPU: a batch of three
+// same-shaped matrices is asked before the batch, before each power iteration
+// and before each later matrix's own dense SVD (exact: before each matrix).
+// Stopping at any of those asks ends the decomposition CANCELLED with nothing
+// asked after it, and the backend decomposes normally afterwards; asking
+// without stopping changes nothing computed.
+TEST_F(CudaBackendTest, DecompositionStopsWhenInterrupted) {
+  const int64_t m = 96, n = 160, k = 20;
+  const int q = 6;
+  Pair a = Make(m, n), b = Make(m, n), c = Make(m, n);
+  const std::vector<const Tensor*> batch = {&a.gpu, &b.gpu, &c.gpu};
+  const std::vector<int64_t> ranks = {20, 5};
+  for (SvdMethod method : {SvdMethod::kExact, SvdMethod::kRandomized}) {
+    const std::string what = SvdMethodName(method);
+    SvdOptions o;
+    o.method = method;
+    o.seed = 3;
+    o.power_iters = q;
+    auto plain = DecomposeOnBackend(gpu_.get(), batch, k, o, ranks);
+    ASSERT_TRUE(plain.ok()) << what << ": " << plain.status();
+    int asks = 0;
+    o.interrupt = [&asks] {
+      ++asks;
+      return absl::OkStatus();
+    };
+    auto asked = DecomposeOnBackend(gpu_.get(), batch, k, o, ranks);
+    ASSERT_TRUE(asked.ok()) << what << ": " << asked.status();
+    const int points = method == SvdMethod::kExact ? 3 : 1 + q + 2;
+    EXPECT_EQ(asks, points) << what;
+    ASSERT_EQ(asked->size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      const TruncatedSvd &x = (*plain)[i].svd, &y = (*asked)[i].svd;
+      ASSERT_EQ(x.s.size(), y.s.size()) << what;
+      for (size_t j = 0; j < x.s.size(); ++j) {
+        EXPECT_NEAR(x.s[j], y.s[j], 1e-6f * x.s[0]) << what << " matrix " << i << " s" << j;
+      }
+    }
+    for (int stop = 0; stop < points; ++stop) {
+      int seen = 0;
+      o.interrupt = [&seen, stop] {
+        return seen++ == stop ? absl::CancelledError("stop") : absl::OkStatus();
+      };
+      auto r = DecomposeOnBackend(gpu_.get(), batch, k, o, ranks);
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled)
+          << what << ", stopped at ask " << stop << ": " << r.status();
+      EXPECT_EQ(seen, stop + 1) << what << ": asked again after it said stop";
+    }
+    o.interrupt = nullptr;
+    auto after = DecomposeOnBackend(gpu_.get(), batch, k, o, ranks);
+    ASSERT_TRUE(after.ok()) << what << " after the interrupted runs: " << after.status();
+    for (size_t i = 0; i < 3; ++i) {
+      for (size_t j = 0; j < (*after)[i].svd.s.size(); ++j) {
+        EXPECT_NEAR((*after)[i].svd.s[j], (*plain)[i].svd.s[j], 1e-6f * (*plain)[i].svd.s[0])
+            << what << " matrix " << i << " s" << j;
+      }
+    }
+  }
+}
+
 // x rounded to nearest-even with `bits` significant bits (the implicit one
 // included) and subnormals below `min_normal`: bf16 (8, 2^-126), fp16 (11,
 // 2^-14), as the GPU stores a reduced matrix and converts an activation.
