@@ -332,6 +332,14 @@ class ServerFaultInjectionTest : public laserd_test::ServerFixture {
         EXPECT_TRUE(MessageDifferencer::Equals(j.baseline(), stored.baseline()))
             << "a client saw a baseline the store does not hold";
       }
+      if (j.has_best_composition()) {
+        EXPECT_TRUE(stored.has_best_composition() &&
+                    stored.best_composition().index() >= j.best_composition().index())
+            << "a client saw a best composition the store does not hold";
+      }
+      if (j.progress().has_best()) {
+        EXPECT_TRUE(stored.progress().has_best()) << "a client saw a best single the store lost";
+      }
       if (j.cancel_requested()) {
         EXPECT_TRUE(stored.cancel_requested() || stored.state() == pb::JOB_STATE_CANCELLED)
             << "a client saw cancel_requested; the store lost it";
