@@ -19,9 +19,9 @@ namespace laserd::server {
 // The bytes the items of one page may take on the wire (each item with its
 // field tag and length): 2 MiB, half of gRPC's default client receive limit
 // (4 MiB), which leaves room for the response's other fields (a token, a
-// count, ListResults' baseline: a few hundred bytes) and for any item that
-// alone is larger than the budget (one job is below 1 MiB: its labels are at
-// most 16 KiB and every repeated field of a spec is bounded).
+// count, ListResults' baseline: a few hundred bytes). An item larger than the
+// budget is a page of its own; none comes near it (a job's labels are at most
+// 16 KiB, every repeated field of a spec and a composition are bounded).
 inline constexpr int64_t kPageBudgetBytes = 2 << 20;
 
 struct Page {
