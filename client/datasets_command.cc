@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/failure.h"
@@ -48,9 +49,12 @@ int Upload(Connection& conn, const std::string& path, std::string name) {
 int ListDatasets(Connection& conn, bool json) {
   pb::ListDatasetsRequest req;
   std::string token;
+  // Written to stdout only once every page has arrived: a failed RPC leaves
+  // stdout empty (no header, no partial list).
+  std::string out;
   if (!json) {
-    std::cout << absl::StrFormat("%-64s %10s %8s  %-20s  %s\n", "id", "bytes", "examples",
-                                 "created", "name");
+    out = absl::StrFormat("%-64s %10s %8s  %-20s  %s\n", "id", "bytes", "examples", "created",
+                          "name");
   }
   do {
     req.set_page_token(token);
@@ -60,15 +64,16 @@ int ListDatasets(Connection& conn, bool json) {
     if (!st.ok()) return FailRpc("datasets list", st);
     for (const auto& d : resp.datasets()) {
       if (json) {
-        std::cout << JsonLine(d) << "\n";
+        absl::StrAppend(&out, JsonLine(d), "\n");
       } else {
-        std::cout << absl::StrFormat("%-64s %10d %8d  %-20s  %s\n", d.id(), d.size_bytes(),
-                                     d.example_count(), Timestamp(d.create_time()),
-                                     d.display_name());
+        absl::StrAppend(
+            &out, absl::StrFormat("%-64s %10d %8d  %-20s  %s\n", d.id(), d.size_bytes(),
+                                  d.example_count(), Timestamp(d.create_time()), d.display_name()));
       }
     }
     token = resp.next_page_token();
   } while (!token.empty());
+  std::cout << out;
   return kExitOk;
 }
 

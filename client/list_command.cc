@@ -31,10 +31,14 @@ int List(Connection& conn, const std::vector<std::string>& states,
     (*req.mutable_labels())[kv->first] = kv->second;
   }
   req.set_page_size(page_size);
+  // Written to stdout only once every page asked for has arrived: a failed
+  // RPC leaves stdout empty (no header, no partial list).
+  std::string out;
   if (!json) {
-    std::cout << absl::StrFormat("%-28s %-10s %9s %8s  %-20s  %s\n", "id", "state", "progress",
-                                 "results", "created", "labels");
+    out = absl::StrFormat("%-28s %-10s %9s %8s  %-20s  %s\n", "id", "state", "progress", "results",
+                          "created", "labels");
   }
+  std::string more;
   for (;;) {
     req.set_page_token(page_token);
     pb::ListJobsResponse resp;
@@ -43,23 +47,25 @@ int List(Connection& conn, const std::vector<std::string>& states,
     if (!st.ok()) return FailRpc("list", st);
     for (const auto& j : resp.jobs()) {
       if (json) {
-        std::cout << JsonLine(j) << "\n";
+        absl::StrAppend(&out, JsonLine(j), "\n");
         continue;
       }
       std::string lab;
       for (const auto& [k, v] : j.spec().labels())
         absl::StrAppend(&lab, lab.empty() ? "" : ",", k, "=", v);
-      std::cout << absl::StrFormat("%-28s %-10s %8.0f%% %8d  %-20s  %s\n", j.id(),
-                                   JobStateName(j.state()), 100 * j.progress().fraction(),
-                                   j.result_count(), Timestamp(j.create_time()), lab);
+      absl::StrAppend(&out, absl::StrFormat("%-28s %-10s %8.0f%% %8d  %-20s  %s\n", j.id(),
+                                            JobStateName(j.state()), 100 * j.progress().fraction(),
+                                            j.result_count(), Timestamp(j.create_time()), lab));
     }
     page_token = resp.next_page_token();
     if (page_token.empty()) break;
     if (!all) {
-      std::cerr << "more: --page-token " << page_token << " (or --all)\n";
+      more = absl::StrCat("more: --page-token ", page_token, " (or --all)\n");
       break;
     }
   }
+  std::cout << out;
+  std::cerr << more;
   return kExitOk;
 }
 

@@ -163,6 +163,17 @@ Body Results(ServerState& state, const std::string& id, const Query& q) {
   return DumpJson(out);
 }
 
+// GET /api/status: open to probes (no token needed); the running job's id
+// only for a request with a valid token, or any request without --tokens, as
+// every other job id.
+Body Status(ServerState& state, const httplib::Request& req) {
+  const std::string h = req.get_header_value("Authorization");
+  const bool authorized =
+      state.auth.AuthorizeBearer(req.has_header("Authorization") ? &h : nullptr, /*write=*/false)
+          .ok();
+  return StatusJson(state, /*show_job_ids=*/authorized);
+}
+
 Body Spectrum(ServerState& state, const Query& q) {
   pb::GetSpectrumRequest req;
   const std::string* type = q.Get("matrix_type");
@@ -227,8 +238,8 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
     res.set_content(state.prometheus.Render(SampleServer(state)), "text/plain; version=0.0.4");
   });
   http.Get("/api/status", Route(state, "status", {}, /*authorize=*/false,
-                                [&state](const httplib::Request&, const Query&) -> Body {
-                                  return StatusJson(state);
+                                [&state](const httplib::Request& req, const Query&) -> Body {
+                                  return Status(state, req);
                                 }));
   http.Get("/api/model",
            Route(state, "model", {}, true, [&state](const httplib::Request&, const Query&) -> Body {

@@ -40,6 +40,11 @@ void PrometheusMetrics::RecordRpc(const std::string& method, const std::string& 
   h.sum += seconds;
 }
 
+void PrometheusMetrics::RecordMalformedRequest(const std::string& method) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++malformed_requests_[method];
+}
+
 void PrometheusMetrics::AddIntervention() {
   std::lock_guard<std::mutex> lock(mu_);
   ++interventions_;
@@ -93,6 +98,13 @@ std::string PrometheusMetrics::Render(const Snapshot& s) const {
   for (const auto& [k, n] : rpc_counts_) {
     absl::StrAppend(&o, "laserd_rpc_requests_total{method=\"", Label(k.first), "\",code=\"",
                     Label(k.second), "\"} ", n, "\n");
+  }
+  absl::StrAppend(&o,
+                  "# HELP laserd_rpc_malformed_requests_total Requests whose bytes did not parse "
+                  "as the method's request message (answered INVALID_ARGUMENT), by method.\n",
+                  "# TYPE laserd_rpc_malformed_requests_total counter\n");
+  for (const auto& [m, n] : malformed_requests_) {
+    absl::StrAppend(&o, "laserd_rpc_malformed_requests_total{method=\"", Label(m), "\"} ", n, "\n");
   }
   absl::StrAppend(&o, "# HELP laserd_rpc_latency_seconds RPC handling time, by method.\n",
                   "# TYPE laserd_rpc_latency_seconds histogram\n");

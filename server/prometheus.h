@@ -23,6 +23,10 @@ class PrometheusMetrics {
   static constexpr std::array<double, 12> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                       0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
   void RecordRpc(const std::string& method, const std::string& code, double seconds);
+  // A request whose bytes did not parse as the method's request message
+  // (server/malformed_request.h); such a call never reaches a handler, so it is
+  // not in RecordRpc's counts.
+  void RecordMalformedRequest(const std::string& method);
   void AddIntervention();
   int64_t interventions_total() const;
 
@@ -44,6 +48,7 @@ class PrometheusMetrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, int64_t> rpc_counts_;
   std::map<std::string, Histogram> rpc_latency_;
+  std::map<std::string, int64_t> malformed_requests_;
   int64_t interventions_ = 0;
 };
 

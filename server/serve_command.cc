@@ -17,8 +17,10 @@
 #include "httplib.h"
 #include "server/commands.h"
 #include "server/file_bytes.h"
+#include "server/grpc_log.h"
 #include "server/grpc_services.h"
 #include "server/http_api.h"
+#include "server/malformed_request.h"
 #include "server/server_state.h"
 #include "server/tls_files.h"
 #include "spdlog/pattern_formatter.h"
@@ -57,8 +59,10 @@ class JsonEscapedMessage : public spdlog::custom_flag_formatter {
 void UseJsonLogs() {
   auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
   f->add_flag<JsonEscapedMessage>('*').set_pattern(
-      R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"laserd","msg":"%*"})");
+      R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n","msg":"%*"})");
   spdlog::set_formatter(std::move(f));
+  // gRPC's own lines in the same format ("logger":"grpc").
+  RouteGrpcLogsToSpdlog();
 }
 
 std::atomic<bool> g_stop{false};
@@ -110,6 +114,10 @@ absl::Status Serve(const ServeOptions& o) {
   b.RegisterService(&sweeps);
   b.RegisterService(&models);
   b.RegisterService(&datasets);
+  // A request that does not parse: INVALID_ARGUMENT, logged and counted.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<MalformedRequestInterceptorFactory>(&state.prometheus));
+  b.experimental().SetInterceptorCreators(std::move(interceptors));
   std::unique_ptr<grpc::Server> server = b.BuildAndStart();
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("--listen: cannot listen on ", o.listen));

@@ -29,7 +29,7 @@ PrometheusMetrics::Snapshot SampleServer(ServerState& s) {
   return snap;
 }
 
-std::string StatusJson(ServerState& s) {
+std::string StatusJson(ServerState& s, bool show_job_ids) {
   const PrometheusMetrics::Snapshot snap = SampleServer(s);
   const bool ready = s.model.ready();
   nlohmann::json j;
@@ -42,7 +42,7 @@ std::string StatusJson(ServerState& s) {
   j["interventions_per_second"] = snap.interventions_per_second;
   j["process_rss_bytes"] = ProcessRssBytes();
   j["devices"] = ready ? s.model.device_names() : std::vector<std::string>{};
-  j["running_job"] = s.jobs.CurrentLoad().running_job;
+  if (show_job_ids) j["running_job"] = s.jobs.CurrentLoad().running_job;
   return DumpJson(j);
 }
 

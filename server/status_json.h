@@ -18,8 +18,11 @@ std::string DumpJson(const nlohmann::json& j);
 
 // Jobs by state, queue depth, throughput, serving.
 PrometheusMetrics::Snapshot SampleServer(ServerState& s);
-// {"serving", "model", "model_sha256", "jobs", "queue_depth", ...}
-std::string StatusJson(ServerState& s);
+// {"serving", "model", "model_sha256", "jobs", "queue_depth", ...};
+// "running_job" (the running job's id, "" when idle) only when
+// `show_job_ids`: /api/status answers without a token, and with --tokens a
+// job id is for token holders only (server/http_api.cc decides).
+std::string StatusJson(ServerState& s, bool show_job_ids);
 // {"jobs": [Job, ...]}, the running job as it is now.
 std::string JobsJson(ServerState& s);
 

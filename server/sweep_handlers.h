@@ -20,8 +20,8 @@ class WatchReactor;
 
 // Labels of one job (spec.labels), beyond the shape of each key and value:
 // at most kMaxLabels labels, and keys and values together at most
-// kMaxLabelBytes, so that a page of ListJobs stays far below gRPC's 4 MiB
-// default receive limit. Past either: INVALID_ARGUMENT naming the limit.
+// kMaxLabelBytes, so that one job is far below a List page's byte budget
+// (server/paging.h). Past either: INVALID_ARGUMENT naming the limit.
 inline constexpr int kMaxLabels = 64;
 inline constexpr int64_t kMaxLabelBytes = 16 * 1024;
 

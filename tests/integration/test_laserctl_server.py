@@ -61,3 +61,25 @@ def test_laserctl_submit_watch_equals_headless(server, laserctl_bin, laserd_bin,
     assert bad.returncode == 3 and "rho" in bad.stderr
     assert ctl(laserctl_bin, server, "delete", job_id).returncode == 0
     assert ctl(laserctl_bin, server, "get", job_id).returncode == 4
+
+
+def test_failed_lists_print_nothing_on_stdout(server, laserctl_bin):
+    """A list whose RPC fails prints nothing on stdout (no header, no partial list), only
+    the error on stderr: the server refusing the request, or no server at all."""
+    r = ctl(laserctl_bin, server, "list", "--page-token", "not-a-token")
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == ""
+    assert "page_token: 'not-a-token' is not a token this server issued" in r.stderr
+    from conftest import free_port
+    nowhere = f"127.0.0.1:{free_port()}"
+    for args in (["list"], ["list", "--json"], ["list", "--all"], ["datasets", "list"],
+                 ["datasets", "list", "--json"]):
+        r = ctl(laserctl_bin, nowhere, *args)
+        assert r.returncode == 6, (args, r.stderr)
+        assert r.stdout == "", args
+        assert "UNAVAILABLE" in r.stderr, args
+    # The same lists succeed against the server, header first.
+    r = ctl(laserctl_bin, server, "list")
+    assert r.returncode == 0 and r.stdout.split()[:2] == ["id", "state"], r.stderr
+    r = ctl(laserctl_bin, server, "datasets", "list")
+    assert r.returncode == 0 and r.stdout.split()[:2] == ["id", "bytes"], r.stderr
