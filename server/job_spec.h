@@ -35,8 +35,8 @@ class JobInputs {
   // before digests were recorded) is not checked. `sha256` receives the
   // digest of the bytes read.
   absl::StatusOr<eval::Dataset> PinnedDataset(const ::laser::v1::SweepSpec& spec,
-                                              const std::string& pinned_sha256,
-                                              std::string* source, std::string* sha256) const;
+                                              const std::string& pinned_sha256, std::string* source,
+                                              std::string* sha256) const;
 
  private:
   JobStore* store_;

@@ -483,9 +483,9 @@ absl::Status JobStore::DeleteDataset(const std::string& id) {
     if (rc != SQLITE_DONE) return st.Error("find dataset users");
   }
   if (!users.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "dataset ", id, " is used by ", users.size(), " queued or running job(s): ",
-        absl::StrJoin(users, ", "), "; cancel or delete them first"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset ", id, " is used by ", users.size(), " queued or running job(s): ",
+                     absl::StrJoin(users, ", "), "; cancel or delete them first"));
   }
   Stmt d(db_, "DELETE FROM datasets WHERE id = ?");
   d.BindText(1, id);

@@ -50,16 +50,15 @@ absl::StatusOr<int> JobRetention::DeleteExpired(absl::Time now) {
   for (const StoredJob& sj : jobs) {
     const pb::Job& j = sj.job;
     if (!Terminal(j.state())) continue;
-    const absl::Time ended =
-        ToAbslTime(j.has_end_time() ? j.end_time() : j.update_time());
+    const absl::Time ended = ToAbslTime(j.has_end_time() ? j.end_time() : j.update_time());
     if (ended >= cutoff) continue;
     // Through the runner: it refuses a job that is not finished (never one
     // that was requeued meanwhile) and tells the job's watchers.
     const absl::Status st = jobs_.Delete(j.id(), /*force=*/false);
     if (st.ok()) {
       ++deleted;
-      spdlog::info("job {} deleted by --job-retention ({} ended {})", j.id(),
-                   StateName(j.state()), absl::FormatTime(ended, absl::UTCTimeZone()));
+      spdlog::info("job {} deleted by --job-retention ({} ended {})", j.id(), StateName(j.state()),
+                   absl::FormatTime(ended, absl::UTCTimeZone()));
     } else if (st.code() != absl::StatusCode::kNotFound) {
       spdlog::warn("--job-retention: job {}: {}", j.id(), st.ToString());
     }

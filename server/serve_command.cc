@@ -73,8 +73,8 @@ absl::Status Serve(const ServeOptions& o) {
   }
   LASERD_ASSIGN_OR_RETURN(const absl::Duration retention, ParseJobRetention(o.job_retention));
   if (o.dataset_quota_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--dataset-quota-bytes: ",
-                                                   o.dataset_quota_bytes, " is negative"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dataset-quota-bytes: ", o.dataset_quota_bytes, " is negative"));
   }
   LASERD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(o.state_dir));
   ServerState state(o, std::move(store), std::move(tokens));

@@ -9,9 +9,9 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -110,8 +110,8 @@ class ServerDatasetsTest : public ServerTest {
   // big.jsonl with one answer changed: same size, other examples.
   static std::string ChangedBig() {
     const std::string changed =
-        absl::StrReplaceAll(CapitalsDataset(60), {{"(0) is\", \"answer\": \" Paris",
-                                                   "(0) is\", \"answer\": \" Lyons"}});
+        absl::StrReplaceAll(CapitalsDataset(60),
+                            {{"(0) is\", \"answer\": \" Paris", "(0) is\", \"answer\": \" Lyons"}});
     EXPECT_NE(changed, CapitalsDataset(60));
     return changed;
   }
@@ -299,9 +299,10 @@ TEST_F(ServerDatasetsTest, RetentionDeletesOldFinishedJobsAndKeepsQueuedAndRunni
 
 TEST_F(ServerDatasetsTest, ABadRetentionStopsTheServerWithAPreciseMessage) {
   server_->Kill(SIGTERM);
-  const std::string cmd = absl::StrCat(
-      LASERD_BINARY_DIR, "/server/laserd serve --model ", (root_ / "model").string(),
-      " --state-dir ", (root_ / "state").string(), " --job-retention 3x 2>", (root_ / "bad.log").string());
+  const std::string cmd =
+      absl::StrCat(LASERD_BINARY_DIR, "/server/laserd serve --model ", (root_ / "model").string(),
+                   " --state-dir ", (root_ / "state").string(), " --job-retention 3x 2>",
+                   (root_ / "bad.log").string());
   EXPECT_NE(std::system(cmd.c_str()), 0);
   const std::string log = laserd::test_support::ReadFile((root_ / "bad.log").string());
   EXPECT_NE(log.find("--job-retention: '3x' is not a duration such as 720h, 7d, 90m or 30s"),

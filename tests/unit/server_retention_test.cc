@@ -1,10 +1,9 @@
 // The --job-retention flag of `laserd serve`: the durations it accepts, what
 // it refuses, and how often a retention is applied. (Deleting jobs is tested
 // end to end in tests/e2e/server_datasets_test.cc.)
-#include "server/retention.h"
-
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "server/retention.h"
 
 namespace laserd::server {
 namespace {
