@@ -26,7 +26,7 @@ void AddCancelCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
 void AddDeleteCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 void AddResultsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 void AddModelCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
-// `datasets upload` and `datasets list`.
+// `datasets upload`, `datasets list` and `datasets delete` (alias `dataset`).
 void AddDatasetsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 void AddSpectrumCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 // Local: joins shard files without a server.

@@ -1,5 +1,6 @@
-// laserctl datasets: `upload` streams a JSONL file to the server in 1 MiB chunks
-// and prints its id; `list` lists the uploaded datasets.
+// laserctl datasets (alias dataset): `upload` streams a JSONL file to the
+// server in 1 MiB chunks and prints its id; `list` lists the uploaded
+// datasets; `delete` deletes one.
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "client/failure.h"
 #include "client/laserctl_core.h"
 #include "client/output.h"
+#include "google/protobuf/empty.pb.h"
 
 namespace laserd::client {
 namespace {
@@ -77,15 +79,27 @@ int ListDatasets(Connection& conn, bool json) {
   return kExitOk;
 }
 
+int DeleteDataset(Connection& conn, const std::string& id) {
+  pb::DeleteDatasetRequest req;
+  req.set_dataset_id(id);
+  google::protobuf::Empty empty;
+  auto ctx = conn.Context();
+  auto st = conn.datasets().DeleteDataset(ctx.get(), req, &empty);
+  if (!st.ok()) return FailRpc("datasets delete " + id, st);
+  std::cout << "deleted " << id << "\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddDatasetsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run) {
   struct Flags {
-    std::string file, display_name;
+    std::string file, display_name, id;
     bool json = false;
   };
   auto f = std::make_shared<Flags>();
-  auto* datasets = app.add_subcommand("datasets", "Upload or list datasets");
+  auto* datasets = app.add_subcommand("datasets", "Upload, list or delete datasets");
+  datasets->alias("dataset");
   datasets->require_subcommand(1);
   auto* upload = datasets->add_subcommand("upload", "Upload a JSONL dataset; prints its id");
   upload->add_option("file", f->file, "JSONL file")->required();
@@ -95,6 +109,10 @@ void AddDatasetsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* ru
   auto* dlist = datasets->add_subcommand("list", "List datasets");
   dlist->add_flag("--json", f->json, "One Dataset JSON per line");
   RunConnected(dlist, conn, run, [f](Connection& c) { return ListDatasets(c, f->json); });
+  auto* ddel = datasets->add_subcommand(
+      "delete", "Delete a dataset (refused while a queued or running job uses it)");
+  ddel->add_option("id", f->id, "Dataset id (its sha256)")->required();
+  RunConnected(ddel, conn, run, [f](Connection& c) { return DeleteDataset(c, f->id); });
 }
 
 }  // namespace laserd::client

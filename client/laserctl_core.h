@@ -49,6 +49,8 @@ std::string StatusCodeName(int code);
 struct SpecFlags {
   std::string dataset_id;
   std::string dataset_path;
+  // Sets dataset.allow_changed_file (false leaves the spec file's value).
+  bool allow_changed_file = false;
   std::string task;                       // completion | choice
   std::vector<std::string> matrix_types;  // names, aliases or groups
   std::string layers;  // "22", "0,4,8", "20-29", "20:30:2", "20:" (mixed, comma-separated)

@@ -93,6 +93,9 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
                      "laser.v1.SweepSpec in protobuf JSON (flags override it)");
   submit->add_option("--dataset-id", sf.dataset_id, "Uploaded dataset id (sha256)");
   submit->add_option("--dataset-path", sf.dataset_path, "JSONL path on the server");
+  submit->add_flag("--allow-changed-file", sf.allow_changed_file,
+                   "Run a resumed job on the dataset file even if it changed since the job was "
+                   "created (default: the job fails)");
   submit->add_option("--task", sf.task, "completion | choice (default: per record)");
   submit->add_option(
       "--matrix-types,--types", sf.matrix_types,

@@ -43,7 +43,7 @@ absl::StatusOr<pb::Dataset> DatasetHandlers::StoreDataset(const std::string& dis
     }
   }
   *d.mutable_create_time() = ProtoNow();
-  LASERD_RETURN_IF_ERROR(store_.PutDataset(d, bytes));
+  LASERD_RETURN_IF_ERROR(store_.PutDataset(d, bytes, quota_bytes_));
   spdlog::info("dataset {} stored: {} records, {} bytes", id, d.example_count(), d.size_bytes());
   return d;
 }
@@ -61,6 +61,13 @@ absl::StatusOr<pb::ListDatasetsResponse> DatasetHandlers::ListDatasets(
 absl::StatusOr<pb::Dataset> DatasetHandlers::GetDataset(const std::string& id) {
   if (id.empty()) return absl::InvalidArgumentError("dataset_id: required");
   return store_.GetDataset(id);
+}
+
+absl::Status DatasetHandlers::DeleteDataset(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("dataset_id: required");
+  LASERD_RETURN_IF_ERROR(store_.DeleteDataset(id));
+  spdlog::info("dataset {} deleted", id);
+  return absl::OkStatus();
 }
 
 }  // namespace laserd::server

@@ -1,8 +1,10 @@
 // The logic of laser.v1.DatasetService: uploaded datasets are checked
-// (parsed as JSONL records), stored under their SHA-256 and listed.
+// (parsed as JSONL records), stored under their SHA-256 within the store's
+// quota, listed, and deleted when no queued or running job uses them.
 #ifndef LASERD_SERVER_DATASET_HANDLERS_H_
 #define LASERD_SERVER_DATASET_HANDLERS_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -13,7 +15,10 @@ namespace laserd::server {
 
 class DatasetHandlers {
  public:
-  explicit DatasetHandlers(JobStore& store) : store_(store) {}
+  // `quota_bytes` > 0: the most bytes all stored datasets may take
+  // (--dataset-quota-bytes); 0: no quota.
+  explicit DatasetHandlers(JobStore& store, int64_t quota_bytes = 0)
+      : store_(store), quota_bytes_(quota_bytes) {}
 
   // The end of an upload: `bytes` as received.
   absl::StatusOr<::laser::v1::Dataset> StoreDataset(const std::string& display_name,
@@ -22,9 +27,13 @@ class DatasetHandlers {
   absl::StatusOr<::laser::v1::ListDatasetsResponse> ListDatasets(
       const ::laser::v1::ListDatasetsRequest& req);
   absl::StatusOr<::laser::v1::Dataset> GetDataset(const std::string& id);
+  // NOT_FOUND when absent; FAILED_PRECONDITION naming the queued or running
+  // jobs that use it.
+  absl::Status DeleteDataset(const std::string& id);
 
  private:
   JobStore& store_;
+  const int64_t quota_bytes_;
 };
 
 }  // namespace laserd::server

@@ -117,5 +117,11 @@ grpc::ServerUnaryReactor* DatasetServiceImpl::GetDataset(grpc::CallbackServerCon
   return Unary(state_, ctx, "GetDataset", false,
                [&] { return Assign(state_->datasets.GetDataset(req->dataset_id()), resp); });
 }
+grpc::ServerUnaryReactor* DatasetServiceImpl::DeleteDataset(grpc::CallbackServerContext* ctx,
+                                                            const pb::DeleteDatasetRequest* req,
+                                                            google::protobuf::Empty*) {
+  return Unary(state_, ctx, "DeleteDataset", true,
+               [&] { return state_->datasets.DeleteDataset(req->dataset_id()); });
+}
 
 }  // namespace laserd::server

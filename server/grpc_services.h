@@ -65,6 +65,9 @@ class DatasetServiceImpl final : public ::laser::v1::DatasetService::CallbackSer
   grpc::ServerUnaryReactor* GetDataset(grpc::CallbackServerContext* ctx,
                                        const ::laser::v1::GetDatasetRequest* req,
                                        ::laser::v1::Dataset* resp) override;
+  grpc::ServerUnaryReactor* DeleteDataset(grpc::CallbackServerContext* ctx,
+                                          const ::laser::v1::DeleteDatasetRequest* req,
+                                          google::protobuf::Empty* resp) override;
 
  private:
   ServerState* state_;

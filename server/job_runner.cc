@@ -373,8 +373,18 @@ class JobRunner::StoreSink : public SweepSink {
 absl::Status JobRunner::RunSweep(const std::string& id, const pb::SweepSpec& spec,
                                  Clock::time_point started, int64_t elapsed_before_ns) {
   LASERD_ASSIGN_OR_RETURN(const laser::SweepConfig cfg, inputs_.Config(spec));
-  std::string source;
-  LASERD_ASSIGN_OR_RETURN(const eval::Dataset ds, inputs_.Dataset(spec, &source));
+  std::string source, pinned_sha256, run_sha256;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pinned_sha256 = running_.dataset_sha256();
+  }
+  LASERD_ASSIGN_OR_RETURN(const eval::Dataset ds,
+                          inputs_.PinnedDataset(spec, pinned_sha256, &source, &run_sha256));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_.set_run_dataset_sha256(run_sha256);
+    SaveRunningLocked().IgnoreError();
+  }
   std::unique_lock<std::mutex> model_lock = model_.LockForSweep();
   auto runner = laser::SweepRunner::Create(model_.models(), *model_.first().tokenizer, ds, cfg);
   if (!runner.ok()) return SpecError(runner.status());

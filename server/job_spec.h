@@ -24,8 +24,19 @@ class JobInputs {
 
   absl::StatusOr<laser::SweepConfig> Config(const ::laser::v1::SweepSpec& spec) const;
   // The spec's dataset; `source` names it ("dataset <id>" or the path).
-  absl::StatusOr<eval::Dataset> Dataset(const ::laser::v1::SweepSpec& spec,
-                                        std::string* source) const;
+  // `sha256`, when given, receives the lowercase hex SHA-256 of its bytes
+  // (for an uploaded dataset, its id): what a job created from it is pinned to.
+  absl::StatusOr<eval::Dataset> Dataset(const ::laser::v1::SweepSpec& spec, std::string* source,
+                                        std::string* sha256 = nullptr) const;
+  // The dataset a job starts (or resumes) on: Dataset(spec), checked against
+  // `pinned_sha256`, the digest stored at the job's creation. When the bytes
+  // differ, FAILED_PRECONDITION naming the path and both digests, unless
+  // spec.dataset.allow_changed_file. An empty `pinned_sha256` (a job stored
+  // before digests were recorded) is not checked. `sha256` receives the
+  // digest of the bytes read.
+  absl::StatusOr<eval::Dataset> PinnedDataset(const ::laser::v1::SweepSpec& spec,
+                                              const std::string& pinned_sha256, std::string* source,
+                                              std::string* sha256) const;
 
  private:
   JobStore* store_;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 
 namespace laserd::server {
@@ -395,8 +396,37 @@ absl::StatusOr<std::set<int64_t>> JobStore::PlanIndices(const std::string& job_i
   return out;
 }
 
-absl::Status JobStore::PutDataset(const pb::Dataset& meta, const std::string& bytes) {
+absl::StatusOr<int64_t> JobStore::DatasetStoreBytesLocked() {
+  // length() of a BLOB reads its size from the record header, not its bytes.
+  Stmt st(db_, "SELECT COALESCE(SUM(length(bytes)), 0) FROM datasets");
+  if (st.Step() != SQLITE_ROW) return st.Error("size of the datasets");
+  return st.Int(0);
+}
+
+absl::StatusOr<int64_t> JobStore::DatasetStoreBytes() {
   std::lock_guard<std::mutex> lock(mu_);
+  return DatasetStoreBytesLocked();
+}
+
+absl::Status JobStore::PutDataset(const pb::Dataset& meta, const std::string& bytes,
+                                  int64_t quota_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (quota_bytes > 0) {
+    Stmt ex(db_, "SELECT 1 FROM datasets WHERE id = ?");
+    ex.BindText(1, meta.id());
+    const int rc = ex.Step();
+    if (rc == SQLITE_ROW) return absl::OkStatus();  // stored already: takes no space
+    if (rc != SQLITE_DONE) return ex.Error("find dataset");
+    LASERD_ASSIGN_OR_RETURN(const int64_t stored, DatasetStoreBytesLocked());
+    const int64_t size = static_cast<int64_t>(bytes.size());
+    if (stored + size > quota_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "dataset: storing these ", size, " bytes would take the stored datasets from ", stored,
+          " to ", stored + size, " bytes, over this server's quota of ", quota_bytes,
+          " bytes (--dataset-quota-bytes); delete datasets that are no longer needed "
+          "(DeleteDataset)"));
+    }
+  }
   Stmt st(db_,
           "INSERT OR IGNORE INTO datasets (id, bytes, record_count, created, meta) "
           "VALUES (?, ?, ?, ?, ?)");
@@ -429,6 +459,41 @@ absl::StatusOr<std::string> JobStore::DatasetBytes(const std::string& id) {
     return absl::NotFoundError(absl::StrCat("dataset_id: no dataset '", id, "'"));
   }
   return st.Blob(0);
+}
+
+absl::Status JobStore::DeleteDataset(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> users;
+  {
+    Stmt st(db_, "SELECT id, spec FROM jobs WHERE state IN (?, ?) ORDER BY seq");
+    if (!st.ok()) return st.Error("prepare dataset users");
+    st.Bind(1, int64_t{pb::JOB_STATE_QUEUED});
+    st.Bind(2, int64_t{pb::JOB_STATE_RUNNING});
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      pb::SweepSpec spec;
+      if (!spec.ParseFromString(st.Blob(1))) {
+        return absl::DataLossError("job store: the spec of a queued or running job is corrupt");
+      }
+      if (spec.dataset().dataset_id() == id) {
+        const auto* t = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+        users.push_back(t ? t : "");
+      }
+    }
+    if (rc != SQLITE_DONE) return st.Error("find dataset users");
+  }
+  if (!users.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("dataset ", id, " is used by ", users.size(), " queued or running job(s): ",
+                     absl::StrJoin(users, ", "), "; cancel or delete them first"));
+  }
+  Stmt d(db_, "DELETE FROM datasets WHERE id = ?");
+  d.BindText(1, id);
+  if (d.Step() != SQLITE_DONE) return d.Error("delete dataset");
+  if (sqlite3_changes(db_) == 0) {
+    return absl::NotFoundError(absl::StrCat("dataset_id: no dataset '", id, "'"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<pb::Dataset>> JobStore::ListDatasets() {

@@ -58,7 +58,17 @@ class JobStore {
   absl::StatusOr<std::set<int64_t>> PlanIndices(const std::string& job_id);
 
   // Datasets (content-addressed; inserting an existing id is a no-op).
-  absl::Status PutDataset(const ::laser::v1::Dataset& meta, const std::string& bytes);
+  // `quota_bytes` > 0: RESOURCE_EXHAUSTED, with the sizes, when storing a new
+  // dataset would take the stored datasets' bytes over it (checked and
+  // inserted under the store's lock, so concurrent uploads cannot both pass).
+  absl::Status PutDataset(const ::laser::v1::Dataset& meta, const std::string& bytes,
+                          int64_t quota_bytes = 0);
+  // Deletes a dataset: NOT_FOUND when absent, FAILED_PRECONDITION naming the
+  // jobs when a queued or running job's spec uses it (checked and deleted
+  // under the store's lock).
+  absl::Status DeleteDataset(const std::string& id);
+  // The bytes of all stored datasets.
+  absl::StatusOr<int64_t> DatasetStoreBytes();
   absl::StatusOr<::laser::v1::Dataset> GetDataset(const std::string& id);
   absl::StatusOr<std::string> DatasetBytes(const std::string& id);
   // Newest first.
@@ -70,6 +80,7 @@ class JobStore {
   // PRAGMA quick_check and the schema version: DATA_LOSS for a damaged store,
   // FAILED_PRECONDITION for one of a newer schema.
   absl::Status Check();
+  absl::StatusOr<int64_t> DatasetStoreBytesLocked();
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::string path_;

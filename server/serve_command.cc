@@ -21,6 +21,7 @@
 #include "server/grpc_services.h"
 #include "server/http_api.h"
 #include "server/malformed_request.h"
+#include "server/retention.h"
 #include "server/server_state.h"
 #include "server/tls_files.h"
 #include "spdlog/pattern_formatter.h"
@@ -74,8 +75,17 @@ absl::Status Serve(const ServeOptions& o) {
   if (!o.tokens_file.empty()) {
     LASERD_ASSIGN_OR_RETURN(tokens, ReadTokens(o.tokens_file));
   }
+  LASERD_ASSIGN_OR_RETURN(const absl::Duration retention, ParseJobRetention(o.job_retention));
+  if (o.dataset_quota_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dataset-quota-bytes: ", o.dataset_quota_bytes, " is negative"));
+  }
   LASERD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(o.state_dir));
   ServerState state(o, std::move(store), std::move(tokens));
+  // Applied before the model loads (a full disk is relieved at once), then
+  // periodically until the server stops.
+  JobRetention retention_of_jobs(*state.store, state.jobs, retention);
+  LASERD_RETURN_IF_ERROR(retention_of_jobs.Start());
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!o.tls_cert.empty() || !o.tls_key.empty()) {
@@ -166,6 +176,7 @@ absl::Status Serve(const ServeOptions& o) {
     spdlog::info("shutting down");
   }
   health->Shutdown();
+  retention_of_jobs.Stop();
   state.jobs.Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (http_thread.joinable()) {
@@ -207,6 +218,13 @@ void AddServeCommand(CLI::App& app, Runner* run) {
       ->default_val(16 << 20);
   cmd->add_option("--max-dataset-bytes", o->max_dataset_bytes, "Largest dataset upload")
       ->default_val(64 << 20);
+  cmd->add_option("--dataset-quota-bytes", o->dataset_quota_bytes,
+                  "Most bytes all uploaded datasets may take together; an upload over it is "
+                  "RESOURCE_EXHAUSTED (0: no quota)")
+      ->default_val(int64_t{1} << 30);
+  cmd->add_option("--job-retention", o->job_retention,
+                  "Delete finished jobs (and their results) that ended longer ago than this "
+                  "duration (720h, 7d, 90m, ...), at start and periodically (empty or 0: never)");
   cmd->add_option("--max-grid", o->max_grid, "Most interventions in one sweep")
       ->default_val(100000);
   cmd->add_option("--max-queued", o->max_queued, "Most jobs waiting in the queue")

@@ -22,6 +22,11 @@ struct ServeOptions {
   std::vector<std::string> data_dirs;
   int64_t max_message_bytes = 16 << 20;
   int64_t max_dataset_bytes = 64 << 20;
+  // The most bytes all stored datasets may take; 0: no quota.
+  int64_t dataset_quota_bytes = int64_t{1} << 30;
+  // Finished jobs whose end is older than this are deleted (with their
+  // results); empty or "0": never (--job-retention).
+  std::string job_retention;
   int64_t max_grid = 100000;
   int64_t max_queued = 1000;
   int64_t cache_budget_mb = 1024;

@@ -15,7 +15,7 @@ ServerState::ServerState(ServeOptions opts, std::unique_ptr<JobStore> job_store,
       sweeps(*store, model, jobs,
              JobInputs(*store, options.data_dirs, options.cache_budget_mb << 20), options.max_grid),
       models(model),
-      datasets(*store) {}
+      datasets(*store, options.dataset_quota_bytes) {}
 
 absl::Status ServerState::LoadModel() {
   const std::vector<std::string> devices =

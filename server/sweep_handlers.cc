@@ -172,8 +172,8 @@ absl::StatusOr<pb::Job> SweepHandlers::CreateSweep(const pb::CreateSweepRequest&
                                                       "', sha256 ", mi.sha256(), ")"));
   }
   LASERD_ASSIGN_OR_RETURN(const laser::SweepConfig cfg, inputs_.Config(spec));
-  std::string source;
-  LASERD_ASSIGN_OR_RETURN(const eval::Dataset ds, inputs_.Dataset(spec, &source));
+  std::string source, dataset_sha256;
+  LASERD_ASSIGN_OR_RETURN(const eval::Dataset ds, inputs_.Dataset(spec, &source, &dataset_sha256));
   // Full validation against the model and the dataset (types, layers, ranks,
   // record kinds, context length): the same runner the job will build.
   auto runner =
@@ -183,6 +183,8 @@ absl::StatusOr<pb::Job> SweepHandlers::CreateSweep(const pb::CreateSweepRequest&
   pb::Job job;
   job.set_request_id(rid);
   *job.mutable_spec() = spec;
+  // The job is pinned to these bytes: every start compares (JobInputs::PinnedDataset).
+  job.set_dataset_sha256(dataset_sha256);
   job.mutable_progress()->set_interventions_total(total);
   job.set_validation_examples(static_cast<int64_t>((*runner)->split().validation.size()));
   job.set_test_examples(static_cast<int64_t>((*runner)->split().test.size()));

@@ -102,6 +102,7 @@ TEST(Spec, LayersSyntax) {
 TEST(Spec, FromFlagsEqualsSpecFile) {
   SpecFlags f;
   f.dataset_path = "/data/capitals.jsonl";
+  f.allow_changed_file = true;
   f.matrix_types = {"mlp.in,attn.q"};
   f.layers = "22:";
   f.rho = {0.01, 0.5};
@@ -116,7 +117,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
   auto spec = ApplySpecFlags(f);
   ASSERT_TRUE(spec.ok()) << spec.status();
   auto expected = proto::ParseSweepSpecText(
-      R"({"dataset": {"path": "/data/capitals.jsonl"},
+      R"({"dataset": {"path": "/data/capitals.jsonl", "allow_changed_file": true},
           "matrix_types": ["mlp.in", "attn.q"],
           "layers": {"ranges": [{"start": 22}]},
           "rho": {"values": [0.01, 0.5]},

@@ -334,6 +334,12 @@ class Client:
         return self.datasets.UploadDataset(requests(), timeout=self.timeout,
                                            metadata=self._metadata)
 
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Deletes an uploaded dataset. FAILED_PRECONDITION (naming the jobs) while a
+        queued or running job uses it; NOT_FOUND when there is none."""
+        self._call(self.datasets.DeleteDataset,
+                   dataset_pb2.DeleteDatasetRequest(dataset_id=dataset_id))
+
     def list_datasets(self) -> List[dataset_pb2.Dataset]:
         out: List[dataset_pb2.Dataset] = []
         token = ""

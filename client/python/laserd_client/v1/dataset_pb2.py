@@ -22,28 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16laser/v1/dataset.proto\x12\x08laser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x15\n\rexample_count\x18\x04 \x01(\x03\x12\x18\n\x10\x63ompletion_count\x18\x05 \x01(\x03\x12\x14\n\x0c\x63hoice_count\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x13UploadDatasetHeader\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\"`\n\x14UploadDatasetRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.laser.v1.UploadDatasetHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x14ListDatasetsResponse\x12#\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x11.laser.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t2\xe3\x01\n\x0e\x44\x61tasetService\x12\x44\n\rUploadDataset\x12\x1e.laser.v1.UploadDatasetRequest\x1a\x11.laser.v1.Dataset(\x01\x12M\n\x0cListDatasets\x12\x1d.laser.v1.ListDatasetsRequest\x1a\x1e.laser.v1.ListDatasetsResponse\x12<\n\nGetDataset\x12\x1b.laser.v1.GetDatasetRequest\x1a\x11.laser.v1.Datasetb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16laser/v1/dataset.proto\x12\x08laser.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x15\n\rexample_count\x18\x04 \x01(\x03\x12\x18\n\x10\x63ompletion_count\x18\x05 \x01(\x03\x12\x14\n\x0c\x63hoice_count\x18\x06 \x01(\x03\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x13UploadDatasetHeader\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\"`\n\x14UploadDatasetRequest\x12/\n\x06header\x18\x01 \x01(\x0b\x32\x1d.laser.v1.UploadDatasetHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"<\n\x13ListDatasetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"T\n\x14ListDatasetsResponse\x12#\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x11.laser.v1.Dataset\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t2\xac\x02\n\x0e\x44\x61tasetService\x12\x44\n\rUploadDataset\x12\x1e.laser.v1.UploadDatasetRequest\x1a\x11.laser.v1.Dataset(\x01\x12M\n\x0cListDatasets\x12\x1d.laser.v1.ListDatasetsRequest\x1a\x1e.laser.v1.ListDatasetsResponse\x12<\n\nGetDataset\x12\x1b.laser.v1.GetDatasetRequest\x1a\x11.laser.v1.Dataset\x12G\n\rDeleteDataset\x12\x1e.laser.v1.DeleteDatasetRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'laser.v1.dataset_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASET']._serialized_start=70
-  _globals['_DATASET']._serialized_end=253
-  _globals['_UPLOADDATASETHEADER']._serialized_start=255
-  _globals['_UPLOADDATASETHEADER']._serialized_end=323
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=325
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=421
-  _globals['_LISTDATASETSREQUEST']._serialized_start=423
-  _globals['_LISTDATASETSREQUEST']._serialized_end=483
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=485
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=569
-  _globals['_GETDATASETREQUEST']._serialized_start=571
-  _globals['_GETDATASETREQUEST']._serialized_end=610
-  _globals['_DATASETSERVICE']._serialized_start=613
-  _globals['_DATASETSERVICE']._serialized_end=840
+  _globals['_DATASET']._serialized_start=99
+  _globals['_DATASET']._serialized_end=282
+  _globals['_UPLOADDATASETHEADER']._serialized_start=284
+  _globals['_UPLOADDATASETHEADER']._serialized_end=352
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=354
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=450
+  _globals['_LISTDATASETSREQUEST']._serialized_start=452
+  _globals['_LISTDATASETSREQUEST']._serialized_end=512
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=514
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=598
+  _globals['_GETDATASETREQUEST']._serialized_start=600
+  _globals['_GETDATASETREQUEST']._serialized_end=639
+  _globals['_DELETEDATASETREQUEST']._serialized_start=641
+  _globals['_DELETEDATASETREQUEST']._serialized_end=683
+  _globals['_DATASETSERVICE']._serialized_start=686
+  _globals['_DATASETSERVICE']._serialized_end=986
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from laserd_client.v1 import dataset_pb2 as laser_dot_v1_dot_dataset__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -50,6 +51,11 @@ class DatasetServiceStub:
                 request_serializer=laser_dot_v1_dot_dataset__pb2.GetDatasetRequest.SerializeToString,
                 response_deserializer=laser_dot_v1_dot_dataset__pb2.Dataset.FromString,
                 _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/laser.v1.DatasetService/DeleteDataset',
+                request_serializer=laser_dot_v1_dot_dataset__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -60,7 +66,11 @@ class DatasetServiceServicer:
         """Uploads a JSONL dataset (header, then chunks). The whole file is validated
         before it is stored: an invalid record is INVALID_ARGUMENT naming its line
         number and the reason ("line 17: missing field \"answer\""); a file over the
-        server's size limit is RESOURCE_EXHAUSTED. Returns the stored dataset.
+        server's size limit (--max-dataset-bytes) is RESOURCE_EXHAUSTED, and so
+        is a new dataset that would take the stored datasets over the server's
+        quota (--dataset-quota-bytes; the message gives the sizes). Uploading
+        bytes that are stored already returns that dataset, quota or not.
+        Returns the stored dataset.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +85,15 @@ class DatasetServiceServicer:
 
     def GetDataset(self, request, context):
         """Returns one dataset's description.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """Deletes a stored dataset (needs a write token). FAILED_PRECONDITION, naming
+        the job ids, while a queued or running job uses it (cancel or delete those
+        first); finished jobs keep their results and do not hold it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,6 +116,11 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.GetDataset,
                     request_deserializer=laser_dot_v1_dot_dataset__pb2.GetDatasetRequest.FromString,
                     response_serializer=laser_dot_v1_dot_dataset__pb2.Dataset.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=laser_dot_v1_dot_dataset__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +205,33 @@ class DatasetService:
             '/laser.v1.DatasetService/GetDataset',
             laser_dot_v1_dot_dataset__pb2.GetDatasetRequest.SerializeToString,
             laser_dot_v1_dot_dataset__pb2.Dataset.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/laser.v1.DatasetService/DeleteDataset',
+            laser_dot_v1_dot_dataset__pb2.DeleteDatasetRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,12 +101,14 @@ JOB_PHASE_SWEEPING: JobPhase
 JOB_PHASE_COMPOSING: JobPhase
 
 class DatasetRef(_message.Message):
-    __slots__ = ("dataset_id", "path")
+    __slots__ = ("dataset_id", "path", "allow_changed_file")
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_CHANGED_FILE_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     path: str
-    def __init__(self, dataset_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+    allow_changed_file: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., path: _Optional[str] = ..., allow_changed_file: _Optional[bool] = ...) -> None: ...
 
 class LayerRange(_message.Message):
     __slots__ = ("start", "stop", "step")
@@ -360,7 +362,7 @@ class JobError(_message.Message):
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "request_id", "spec", "state", "cancel_requested", "progress", "baseline", "validation_examples", "test_examples", "result_count", "best_composition", "error", "create_time", "start_time", "end_time", "update_time")
+    __slots__ = ("id", "request_id", "spec", "state", "cancel_requested", "progress", "baseline", "validation_examples", "test_examples", "result_count", "best_composition", "error", "create_time", "start_time", "end_time", "update_time", "dataset_sha256", "run_dataset_sha256")
     ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -377,6 +379,8 @@ class Job(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    RUN_DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
     id: str
     request_id: str
     spec: SweepSpec
@@ -393,7 +397,9 @@ class Job(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[SweepSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., cancel_requested: _Optional[bool] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., baseline: _Optional[_Union[Evaluation, _Mapping]] = ..., validation_examples: _Optional[int] = ..., test_examples: _Optional[int] = ..., result_count: _Optional[int] = ..., best_composition: _Optional[_Union[Result, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    dataset_sha256: str
+    run_dataset_sha256: str
+    def __init__(self, id: _Optional[str] = ..., request_id: _Optional[str] = ..., spec: _Optional[_Union[SweepSpec, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., cancel_requested: _Optional[bool] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., baseline: _Optional[_Union[Evaluation, _Mapping]] = ..., validation_examples: _Optional[int] = ..., test_examples: _Optional[int] = ..., result_count: _Optional[int] = ..., best_composition: _Optional[_Union[Result, _Mapping]] = ..., error: _Optional[_Union[JobError, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dataset_sha256: _Optional[str] = ..., run_dataset_sha256: _Optional[str] = ...) -> None: ...
 
 class CreateSweepRequest(_message.Message):
     __slots__ = ("spec", "request_id", "validate_only")
