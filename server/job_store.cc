@@ -15,7 +15,8 @@ namespace pb = ::laser::v1;
 
 // The status of the last SQLite error on `db`: a full disk (SQLITE_FULL, the
 // database at its max_page_count, or an I/O error whose system error is
-// ENOSPC or EDQUOT) is RESOURCE_EXHAUSTED, a damaged file DATA_LOSS, anything
+// ENOSPC or EDQUOT) is RESOURCE_EXHAUSTED, a damaged file DATA_LOSS, a store
+// locked by another connection past the busy timeout UNAVAILABLE, anything
 // else INTERNAL.
 absl::Status SqliteError(sqlite3* db, const std::string& msg) {
   const int code = sqlite3_errcode(db) & 0xff;
@@ -29,6 +30,9 @@ absl::Status SqliteError(sqlite3* db, const std::string& msg) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);  // another connection holds the store
     default:
       return absl::InternalError(msg);
   }

@@ -4,7 +4,8 @@
 // streams what it wrote, so a killed server loses nothing it has reported; a
 // write that fails leaves the store as it was (its transaction rolled back)
 // and says why: RESOURCE_EXHAUSTED for a full disk, DATA_LOSS for a damaged
-// file, INTERNAL for anything else.
+// file, UNAVAILABLE for a store another connection keeps locked, INTERNAL for
+// anything else.
 // Thread-safe (one connection behind a mutex).
 #ifndef LASERD_SERVER_JOB_STORE_H_
 #define LASERD_SERVER_JOB_STORE_H_

@@ -267,4 +267,64 @@ TEST_F(ServerStoreFullTest, AFullStoreStopsTheJobAsStoredAndARestartResumesItToT
   EXPECT_EQ(server_->Health(), 1);
 }
 
+// The in-process recovery: another connection holds the store's write lock
+// (the server's writes fail "database is locked" after SQLite's 5 s busy
+// timeout), then lets go; the server retries the write it owes, turns SERVING
+// again and the job resumes, without a restart, to the end.
+TEST_F(ServerStoreFullTest, AStoreThatTakesWritesAgainResumesTheJobWithoutARestart) {
+  server_->Kill(SIGTERM);
+  server_->extra_args.clear();
+  server_->Start();
+  pb::Job created;
+  ASSERT_TRUE(server_->Create(LongSpec(), &created).ok());
+  const std::string id = created.id();
+  const int64_t total = created.progress().interventions_total();
+  Watcher watcher(*server_, id);
+  for (int i = 0; i < 2000 && server_->Get(id).result_count() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(server_->Get(id).result_count(), 3);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((root_ / "state" / "laserd.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  int health = 1;
+  while (Clock::now() < deadline && (health = server_->Health()) == 1) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const Stored stored = StoredJob(id);
+  const nlohmann::json status = nlohmann::json::parse(server_->Http("/api/status"));
+  ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(health, 2) << "health did not turn NOT_SERVING; log:\n" << server_->Log();
+  EXPECT_EQ(stored.job.state(), pb::JOB_STATE_RUNNING);
+  EXPECT_LT(stored.job.result_count(), total);
+  EXPECT_EQ(status["serving"], false) << status.dump();
+  EXPECT_NE(status["store_error"].get<std::string>().find("database is locked"),
+            std::string::npos)
+      << status.dump();
+
+  // Without a restart: the owed write is stored, the job requeued and run on.
+  for (int i = 0; i < 6000 && !watcher.done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(watcher.done()) << server_->Log();
+  const std::vector<pb::WatchJobEvent> evs = watcher.events();
+  bool requeued = false;
+  for (const auto& e : evs) {
+    requeued |= e.has_state_change() && e.state_change().previous() == pb::JOB_STATE_RUNNING &&
+                e.state_change().current() == pb::JOB_STATE_QUEUED;
+  }
+  EXPECT_TRUE(requeued) << "no RUNNING -> QUEUED after the store took writes again";
+  EXPECT_EQ(LastState(evs), pb::JOB_STATE_SUCCEEDED);
+  const pb::Job end = server_->Get(id);
+  const Stored stored_end = StoredJob(id);
+  EXPECT_EQ(end.state(), pb::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(MessageDifferencer::Equals(end, stored_end.job));
+  EXPECT_EQ(stored_end.results, total);
+  EXPECT_EQ(static_cast<int64_t>(stored_end.plan_indices.size()), total);
+  EXPECT_EQ(server_->Health(), 1);
+}
+
 }  // namespace
