@@ -283,6 +283,7 @@ void JobRunner::WorkerLoop() {
       running_ = sj->job;
       cancel_ = false;
       running_deleted_ = false;
+      interrupted_ = false;
     }
     RunJob(id);
   }
@@ -314,7 +315,10 @@ absl::Status JobRunner::WriteLocked(std::function<absl::Status()> write,
     return s;  // an answer, not a fault of the store
   }
   SetFaultLocked(s);
-  if (owe && !owed_) owed_ = Owed{std::move(write), std::move(stored), false};
+  if (owe && !owed_) {
+    owed_ = Owed{std::move(write), std::move(stored), false};
+    interrupted_ = true;  // the running job stops (FinishRunning)
+  }
   return s;
 }
 
@@ -332,8 +336,7 @@ absl::Status JobRunner::SettleOwedLocked() {
   if (!owed_) return absl::OkStatus();
   absl::Status s = owed_->write();
   if (!s.ok()) {
-    if (s.code() != absl::StatusCode::kNotFound &&
-        s.code() != absl::StatusCode::kAlreadyExists) {
+    if (s.code() != absl::StatusCode::kNotFound && s.code() != absl::StatusCode::kAlreadyExists) {
       SetFaultLocked(s);
       return s;
     }
@@ -370,29 +373,27 @@ absl::Status JobRunner::SettleOwedLocked() {
 void JobRunner::RequeueRunningLocked() {
   const std::string id = running_id_;
   pb::Job next = running_;
-  const pb::JobState to =
-      next.cancel_requested() ? pb::JOB_STATE_CANCELLED : pb::JOB_STATE_QUEUED;
+  const pb::JobState to = next.cancel_requested() ? pb::JOB_STATE_CANCELLED : pb::JOB_STATE_QUEUED;
   if (absl::Status t = Transition(next, to); !t.ok()) {
     spdlog::error("{}", t.ToString());
     running_id_.clear();
     return;
   }
-  absl::Status s = WriteLocked([this, next] { return store_.UpdateJob(next); },
-                               [this, next, id, to] {
-                                 running_ = next;
-                                 PublishStateChangeLocked(id, pb::JOB_STATE_RUNNING, to,
-                                                          Terminal(to));
-                                 if (to == pb::JOB_STATE_QUEUED) {
-                                   queue_.push_back({id, next.spec().priority(), running_seq_});
-                                 }
-                                 running_id_.clear();
-                                 ips_ = 0;
-                                 cv_.notify_all();
-                                 spdlog::info("job {} {} after the store fault", id,
-                                              to == pb::JOB_STATE_QUEUED ? "requeued"
-                                                                         : "cancelled");
-                               },
-                               /*owe=*/true);
+  absl::Status s =
+      WriteLocked([this, next] { return store_.UpdateJob(next); },
+                  [this, next, id, to] {
+                    running_ = next;
+                    PublishStateChangeLocked(id, pb::JOB_STATE_RUNNING, to, Terminal(to));
+                    if (to == pb::JOB_STATE_QUEUED) {
+                      queue_.push_back({id, next.spec().priority(), running_seq_});
+                    }
+                    running_id_.clear();
+                    ips_ = 0;
+                    cv_.notify_all();
+                    spdlog::info("job {} {} after the store fault", id,
+                                 to == pb::JOB_STATE_QUEUED ? "requeued" : "cancelled");
+                  },
+                  /*owe=*/true);
   if (!s.ok() && owed_) owed_->requeue = false;  // the owed write is this requeue itself
 }
 
@@ -432,7 +433,7 @@ class JobRunner::StoreSink : public SweepSink {
 
   absl::Status Planned(const laser::SweepRunner& runner, const pb::Progress& p) override {
     std::lock_guard<std::mutex> lock(r_.mu_);
-    if (r_.running_deleted_) return absl::CancelledError("job deleted");
+    LASERD_RETURN_IF_ERROR(StoppedLocked());
     pb::Job next = r_.running_;
     next.mutable_progress()->set_interventions_total(p.interventions_total());
     next.set_validation_examples(static_cast<int64_t>(runner.split().validation.size()));
@@ -447,7 +448,7 @@ class JobRunner::StoreSink : public SweepSink {
   }
   absl::Status EnterPhase(pb::JobPhase phase) override {
     std::lock_guard<std::mutex> lock(r_.mu_);
-    if (r_.running_deleted_) return absl::CancelledError("job deleted");
+    LASERD_RETURN_IF_ERROR(StoppedLocked());
     pb::Job next = r_.running_;
     next.mutable_progress()->set_phase(phase);
     // (The closures outlive this sink when their write is owed.)
@@ -459,7 +460,7 @@ class JobRunner::StoreSink : public SweepSink {
   }
   absl::Status StoreBaseline(const pb::Evaluation& baseline) override {
     std::lock_guard<std::mutex> lock(r_.mu_);
-    if (r_.running_deleted_) return absl::CancelledError("job deleted");
+    LASERD_RETURN_IF_ERROR(StoppedLocked());
     pb::Job next = r_.running_;
     *next.mutable_baseline() = baseline;
     JobRunner* r = &r_;
@@ -474,7 +475,7 @@ class JobRunner::StoreSink : public SweepSink {
   absl::Status StoreResult(const pb::Result& result, const SweepProgress& s) override {
     {
       std::lock_guard<std::mutex> lock(r_.mu_);
-      if (r_.running_deleted_) return absl::CancelledError("job deleted");
+      LASERD_RETURN_IF_ERROR(StoppedLocked());
       pb::Job next = r_.running_;
       next.set_result_count(result.index() + 1);
       *next.mutable_progress() = s.progress;
@@ -482,17 +483,17 @@ class JobRunner::StoreSink : public SweepSink {
       *next.mutable_update_time() = ProtoNow();
       const double ips = s.progress.interventions_per_second();
       JobRunner* r = &r_;
-      LASERD_RETURN_IF_ERROR(r_.WriteLocked(
-          [r, result, next] { return r->store_.AppendResult(result, next); },
-          [r, id = id_, result, next, ips] {
-            r->running_ = next;
-            r->ips_ = ips;
-            pb::WatchJobEvent ev;
-            *ev.mutable_time() = ProtoNow();
-            *ev.mutable_result() = result;
-            r->PublishLocked(id, ev, false);
-          },
-          /*owe=*/true));
+      LASERD_RETURN_IF_ERROR(
+          r_.WriteLocked([r, result, next] { return r->store_.AppendResult(result, next); },
+                         [r, id = id_, result, next, ips] {
+                           r->running_ = next;
+                           r->ips_ = ips;
+                           pb::WatchJobEvent ev;
+                           *ev.mutable_time() = ProtoNow();
+                           *ev.mutable_result() = result;
+                           r->PublishLocked(id, ev, false);
+                         },
+                         /*owe=*/true));
       if (Clock::now() - last_progress_event_ >= std::chrono::milliseconds(200)) {
         last_progress_event_ = Clock::now();
         r_.PublishProgressLocked(id_);
@@ -508,6 +509,13 @@ class JobRunner::StoreSink : public SweepSink {
   }
 
  private:
+  // Under the runner's lock: CANCELLED once the job is deleted, ABORTED once
+  // a write of it failed (nothing more is written after that one).
+  absl::Status StoppedLocked() const {
+    if (r_.running_deleted_) return absl::CancelledError("job deleted");
+    if (r_.interrupted_) return absl::AbortedError("the job store cannot be written");
+    return absl::OkStatus();
+  }
   JobRunner& r_;
   std::string id_;
   std::unique_lock<std::mutex>& model_lock_;
@@ -579,15 +587,22 @@ void JobRunner::FinishRunning(const absl::Status& st) {
     PublishStateChangeLocked(id, pb::JOB_STATE_RUNNING, pb::JOB_STATE_CANCELLED, true);
     return;
   }
-  if (owed_) {
+  if (interrupted_) {
     // A store write failed: the job stays as the store holds it (RUNNING, or
-    // QUEUED when it could not even start) and is not shown anything else.
-    // Once the owed write is stored it is requeued; a restart requeues it too.
-    owed_->requeue = true;
+    // QUEUED when it could not even start) and is not shown anything else; a
+    // store error is never its FAILED reason. Once the owed write is stored it
+    // is requeued; a restart requeues it too.
     ips_ = 0;
-    spdlog::warn("job {} interrupted: the job store cannot be written ({}); it resumes once "
-                 "the store takes writes again, or at the next start",
-                 id, st.ToString());
+    if (owed_) {
+      owed_->requeue = true;
+      spdlog::warn(
+          "job {} interrupted: the job store cannot be written ({}); it resumes once "
+          "the store takes writes again, or at the next start",
+          id, st.ToString());
+    } else {
+      // A mutating call stored the owed write while the run was ending.
+      RequeueRunningLocked();
+    }
     return;
   }
   // A shutdown interrupts the job; one whose cancellation was requested ends

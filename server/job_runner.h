@@ -155,7 +155,8 @@ class JobRunner {
   ::laser::v1::Job running_;
   bool cancel_ = false;
   bool running_deleted_ = false;
-  absl::Status store_fault_;   // the last store write's error; OK when it worked
+  bool interrupted_ = false;  // a write of the running job failed: it stops as stored
+  absl::Status store_fault_;  // the last store write's error; OK when it worked
   std::optional<Owed> owed_;  // the store write the runner owes, if any
   double ips_ = 0;
   std::map<std::string, std::set<WatchReactor*>> watchers_;

@@ -255,8 +255,8 @@ absl::Status JobStore::Abandon(absl::Status cause) {
   if (absl::Status rb = Exec("ROLLBACK"); !rb.ok()) {
     // Rare (SQLite ends a transaction on ROLLBACK unless the connection is
     // broken); the caller learns both, and the next write fails to begin.
-    return absl::Status(cause.code(), absl::StrCat(cause.message(), "; the rollback failed too: ",
-                                                   rb.message()));
+    return absl::Status(cause.code(),
+                        absl::StrCat(cause.message(), "; the rollback failed too: ", rb.message()));
   }
   return cause;
 }
@@ -402,8 +402,8 @@ absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated)
     const int rc = ins.Step();
     if (rc == SQLITE_CONSTRAINT) {
       return Abandon(absl::AlreadyExistsError(absl::StrCat("job ", r.job_id(), ": result ",
-                                                          r.index(), " / plan_index ",
-                                                          r.plan_index(), " is stored already")));
+                                                           r.index(), " / plan_index ",
+                                                           r.plan_index(), " is stored already")));
     }
     if (rc != SQLITE_DONE) return Abandon(ins.Error("insert result"));
   }

@@ -301,8 +301,7 @@ TEST_F(ServerStoreFullTest, AStoreThatTakesWritesAgainResumesTheJobWithoutAResta
   EXPECT_EQ(stored.job.state(), pb::JOB_STATE_RUNNING);
   EXPECT_LT(stored.job.result_count(), total);
   EXPECT_EQ(status["serving"], false) << status.dump();
-  EXPECT_NE(status["store_error"].get<std::string>().find("database is locked"),
-            std::string::npos)
+  EXPECT_NE(status["store_error"].get<std::string>().find("database is locked"), std::string::npos)
       << status.dump();
 
   // Without a restart: the owed write is stored, the job requeued and run on.

@@ -1,13 +1,12 @@
 // The job state machine (server/job_state.h): exactly the listed transitions
 // are allowed, a terminal state never changes, and Transition stamps the
 // fields that belong to a change and leaves a refused job as it was.
-#include "server/job_state.h"
-
 #include <set>
 #include <utility>
 
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/job_state.h"
 
 namespace pb = ::laser::v1;
 
@@ -49,7 +48,8 @@ TEST(JobStateTest, ATerminalStateNeverChanges) {
       j.mutable_progress()->set_interventions_done(7);
       const pb::Job before = j;
       const absl::Status s = Transition(j, to);
-      EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << StateName(from) << " -> " << StateName(to);
+      EXPECT_EQ(s.code(), absl::StatusCode::kInternal)
+          << StateName(from) << " -> " << StateName(to);
       EXPECT_NE(s.message().find(StateName(from)), std::string::npos) << s;
       EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(j, before))
           << "a refused transition changed the job";
