@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -13,15 +14,26 @@ namespace {
 
 namespace pb = ::laser::v1;
 
-// The status of the last SQLite error on `db`: a full disk is
-// RESOURCE_EXHAUSTED, a damaged file DATA_LOSS, anything else INTERNAL.
+// The status of the last SQLite error on `db`: a full disk (SQLITE_FULL, the
+// database at its max_page_count, or an I/O error whose system error is
+// ENOSPC or EDQUOT) is RESOURCE_EXHAUSTED, a damaged file DATA_LOSS, a store
+// locked by another connection past the busy timeout UNAVAILABLE, anything
+// else INTERNAL.
 absl::Status SqliteError(sqlite3* db, const std::string& msg) {
-  switch (sqlite3_errcode(db) & 0xff) {
+  const int code = sqlite3_errcode(db) & 0xff;
+  const int sys = sqlite3_system_errno(db);
+  if (code == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)) {
+    return absl::ResourceExhaustedError(msg);
+  }
+  switch (code) {
     case SQLITE_FULL:
       return absl::ResourceExhaustedError(msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
       return absl::DataLossError(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(msg);  // another connection holds the store
     default:
       return absl::InternalError(msg);
   }
@@ -237,6 +249,39 @@ absl::Status JobStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
+absl::Status JobStore::Abandon(absl::Status cause) {
+  // SQLite may have rolled the transaction back itself (on SQLITE_FULL, an
+  // I/O error, ...): then there is nothing left to roll back.
+  if (sqlite3_get_autocommit(db_)) return cause;
+  if (absl::Status rb = Exec("ROLLBACK"); !rb.ok()) {
+    // Rare (SQLite ends a transaction on ROLLBACK unless the connection is
+    // broken); the caller learns both, and the next write fails to begin.
+    return absl::Status(cause.code(),
+                        absl::StrCat(cause.message(), "; the rollback failed too: ", rb.message()));
+  }
+  return cause;
+}
+
+absl::Status JobStore::Commit() {
+  absl::Status s = Exec("COMMIT");
+  if (!s.ok()) return Abandon(std::move(s));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> JobStore::SetMaxPageCount(int64_t pages) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, absl::StrCat("PRAGMA max_page_count = ", pages, ";").c_str());
+  if (!st.ok() || st.Step() != SQLITE_ROW) return st.Error("max_page_count");
+  return st.Int(0);
+}
+
+absl::StatusOr<int64_t> JobStore::PageCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "PRAGMA page_count;");
+  if (!st.ok() || st.Step() != SQLITE_ROW) return st.Error("page_count");
+  return st.Int(0);
+}
+
 absl::StatusOr<int64_t> JobStore::InsertJob(const pb::Job& job) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
@@ -313,58 +358,57 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::ListJobs() {
 
 absl::Status JobStore::DeleteJob(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Stmt d1(db_, "DELETE FROM jobs WHERE id = ?");
-  d1.BindText(1, id);
-  if (d1.Step() != SQLITE_DONE) {
-    Exec("ROLLBACK");
-    return d1.Error("delete job");
+  LASERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  bool existed = false;
+  {
+    Stmt d1(db_, "DELETE FROM jobs WHERE id = ?");
+    if (!d1.ok()) return Abandon(d1.Error("prepare delete job"));
+    d1.BindText(1, id);
+    if (d1.Step() != SQLITE_DONE) return Abandon(d1.Error("delete job"));
+    existed = sqlite3_changes(db_) > 0;
   }
-  const bool existed = sqlite3_changes(db_) > 0;
-  Stmt d2(db_, "DELETE FROM results WHERE job_id = ?");
-  d2.BindText(1, id);
-  if (d2.Step() != SQLITE_DONE) {
-    Exec("ROLLBACK");
-    return d2.Error("delete results");
+  {
+    Stmt d2(db_, "DELETE FROM results WHERE job_id = ?");
+    if (!d2.ok()) return Abandon(d2.Error("prepare delete results"));
+    d2.BindText(1, id);
+    if (d2.Step() != SQLITE_DONE) return Abandon(d2.Error("delete results"));
   }
-  if (auto s = Exec("COMMIT"); !s.ok()) return s;
+  LASERD_RETURN_IF_ERROR(Commit());
   if (!existed) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
   return absl::OkStatus();
 }
 
 absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  auto fail = [&](absl::Status s) {
-    Exec("ROLLBACK");
-    return s;
-  };
+  LASERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   {
     Stmt up(db_, "UPDATE jobs SET state = ?, progress = ?, job = ? WHERE id = ?");
+    if (!up.ok()) return Abandon(up.Error("prepare update job"));
     up.Bind(1, int64_t{updated.state()});
     up.Bind(2, Bytes(updated.progress()));
     up.Bind(3, Bytes(updated));
     up.BindText(4, updated.id());
-    if (up.Step() != SQLITE_DONE) return fail(up.Error("update job"));
+    if (up.Step() != SQLITE_DONE) return Abandon(up.Error("update job"));
     if (sqlite3_changes(db_) == 0) {
-      return fail(absl::NotFoundError(absl::StrCat("job ", updated.id(), " was deleted")));
+      return Abandon(absl::NotFoundError(absl::StrCat("job ", updated.id(), " was deleted")));
     }
   }
   {
     Stmt ins(db_, "INSERT INTO results (job_id, idx, plan_index, result) VALUES (?, ?, ?, ?)");
+    if (!ins.ok()) return Abandon(ins.Error("prepare insert result"));
     ins.BindText(1, r.job_id());
     ins.Bind(2, r.index());
     ins.Bind(3, r.plan_index());
     ins.Bind(4, Bytes(r));
     const int rc = ins.Step();
     if (rc == SQLITE_CONSTRAINT) {
-      return fail(absl::AlreadyExistsError(absl::StrCat("job ", r.job_id(), ": result ", r.index(),
-                                                        " / plan_index ", r.plan_index(),
-                                                        " is stored already")));
+      return Abandon(absl::AlreadyExistsError(absl::StrCat("job ", r.job_id(), ": result ",
+                                                           r.index(), " / plan_index ",
+                                                           r.plan_index(), " is stored already")));
     }
-    if (rc != SQLITE_DONE) return fail(ins.Error("insert result"));
+    if (rc != SQLITE_DONE) return Abandon(ins.Error("insert result"));
   }
-  return Exec("COMMIT");
+  return Commit();
 }
 
 absl::StatusOr<std::vector<pb::Result>> JobStore::Results(const std::string& job_id, int64_t from) {

@@ -1,7 +1,11 @@
 // laserd's durable state: jobs, their results and uploaded
 // datasets in one SQLite database (WAL mode, synchronous=FULL) under
 // --state-dir. Every write is one transaction, committed before the caller
-// streams what it wrote, so a killed server loses nothing it has reported.
+// streams what it wrote, so a killed server loses nothing it has reported; a
+// write that fails leaves the store as it was (its transaction rolled back)
+// and says why: RESOURCE_EXHAUSTED for a full disk, DATA_LOSS for a damaged
+// file, UNAVAILABLE for a store another connection keeps locked, INTERNAL for
+// anything else.
 // Thread-safe (one connection behind a mutex).
 #ifndef LASERD_SERVER_JOB_STORE_H_
 #define LASERD_SERVER_JOB_STORE_H_
@@ -74,9 +78,23 @@ class JobStore {
   // Newest first.
   absl::StatusOr<std::vector<::laser::v1::Dataset>> ListDatasets();
 
+  // The database's size in pages, and a cap on it (PRAGMA max_page_count of
+  // this connection; SQLite never sets it below the current size and returns
+  // the cap it set). A write that needs more pages than the cap fails as on a
+  // full disk (RESOURCE_EXHAUSTED), which is how the tests fill the disk
+  // (`laserd serve --test-store-page-headroom`, docs/server.md).
+  absl::StatusOr<int64_t> PageCount();
+  absl::StatusOr<int64_t> SetMaxPageCount(int64_t pages);
+
  private:
   JobStore() = default;
   absl::Status Exec(const char* sql);
+  // Ends the failed write transaction: rolls it back unless SQLite did already
+  // (it may after SQLITE_FULL or an I/O error) and returns `cause` (with the
+  // rollback's error appended when that fails too).
+  absl::Status Abandon(absl::Status cause);
+  // COMMIT; a failed commit is rolled back (Abandon) and returned.
+  absl::Status Commit();
   // PRAGMA quick_check and the schema version: DATA_LOSS for a damaged store,
   // FAILED_PRECONDITION for one of a newer schema.
   absl::Status Check();

@@ -81,6 +81,12 @@ absl::Status Serve(const ServeOptions& o) {
         absl::StrCat("--dataset-quota-bytes: ", o.dataset_quota_bytes, " is negative"));
   }
   LASERD_ASSIGN_OR_RETURN(std::unique_ptr<JobStore> store, JobStore::Open(o.state_dir));
+  if (o.test_store_page_headroom >= 0) {
+    LASERD_ASSIGN_OR_RETURN(const int64_t pages, store->PageCount());
+    LASERD_ASSIGN_OR_RETURN(const int64_t cap,
+                            store->SetMaxPageCount(pages + o.test_store_page_headroom));
+    spdlog::warn("testing: the job store is capped at {} pages (it has {})", cap, pages);
+  }
   ServerState state(o, std::move(store), std::move(tokens));
   // Applied before the model loads (a full disk is relieved at once), then
   // periodically until the server stops.
@@ -132,12 +138,16 @@ absl::Status Serve(const ServeOptions& o) {
   if (!server || port == 0) {
     return absl::UnavailableError(absl::StrCat("--listen: cannot listen on ", o.listen));
   }
+  // grpc.health.v1, for "" and each laser.v1 service: SERVING while the model
+  // is resident and the job store takes writes (ServingHealth).
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(false);
-  for (const char* svc :
-       {"laser.v1.SweepService", "laser.v1.ModelService", "laser.v1.DatasetService"}) {
-    health->SetServingStatus(svc, false);
-  }
+  state.health.SetObserver([health](bool serving) {
+    health->SetServingStatus(serving);
+    for (const char* svc :
+         {"laser.v1.SweepService", "laser.v1.ModelService", "laser.v1.DatasetService"}) {
+      health->SetServingStatus(svc, serving);
+    }
+  });
   spdlog::info("listening on {} (gRPC{}{}), state in {}", o.listen,
                o.tls_cert.empty() ? "" : ", TLS",
                o.tls_client_ca.empty() ? "" : ", client certificates required", o.state_dir);
@@ -166,11 +176,7 @@ absl::Status Serve(const ServeOptions& o) {
   absl::Status load = state.LoadModel();
   if (load.ok()) load = state.jobs.Start();
   if (load.ok()) {
-    health->SetServingStatus(true);
-    for (const char* svc :
-         {"laser.v1.SweepService", "laser.v1.ModelService", "laser.v1.DatasetService"}) {
-      health->SetServingStatus(svc, true);
-    }
+    state.health.SetModelReady(true);
     spdlog::info("SERVING");
     while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     spdlog::info("shutting down");
@@ -178,6 +184,7 @@ absl::Status Serve(const ServeOptions& o) {
   health->Shutdown();
   retention_of_jobs.Stop();
   state.jobs.Stop();
+  state.health.SetObserver(nullptr);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (http_thread.joinable()) {
     http.stop();
@@ -232,6 +239,11 @@ void AddServeCommand(CLI::App& app, Runner* run) {
   cmd->add_option("--cache-budget-mb", o->cache_budget_mb,
                   "Memory for the cached residual streams (prefix reuse), MiB")
       ->default_val(1024);
+  // Testing only (not in --help): fills the "disk" of the job store after N
+  // more pages (docs/server.md, "When the store cannot be written").
+  cmd->add_option("--test-store-page-headroom", o->test_store_page_headroom,
+                  "Testing only: cap the job store at its size plus N SQLite pages")
+      ->group("");
   cmd->callback([o, devices, run]() {
     *run = [o, devices]() {
       absl::Status st = absl::OkStatus();

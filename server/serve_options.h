@@ -30,6 +30,11 @@ struct ServeOptions {
   int64_t max_grid = 100000;
   int64_t max_queued = 1000;
   int64_t cache_budget_mb = 1024;
+  // Testing only (--test-store-page-headroom, hidden from --help): caps the
+  // job store at its size at start plus this many pages (SQLite's
+  // max_page_count), so that a write needing more fails as on a full disk.
+  // Negative: no cap.
+  int64_t test_store_page_headroom = -1;
 };
 
 }  // namespace laserd::server

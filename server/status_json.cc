@@ -25,7 +25,7 @@ PrometheusMetrics::Snapshot SampleServer(ServerState& s) {
   const JobRunner::Load load = s.jobs.CurrentLoad();
   snap.queue_depth = load.queue_depth;
   snap.interventions_per_second = load.interventions_per_second;
-  snap.serving = s.model.ready();
+  snap.serving = s.health.serving();
   return snap;
 }
 
@@ -43,6 +43,7 @@ std::string StatusJson(ServerState& s, bool show_job_ids) {
   j["process_rss_bytes"] = ProcessRssBytes();
   j["devices"] = ready ? s.model.device_names() : std::vector<std::string>{};
   if (show_job_ids) j["running_job"] = s.jobs.CurrentLoad().running_job;
+  j["store_error"] = std::string(s.health.store_fault().message());
   return DumpJson(j);
 }
 

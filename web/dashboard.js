@@ -440,7 +440,9 @@
     busy = true;
     try {
       const st = await api('/api/status');
-      $('server-status').textContent = st.serving ? 'serving' : 'loading model';
+      $('server-status').textContent = st.serving
+        ? 'serving'
+        : st.store_error ? `job store cannot be written: ${st.store_error}` : 'loading model';
       $('server-status').className = `pill ${st.serving ? 'serving' : ''}`;
       setText('model-name', st.model || '');
       setText('rate', st.running_job ? `${num(st.interventions_per_second).toFixed(2)} interventions/s` : '');

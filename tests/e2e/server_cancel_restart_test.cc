@@ -1,7 +1,9 @@
 // An acknowledged cancellation survives the server: CancelJob's
 // cancel_requested is stored with the job, a restart ends such a job
 // CANCELLED instead of running it again, and a shutdown (SIGTERM) that
-// interrupts a cancel-requested job ends it CANCELLED.
+// interrupts a cancel-requested job ends it CANCELLED. A running job deleted
+// with force is gone for readers at once (NOT_FOUND), not RUNNING until its
+// intervention in flight ends.
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,9 +31,9 @@ using laserd_test::Server;
 
 class ServerCancelRestartTest : public laserd_test::ServerFixture {
  protected:
-  // A job long enough to be running when it is cancelled, cancelled once it
-  // runs; the reply of CancelJob.
-  pb::Job StartAndCancelALongJob() {
+  // A job long enough to be running when it is cancelled or deleted, once it
+  // runs.
+  pb::Job StartALongJob() {
     pb::SweepSpec s;
     s.mutable_dataset()->set_path((root_ / "data" / "big.jsonl").string());
     for (int i = 1; i <= 100; ++i) s.mutable_rho()->add_values(i / 100.0);
@@ -41,6 +43,11 @@ class ServerCancelRestartTest : public laserd_test::ServerFixture {
     for (int i = 0; i < 2000 && server_->Get(j.id()).state() == pb::JOB_STATE_QUEUED; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    return j;
+  }
+  // StartALongJob, cancelled once it runs; the reply of CancelJob.
+  pb::Job StartAndCancelALongJob() {
+    const pb::Job j = StartALongJob();
     pb::Job out;
     EXPECT_TRUE(server_->Cancel(j.id(), &out).ok());
     return out;
@@ -89,6 +96,42 @@ TEST_F(ServerCancelRestartTest, AShutdownEndsACancelRequestedJobCancelled) {
   ASSERT_TRUE(acked.cancel_requested());
   server_->Kill(SIGTERM);
   EXPECT_EQ(Stored(acked.id()).state(), pb::JOB_STATE_CANCELLED);
+}
+
+TEST_F(ServerCancelRestartTest, AForceDeletedRunningJobIsGoneAtOnce) {
+  for (int round = 0; round < 5; ++round) {
+    const pb::Job j = StartALongJob();
+    ASSERT_EQ(server_->Get(j.id()).state(), pb::JOB_STATE_RUNNING);
+    {
+      grpc::ClientContext ctx;
+      Server::Auth(&ctx);
+      pb::DeleteJobRequest req;
+      req.set_job_id(j.id());
+      req.set_force(true);
+      google::protobuf::Empty out;
+      ASSERT_TRUE(server_->sweeps().DeleteJob(&ctx, req, &out).ok());
+    }
+    // At once, while the worker may still be in the intervention in flight.
+    {
+      grpc::ClientContext ctx;
+      Server::Auth(&ctx, laserd_test::kRead);
+      pb::GetJobRequest req;
+      req.set_job_id(j.id());
+      pb::Job got;
+      const grpc::Status st = server_->sweeps().GetJob(&ctx, req, &got);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND)
+          << "round " << round << ": " << laserd_test::JsonOf(got);
+    }
+    {
+      grpc::ClientContext ctx;
+      Server::Auth(&ctx, laserd_test::kRead);
+      pb::ListJobsResponse resp;
+      ASSERT_TRUE(server_->sweeps().ListJobs(&ctx, pb::ListJobsRequest(), &resp).ok());
+      for (const pb::Job& listed : resp.jobs()) EXPECT_NE(listed.id(), j.id());
+    }
+    pb::Job cancelled;
+    EXPECT_EQ(server_->Cancel(j.id(), &cancelled).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
 }
 
 }  // namespace
