@@ -535,8 +535,9 @@ absl::Status JobRunner::RunSweep(const std::string& id, const pb::SweepSpec& spe
                           inputs_.PinnedDataset(spec, pinned_sha256, &source, &run_sha256));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    running_.set_run_dataset_sha256(run_sha256);
-    SaveRunningLocked().IgnoreError();
+    pb::Job next = running_;
+    next.set_run_dataset_sha256(run_sha256);
+    LASERD_RETURN_IF_ERROR(SaveRunningLocked(std::move(next)));
   }
   std::unique_lock<std::mutex> model_lock = model_.LockForSweep();
   auto runner = laser::SweepRunner::Create(model_.models(), *model_.first().tokenizer, ds, cfg);
