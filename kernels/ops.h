@@ -138,9 +138,14 @@ class Backend {
                          Tensor* y) = 0;
 
   // In-place rotary embedding of x [rows, heads * head_dim]; position of a row is
-  // its index within its sequence. inv_freq has rotary_dim / 2 entries.
+  // its index within its sequence. inv_freq has rotary_dim / 2 entries; the
+  // first rotary_dim dims of each head rotate (partial rotary: the rest pass
+  // through). cos and sin are multiplied by attention_factor (yarn and
+  // longrope scaling; 1 otherwise). Only the rows of the layout's sequences
+  // are touched, so a layout naming some of x's sequences rotates those alone.
   virtual void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
-                    const std::vector<float>& inv_freq, RopeStyle style) = 0;
+                    const std::vector<float>& inv_freq, RopeStyle style,
+                    float attention_factor) = 0;
 
   // Causal multi-head attention within each sequence of `layout`, grouped-query
   // when kv_heads < heads. q [rows, heads*hd], k/v [rows, kv_heads*hd] -> out.

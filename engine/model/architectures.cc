@@ -25,7 +25,7 @@ absl::Status ReadLlamaHf(const ConfigReader& cfg, ModelConfig* c) {
   c->rotary_dim = c->head_dim;
   c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
   LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
-  return cfg.CheckNoRopeScaling();
+  return cfg.ReadRopeScaling(c);
 }
 
 // GGUF keys are prefixed with the architecture (cfg's key prefix).

@@ -134,12 +134,9 @@ class WeightLoader {
     }
     // Rotary inverse frequencies, in fp32 as torch computes them.
     if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {
-      const int half = c->rotary_dim / 2;
-      W->inv_freq.resize(half);
-      for (int f = 0; f < half; ++f) {
-        const float expo = static_cast<float>(2 * f) / static_cast<float>(c->rotary_dim);
-        W->inv_freq[f] = 1.0f / std::pow(static_cast<float>(c->rope_theta), expo);
-      }
+      RopeFrequencies f = ComputeRopeFrequencies(c->rope, c->rope_theta, c->rotary_dim, 1);
+      W->inv_freq = std::move(f.inv_freq);
+      W->rope_attention_factor = f.attention_factor;
     }
     return absl::OkStatus();
   }

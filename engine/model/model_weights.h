@@ -33,7 +33,10 @@ struct ModelWeights {
   kernels::Tensor norm_w, norm_b;
   kernels::Tensor lm_head;  // [vocab, d]; shares embed when tied
   kernels::Tensor lm_head_b;
-  std::vector<float> inv_freq;  // rotary inverse frequencies (empty: no rotary)
+  // Rotary inverse frequencies and cos/sin factor (empty: no rotary); for
+  // length-dependent scaling, those of a sequence within the original context.
+  std::vector<float> inv_freq;
+  float rope_attention_factor = 1.0f;
 };
 
 // Loads every weight of the model `c` describes (c->arch) from `src` onto
