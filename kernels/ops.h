@@ -60,6 +60,11 @@ class Tensor {
   bool empty() const { return storage_ == nullptr; }
   DeviceKind device() const { return device_; }
   DType dtype() const { return dtype_; }
+  // A view of the same storage as [rows, cols] (rows · cols == size()): the
+  // heads of a [n, heads · head_dim] activation as [n · heads, head_dim] rows.
+  Tensor Reshaped(int64_t rows, int64_t cols) const {
+    return Tensor(storage_, rows, cols, device_, dtype_);
+  }
   // The fp32 elements; meaningful only when dtype() is kF32.
   float* data() { return storage_.get(); }
   const float* data() const { return storage_.get(); }

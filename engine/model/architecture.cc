@@ -118,6 +118,12 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
       base = n.mlp_norm.name;
       bias_ok = n.mlp_norm.bias;
       break;
+    case TensorKind::kQNorm:
+      base = n.q_norm.name;
+      break;
+    case TensorKind::kKNorm:
+      base = n.k_norm.name;
+      break;
     case TensorKind::kMatrix:
       if (const MatrixTensor* t =
               role.types.empty() ? nullptr : FindMatrixTensor(a, f, role.types[0])) {
@@ -180,6 +186,8 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   int64_t layer = -1;
   if (MatchLayer(n.attn_norm.name, base, &layer)) return known(TensorKind::kAttnNorm, layer, {});
   if (MatchLayer(n.mlp_norm.name, base, &layer)) return known(TensorKind::kMlpNorm, layer, {});
+  if (MatchLayer(n.q_norm.name, base, &layer)) return known(TensorKind::kQNorm, layer, {});
+  if (MatchLayer(n.k_norm.name, base, &layer)) return known(TensorKind::kKNorm, layer, {});
   for (const MatrixTensor& t : n.matrices) {
     if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
   }

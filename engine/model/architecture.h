@@ -81,6 +81,9 @@ struct TensorNaming {
   bool head_bias = false;  // ".bias" of the head read when present
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
+  // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
+  // rotary embedding (Qwen3); empty name: none.
+  NormTensor q_norm, k_norm;
   std::vector<MatrixTensor> matrices;
 };
 
@@ -95,7 +98,7 @@ struct ModelType {
 };
 
 struct Architecture {
-  std::string name;  // family: llama, gpt2, gptj, gpt_neox
+  std::string name;  // family: llama, gpt2, gptj, gpt_neox, qwen3
   std::vector<ModelType> model_types;
   TensorNaming safetensors;
   TensorNaming gguf;  // no matrices: GGUF files of this family are not supported
@@ -140,7 +143,17 @@ absl::StatusOr<const Architecture*> ArchitectureOf(const formats::WeightSource& 
 const char* ArchName(const Architecture* a);
 
 // What a stored tensor is, in architecture terms.
-enum class TensorKind { kEmbed, kPosEmbed, kFinalNorm, kHead, kAttnNorm, kMlpNorm, kMatrix };
+enum class TensorKind {
+  kEmbed,
+  kPosEmbed,
+  kFinalNorm,
+  kHead,
+  kAttnNorm,
+  kMlpNorm,
+  kMatrix,
+  kQNorm,  // per-head q / k norms (TensorNaming::q_norm, k_norm)
+  kKNorm,
+};
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;
   int64_t layer = -1;              // per-layer kinds

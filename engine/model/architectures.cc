@@ -256,12 +256,28 @@ Architecture MakeGptNeoX() {
   return a;
 }
 
+// ------------------------------------------------------------------ Qwen3 ---
+// Families added with the scaled rotary embeddings (rope_scaling.h).
+
+// Qwen3: Llama's layout plus an RMSNorm over each head of q and of k before
+// the rotary embedding; head_dim is its own key (not hidden / heads).
+Architecture MakeQwen3() {
+  Architecture a = MakeLlama();
+  a.name = "qwen3";
+  a.model_types = {{"qwen3", "qwen3", "Qwen3ForCausalLM"}};
+  a.safetensors.q_norm = {"layers.{L}.self_attn.q_norm"};
+  a.safetensors.k_norm = {"layers.{L}.self_attn.k_norm"};
+  a.gguf.q_norm = {"blk.{L}.attn_q_norm"};
+  a.gguf.k_norm = {"blk.{L}.attn_k_norm"};
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
       new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX())};
+      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3())};
   return *kAll;
 }
 

@@ -78,6 +78,7 @@ int64_t Model::ParameterCount() const {
     for (const auto& [k, t] : ly.w) n += t.size();
     for (const auto& [k, t] : ly.b) n += t.size();
     n += ly.ln1_w.size() + ly.ln1_b.size() + ly.ln2_w.size() + ly.ln2_b.size();
+    n += ly.q_norm_w.size() + ly.k_norm_w.size();
   }
   return n;
 }
@@ -202,6 +203,15 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
+    // Per-head q/k norms (Qwen3): RMSNorm over each head's head_dim values.
+    if (!ly.q_norm_w.empty()) {
+      Tensor qh = q.Reshaped(n * c.heads, c.head_dim);
+      be->RmsNorm(qh, ly.q_norm_w, c.norm_eps, &qh);
+    }
+    if (!ly.k_norm_w.empty()) {
+      Tensor kh = k.Reshaped(n * c.kv_heads, c.head_dim);
+      be->RmsNorm(kh, ly.k_norm_w, c.norm_eps, &kh);
+    }
     if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout);
     be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
     if (keep != nullptr && i == to - 1) {

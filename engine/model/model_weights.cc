@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -131,6 +132,11 @@ class WeightLoader {
           LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kMlpNorm, naming_.mlp_norm, i, &ly.ln2_w, &ly.ln2_b));
+      for (auto [kind, n, w] : {std::tuple{TensorKind::kQNorm, &naming_.q_norm, &ly.q_norm_w},
+                                std::tuple{TensorKind::kKNorm, &naming_.k_norm, &ly.k_norm_w}}) {
+        if (n->name.empty()) continue;
+        LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, i), {1, c->head_dim}));
+      }
     }
     // Rotary inverse frequencies, in fp32 as torch computes them.
     if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {

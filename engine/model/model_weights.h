@@ -24,6 +24,8 @@ struct LayerWeights {
   std::map<std::string, std::pair<kernels::Tensor, kernels::Tensor>> lowrank;
   // Input norms of attention (ln1) and MLP (ln2; empty when the MLP reads ln1's output).
   kernels::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+  // Per-head q / k RMSNorm weights [1, head_dim] (empty: none).
+  kernels::Tensor q_norm_w, k_norm_w;
 };
 
 struct ModelWeights {

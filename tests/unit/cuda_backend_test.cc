@@ -289,6 +289,15 @@ TEST_F(CudaBackendTest, RopeOnSomeSequences) {
   ExpectClose(x, "Rope on two groups of sequences");
 }
 
+// Qwen3's per-head q/k RMSNorm: RmsNorm in place on a [rows · heads, head_dim] view.
+TEST_F(CudaBackendTest, PerHeadRmsNormOnView) {
+  Pair x = Make(7, 4 * 32, -2.0f, 2.0f), w = Make(1, 32);
+  Tensor xc = x.cpu.Reshaped(7 * 4, 32), xg = x.gpu.Reshaped(7 * 4, 32);
+  cpu_->RmsNorm(xc, w.cpu, 1e-6f, &xc);
+  gpu_->RmsNorm(xg, w.gpu, 1e-6f, &xg);
+  ExpectClose(x, "per-head RmsNorm");
+}
+
 TEST_F(CudaBackendTest, Attention) {
   struct Case {
     int heads, kv_heads, head_dim;
