@@ -98,7 +98,7 @@ struct ModelType {
 };
 
 struct Architecture {
-  std::string name;  // family: llama, gpt2, gptj, gpt_neox, qwen3
+  std::string name;  // family: llama, gpt2, gptj, gpt_neox, qwen3, phi, phi3
   std::vector<ModelType> model_types;
   TensorNaming safetensors;
   TensorNaming gguf;  // no matrices: GGUF files of this family are not supported

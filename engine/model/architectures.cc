@@ -256,8 +256,17 @@ Architecture MakeGptNeoX() {
   return a;
 }
 
-// ------------------------------------------------------------------ Qwen3 ---
+// ------------------------------------------- Qwen3, Phi-1.5/Phi-2, Phi-3 ---
 // Families added with the scaled rotary embeddings (rope_scaling.h).
+
+// partial_rotary_factor, top-level or in rope_parameters (transformers >= 5).
+double PartialRotaryFactor(const ConfigReader& cfg) {
+  double pct = cfg.Num({"partial_rotary_factor"}).value_or(1.0);
+  if (auto it = cfg.doc().find("rope_parameters"); it != cfg.doc().end() && it->is_object()) {
+    pct = ConfigReader(*it, cfg.where()).Num({"partial_rotary_factor"}).value_or(pct);
+  }
+  return pct;
+}
 
 // Qwen3: Llama's layout plus an RMSNorm over each head of q and of k before
 // the rotary embedding; head_dim is its own key (not hidden / heads).
@@ -272,12 +281,99 @@ Architecture MakeQwen3() {
   return a;
 }
 
+// Phi-1.5 / Phi-2: one LayerNorm feeding attention and MLP in parallel,
+// partial rotary, biases on every projection and on the LM head.
+absl::Status ReadPhiHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"intermediate_size"}));
+  c->intermediate = im;
+  c->kv_heads = cfg.Num({"num_key_value_heads"}).value_or(c->heads);
+  c->max_positions = cfg.Num({"max_position_embeddings"}).value_or(2048);
+  c->norm_eps = cfg.Num({"layer_norm_eps"}).value_or(1e-5);
+  c->rotary_dim = static_cast<int64_t>(c->head_dim * PartialRotaryFactor(cfg));
+  c->rope_theta = cfg.RopeTheta(10000.0);
+  c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
+  if (cfg.Flag("qk_layernorm", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": phi option qk_layernorm=true is not supported"));
+  }
+  LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "gelu_new")));
+  return cfg.ReadRopeScaling(c);
+}
+
+Architecture MakePhi() {
+  Architecture a;
+  a.name = "phi";
+  a.model_types = {{"phi", "", "PhiForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.prefixes = {"model."};
+  st.embed = "embed_tokens";
+  st.final_norm = {"final_layernorm", true};
+  st.head = "lm_head";
+  st.head_bias = true;
+  st.attn_norm = {"layers.{L}.input_layernorm", true};  // the MLP reads it too
+  constexpr MatrixLayout kLin = MatrixLayout::kLinear;
+  constexpr FusedSplit kOne = FusedSplit::kStacked;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj", kLin, kOne, true},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj", kLin, kOne, true},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj", kLin, kOne, true},
+                 {{"attn.o"}, "layers.{L}.self_attn.dense", kLin, kOne, true},
+                 {{"mlp.in"}, "layers.{L}.mlp.fc1", kLin, kOne, true},
+                 {{"mlp.out"}, "layers.{L}.mlp.fc2", kLin, kOne, true}};
+  a.norm = NormKind::kLayer;
+  a.position = PositionKind::kRotary;
+  a.rope_style = kernels::RopeStyle::kNeox;
+  a.parallel_residual = true;
+  a.read_hf = ReadPhiHf;
+  return a;
+}
+
+// Phi-3 / Phi-3.5 / Phi-4-mini: Llama's blocks with q/k/v fused in qkv_proj
+// and gate/up fused in gate_up_proj (split into the canonical matrices, fused
+// again on export), partial rotary and longrope ("su") scaling.
+absl::Status ReadPhi3Hf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"intermediate_size"}));
+  c->kv_heads = cfg.Num({"num_key_value_heads"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"head_dim"}).value_or(c->head_dim);
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"max_position_embeddings"}).value_or(4096);
+  c->norm_eps = cfg.Num({"rms_norm_eps"}).value_or(1e-5);
+  c->rope_theta = cfg.RopeTheta(10000.0);
+  c->rotary_dim = static_cast<int64_t>(c->head_dim * PartialRotaryFactor(cfg));
+  c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
+  LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
+  return cfg.ReadRopeScaling(c, {{"su", "longrope"}, {"yarn", "longrope"}});
+}
+
+Architecture MakePhi3() {
+  Architecture a;
+  a.name = "phi3";
+  a.model_types = {{"phi3", "", "Phi3ForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.prefixes = {"model."};
+  st.embed = "embed_tokens";
+  st.final_norm = {"norm"};
+  st.head = "lm_head";
+  st.attn_norm = {"layers.{L}.input_layernorm"};
+  st.mlp_norm = {"layers.{L}.post_attention_layernorm"};
+  st.matrices = {{{"attn.q", "attn.k", "attn.v"}, "layers.{L}.self_attn.qkv_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{"mlp.in", "mlp.up"}, "layers.{L}.mlp.gate_up_proj"},
+                 {{"mlp.out"}, "layers.{L}.mlp.down_proj"}};
+  a.norm = NormKind::kRms;
+  a.position = PositionKind::kRotary;
+  a.rope_style = kernels::RopeStyle::kNeox;
+  a.gated_mlp = true;
+  a.read_hf = ReadPhi3Hf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
       new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3())};
+      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
+      new Architecture(MakePhi3())};
   return *kAll;
 }
 

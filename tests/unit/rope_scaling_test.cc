@@ -149,6 +149,15 @@ TEST(RopeScalingTest, LoadRefusesUnsupportedOptionsNamingThem) {
   });
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("'su_yarn_mix'"), std::string::npos) << s;
+  s = LoadWithConfig("phi", [](json* c) { (*c)["qk_layernorm"] = true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("phi option qk_layernorm"), std::string::npos) << s;
+  s = LoadWithConfig("phi3", [](json* c) { (*c)["model_type"] = "phi3small"; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("'phi3small'"), std::string::npos) << s;
+  // Phi-3 configs name longrope "su": read as longrope.
+  s = LoadWithConfig("phi4_mini", [](json* c) { (*c)["rope_parameters"]["rope_type"] = "su"; });
+  EXPECT_TRUE(s.ok()) << s;
 }
 
 TEST(RopeScalingTest, DynamicContextIsFactorTimesMaxPositions) {
