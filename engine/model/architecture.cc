@@ -124,6 +124,15 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
     case TensorKind::kKNorm:
       base = n.k_norm.name;
       break;
+    case TensorKind::kRopeFreqs:
+      base = n.rope_freqs;
+      break;
+    case TensorKind::kRopeFactorsLong:
+      base = n.rope_factors_long;
+      break;
+    case TensorKind::kRopeFactorsShort:
+      base = n.rope_factors_short;
+      break;
     case TensorKind::kMatrix:
       if (const MatrixTensor* t =
               role.types.empty() ? nullptr : FindMatrixTensor(a, f, role.types[0])) {
@@ -180,6 +189,11 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   if (!absl::ConsumePrefix(&base, prefix)) return std::nullopt;
   if (!n.embed.empty() && base == n.embed) return known(TensorKind::kEmbed, -1, {});
   if (!n.pos_embed.empty() && base == n.pos_embed) return known(TensorKind::kPosEmbed, -1, {});
+  for (auto [t, kind] : {std::pair{&n.rope_freqs, TensorKind::kRopeFreqs},
+                         std::pair{&n.rope_factors_long, TensorKind::kRopeFactorsLong},
+                         std::pair{&n.rope_factors_short, TensorKind::kRopeFactorsShort}}) {
+    if (!t->empty() && base == *t) return known(kind, -1, {});
+  }
   if (!n.final_norm.name.empty() && base == n.final_norm.name) {
     return known(TensorKind::kFinalNorm, -1, {});
   }

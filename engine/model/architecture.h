@@ -84,6 +84,10 @@ struct TensorNaming {
   // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
   // rotary embedding (Qwen3); empty name: none.
   NormTensor q_norm, k_norm;
+  // Rotary tensors llama.cpp writes into GGUF (one each, not per layer; empty:
+  // none): rope_freqs divides each inverse frequency (Llama 3's llama3
+  // scaling), rope_factors_long / _short are longrope's factors (Phi-3).
+  std::string rope_freqs, rope_factors_long, rope_factors_short;
   std::vector<MatrixTensor> matrices;
 };
 
@@ -153,6 +157,9 @@ enum class TensorKind {
   kMatrix,
   kQNorm,  // per-head q / k norms (TensorNaming::q_norm, k_norm)
   kKNorm,
+  kRopeFreqs,  // GGUF rotary factor tensors (TensorNaming::rope_freqs, ...)
+  kRopeFactorsLong,
+  kRopeFactorsShort,
 };
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;

@@ -1,6 +1,8 @@
 // The supported architecture families, one entry each (see architecture.h):
 // tensor names for safetensors and GGUF, layout and forward-pass facts, and
 // the config readers. Tensor names as transformers and llama.cpp write them.
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/model/architecture.h"
@@ -28,6 +30,49 @@ absl::Status ReadLlamaHf(const ConfigReader& cfg, ModelConfig* c) {
   return cfg.ReadRopeScaling(c);
 }
 
+// The rope scaling keys llama.cpp writes ({arch}.rope.scaling.*) into c->rope;
+// needs c->max_positions. Llama 3's llama3 scaling comes as the rope_freqs
+// tensor and Phi-3's longrope as rope_factors_long / _short (read by the
+// loader); the original context and attention factor keys are kept for them.
+absl::Status ReadGgufRopeScaling(const ConfigReader& cfg, ModelConfig* c) {
+  RopeScaling& r = c->rope;
+  r = RopeScaling();
+  const std::string type = cfg.Str("rope.scaling.type", "none");
+  r.original_max_positions =
+      cfg.Num({"rope.scaling.original_context_length"}).value_or(c->max_positions);
+  r.factor = static_cast<double>(c->max_positions) / static_cast<double>(r.original_max_positions);
+  if (type == "none" || type.empty()) {
+    // longrope's attention factor, should the loader find its factor tensors.
+    r.attention_factor = cfg.Num({"rope.scaling.attn_factor"})
+                             .value_or(r.factor <= 1.0
+                                           ? 1.0
+                                           : std::sqrt(1.0 + std::log(r.factor) /
+                                                                 std::log(static_cast<double>(
+                                                                     r.original_max_positions))));
+    return absl::OkStatus();
+  }
+  auto factor = cfg.Num({"rope.scaling.factor"});
+  if (!factor || *factor <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": GGUF rope scaling '", type, "' needs rope.scaling.factor"));
+  }
+  r.factor = *factor;
+  if (type == "linear") {
+    r.type = RopeType::kLinear;
+  } else if (type == "yarn") {
+    r.type = RopeType::kYarn;
+    if (auto v = cfg.Num({"rope.scaling.yarn_beta_fast"})) r.beta_fast = *v;
+    if (auto v = cfg.Num({"rope.scaling.yarn_beta_slow"})) r.beta_slow = *v;
+    r.attention_factor =
+        cfg.Num({"rope.scaling.attn_factor"}).value_or(0.1 * std::log(r.factor) + 1.0);
+  } else {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": GGUF rope scaling type '", type,
+                                                 "' is not supported (supported: none, linear, "
+                                                 "yarn; llama3 and longrope as factor tensors)"));
+  }
+  return absl::OkStatus();
+}
+
 // GGUF keys are prefixed with the architecture (cfg's key prefix).
 absl::Status ReadLlamaGguf(const ConfigReader& cfg, ModelConfig* c) {
   LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
@@ -51,11 +96,7 @@ absl::Status ReadLlamaGguf(const ConfigReader& cfg, ModelConfig* c) {
              it != cfg.doc().end() && it->is_array()) {
     c->vocab_size = it->size();
   }
-  if (std::string s = cfg.Str("rope.scaling.type", "none"); s != "none") {
-    return absl::UnimplementedError(
-        absl::StrCat(cfg.where(), ": rope scaling '", s, "' is not supported"));
-  }
-  return absl::OkStatus();
+  return ReadGgufRopeScaling(cfg, c);
 }
 
 // A LlamaConfig-style config.json from the GGUF metadata.
@@ -124,6 +165,7 @@ Architecture MakeLlama() {
   gg.head = "output";
   gg.attn_norm = {"blk.{L}.attn_norm"};
   gg.mlp_norm = {"blk.{L}.ffn_norm"};
+  gg.rope_freqs = "rope_freqs";
   gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q"},   {{"attn.k"}, "blk.{L}.attn_k"},
                  {{"attn.v"}, "blk.{L}.attn_v"},   {{"attn.o"}, "blk.{L}.attn_output"},
                  {{"mlp.in"}, "blk.{L}.ffn_gate"}, {{"mlp.up"}, "blk.{L}.ffn_up"},
@@ -300,10 +342,43 @@ absl::Status ReadPhiHf(const ConfigReader& cfg, ModelConfig* c) {
   return cfg.ReadRopeScaling(c);
 }
 
+// The dimensions llama.cpp writes for every architecture ({arch}.*).
+absl::Status ReadGgufDimensions(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double l, cfg.Req({"block_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double nh, cfg.Req({"attention.head_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"feed_forward_length"}));
+  c->hidden = h;
+  c->layers = l;
+  c->heads = nh;
+  c->kv_heads = cfg.Num({"attention.head_count_kv"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"attention.key_length"}).value_or(c->heads ? c->hidden / c->heads : 0);
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"context_length"}).value_or(2048);
+  c->rope_theta = cfg.Num({"rope.freq_base"}).value_or(10000.0);
+  c->rotary_dim = cfg.Num({"rope.dimension_count"}).value_or(c->head_dim);
+  if (auto v = cfg.Num({"vocab_size"})) {
+    c->vocab_size = *v;
+  } else if (auto it = cfg.doc().find("tokenizer.ggml.tokens");
+             it != cfg.doc().end() && it->is_array()) {
+    c->vocab_size = it->size();
+  }
+  return ReadGgufRopeScaling(cfg, c);
+}
+
+// phi2 GGUF (Phi-1.5 and Phi-2): llama.cpp writes feed_forward_length as
+// 4 · hidden, which is their intermediate size.
+absl::Status ReadPhiGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadGgufDimensions(cfg, c));
+  c->norm_eps = cfg.Num({"attention.layer_norm_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kGeluTanh;
+  return absl::OkStatus();
+}
+
 Architecture MakePhi() {
   Architecture a;
   a.name = "phi";
-  a.model_types = {{"phi", "", "PhiForCausalLM"}};
+  a.model_types = {{"phi", "phi2", "PhiForCausalLM"}};
   TensorNaming& st = a.safetensors;
   st.prefixes = {"model."};
   st.embed = "embed_tokens";
@@ -322,8 +397,21 @@ Architecture MakePhi() {
   a.norm = NormKind::kLayer;
   a.position = PositionKind::kRotary;
   a.rope_style = kernels::RopeStyle::kNeox;
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.final_norm = {"output_norm", true};
+  gg.head = "output";
+  gg.head_bias = true;
+  gg.attn_norm = {"blk.{L}.attn_norm", true};
+  gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q", kLin, kOne, true},
+                 {{"attn.k"}, "blk.{L}.attn_k", kLin, kOne, true},
+                 {{"attn.v"}, "blk.{L}.attn_v", kLin, kOne, true},
+                 {{"attn.o"}, "blk.{L}.attn_output", kLin, kOne, true},
+                 {{"mlp.in"}, "blk.{L}.ffn_up", kLin, kOne, true},
+                 {{"mlp.out"}, "blk.{L}.ffn_down", kLin, kOne, true}};
   a.parallel_residual = true;
   a.read_hf = ReadPhiHf;
+  a.read_gguf = ReadPhiGguf;
   return a;
 }
 
@@ -344,10 +432,19 @@ absl::Status ReadPhi3Hf(const ConfigReader& cfg, ModelConfig* c) {
   return cfg.ReadRopeScaling(c, {{"su", "longrope"}, {"yarn", "longrope"}});
 }
 
+// phi3 GGUF: longrope comes as the rope_factors_long / _short tensors with
+// rope.scaling.original_context_length and rope.scaling.attn_factor.
+absl::Status ReadPhi3Gguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadGgufDimensions(cfg, c));
+  c->norm_eps = cfg.Num({"attention.layer_norm_rms_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kSilu;
+  return absl::OkStatus();
+}
+
 Architecture MakePhi3() {
   Architecture a;
   a.name = "phi3";
-  a.model_types = {{"phi3", "", "Phi3ForCausalLM"}};
+  a.model_types = {{"phi3", "phi3", "Phi3ForCausalLM"}};
   TensorNaming& st = a.safetensors;
   st.prefixes = {"model."};
   st.embed = "embed_tokens";
@@ -362,8 +459,21 @@ Architecture MakePhi3() {
   a.norm = NormKind::kRms;
   a.position = PositionKind::kRotary;
   a.rope_style = kernels::RopeStyle::kNeox;
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.final_norm = {"output_norm"};
+  gg.head = "output";
+  gg.attn_norm = {"blk.{L}.attn_norm"};
+  gg.mlp_norm = {"blk.{L}.ffn_norm"};
+  gg.rope_factors_long = "rope_factors_long";
+  gg.rope_factors_short = "rope_factors_short";
+  gg.matrices = {{{"attn.q", "attn.k", "attn.v"}, "blk.{L}.attn_qkv"},
+                 {{"attn.o"}, "blk.{L}.attn_output"},
+                 {{"mlp.in", "mlp.up"}, "blk.{L}.ffn_up"},  // [gate; up]
+                 {{"mlp.out"}, "blk.{L}.ffn_down"}};
   a.gated_mlp = true;
   a.read_hf = ReadPhi3Hf;
+  a.read_gguf = ReadPhi3Gguf;
   return a;
 }
 

@@ -58,6 +58,49 @@ class WeightLoader {
     return be_->FromHost(t.data.data(), want[0], want[1]);
   }
 
+  // GGUF's rotary factor tensors (llama3 as rope_freqs, longrope as
+  // rope_factors_long / _short) into c->rope.
+  absl::Status LoadRopeTensors(ModelConfig* c) {
+    const int64_t half = c->rotary_dim / 2;
+    auto factors = [&](TensorKind kind, std::vector<double>* out) -> absl::StatusOr<bool> {
+      const std::string name = Name(kind);
+      if (name.empty() || !src_.Has(name)) return false;
+      LASERD_ASSIGN_OR_RETURN(Tensor t, Load(name, {1, half}));
+      std::vector<float> host(half);
+      be_->ToHost(t, host.data());
+      out->assign(host.begin(), host.end());
+      for (double v : *out) {
+        if (!(v > 0)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(src_.path(), ": tensor ", name, " holds a non-positive factor"));
+        }
+      }
+      return true;
+    };
+    LASERD_ASSIGN_OR_RETURN(bool freqs, factors(TensorKind::kRopeFreqs, &c->rope.freq_factors));
+    (void)freqs;
+    std::vector<double> lf, sf;
+    LASERD_ASSIGN_OR_RETURN(bool has_long, factors(TensorKind::kRopeFactorsLong, &lf));
+    LASERD_ASSIGN_OR_RETURN(bool has_short, factors(TensorKind::kRopeFactorsShort, &sf));
+    if (has_long != has_short) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          src_.path(), ": longrope needs both rope_factors_long and rope_factors_short"));
+    }
+    if (has_long) {
+      if (c->rope.type != RopeType::kDefault) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            src_.path(), ": longrope factor tensors with rope scaling '",
+            RopeTypeName(c->rope.type), "'"));
+      }
+      c->rope.type = RopeType::kLongRope;
+      c->rope.long_factor = std::move(lf);
+      c->rope.short_factor = std::move(sf);
+    } else if (c->rope.type == RopeType::kDefault) {
+      c->rope.attention_factor = 1.0;
+    }
+    return absl::OkStatus();
+  }
+
   // A norm's weight (and bias, where the architecture has one), [1, d].
   absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b) {
     if (n.name.empty()) return absl::OkStatus();
@@ -138,6 +181,7 @@ class WeightLoader {
         LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, i), {1, c->head_dim}));
       }
     }
+    LASERD_RETURN_IF_ERROR(LoadRopeTensors(c));
     // Rotary inverse frequencies, in fp32 as torch computes them.
     if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {
       RopeFrequencies f = ComputeRopeFrequencies(c->rope, c->rope_theta, c->rotary_dim, 1);

@@ -122,6 +122,9 @@ RopeFrequencies ComputeRopeFrequencies(const RopeScaling& s, double theta, int r
       break;
     }
   }
+  if (!s.freq_factors.empty()) {
+    for (int f = 0; f < half; ++f) inv[f] /= static_cast<float>(s.freq_factors[f]);
+  }
   r.attention_factor = static_cast<float>(s.attention_factor);
   return r;
 }

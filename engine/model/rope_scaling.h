@@ -38,6 +38,9 @@ struct RopeScaling {
   // Multiplies cos and sin (yarn, longrope; 1 otherwise).
   double attention_factor = 1.0;
   std::vector<double> short_factor, long_factor;  // longrope, rotary_dim / 2 each
+  // Divisors of the inverse frequencies (rotary_dim / 2; empty: none), as
+  // llama.cpp stores Llama 3's llama3 scaling in GGUF (rope_freqs).
+  std::vector<double> freq_factors;
 };
 
 // Whether a sequence's frequencies depend on its length (dynamic, longrope).
