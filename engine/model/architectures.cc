@@ -129,6 +129,23 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
       {"dtype", "float32"},
   };
   if (type->hf == "llama") cfg["pretraining_tp"] = 1;
+  // Rope scaling from the GGUF keys (the factor tensors have no config form:
+  // such files are refused, as their rope_freqs tensor has no counterpart).
+  const RopeScaling& r = c.rope;
+  if (r.type == RopeType::kLinear) {
+    cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", r.factor}};
+  } else if (r.type == RopeType::kYarn) {
+    cfg["rope_scaling"] = {{"rope_type", "yarn"},
+                           {"factor", r.factor},
+                           {"original_max_position_embeddings", r.original_max_positions},
+                           {"attention_factor", r.attention_factor},
+                           {"beta_fast", r.beta_fast},
+                           {"beta_slow", r.beta_slow}};
+  } else if (r.type != RopeType::kDefault) {
+    return absl::UnimplementedError(absl::StrCat(src.path(), ": rope scaling '",
+                                                 RopeTypeName(r.type),
+                                                 "' of a GGUF is not exported"));
+  }
   if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
   if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
   if (auto it = md.find("tokenizer.ggml.padding_token_id");

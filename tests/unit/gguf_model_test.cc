@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "engine/formats/weights.h"
+#include "engine/laser/export.h"
 #include "engine/model/architecture.h"
 #include "engine/model/config.h"
 #include "engine/model/model.h"
@@ -107,6 +109,56 @@ TEST(GgufModelTest, UnsupportedRopeScalingIsRefusedByName) {
   EXPECT_EQ(m.status().code(), absl::StatusCode::kUnimplemented) << m.status();
   EXPECT_NE(m.status().message().find("GGUF rope scaling type 'lineal'"), std::string::npos)
       << m.status();
+}
+
+// Exports of GGUF sources: the rope scaling keys become config.json's
+// rope_scaling and the export reloads to the same logits; factor tensors
+// (llama3's rope_freqs) and families without a config writer are refused.
+TEST(GgufModelTest, ExportWritesRopeScalingOrRefusesByName) {
+  auto be = kernels::MakeCpuBackend();
+  const std::vector<std::vector<int32_t>> seqs = {
+      {1, 17, 42, 99, 200, 3, 7, 128, 255, 64, 5, 6, 19, 23, 29, 31, 37, 41, 43, 47}};
+  for (const std::string name : {"llama_linear", "llama_yarn", "qwen3"}) {
+    auto src = formats::OpenGguf(Fixtures() + "gguf_models/" + name + ".gguf");
+    ASSERT_TRUE(src.ok()) << src.status();
+    auto m = Model::Load(**src, be.get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    const std::string out = ::testing::TempDir() + "/gguf_export_" + name;
+    auto r = laser::WriteExport(**src, m->get(), {}, laser::ExportFormat::kMerged, out);
+    ASSERT_TRUE(r.ok()) << r.status();
+    const json cfg = ReadJson(out + "/config.json");
+    const json twin = ReadJson(Fixtures() + "models/" + name + "/config.json");
+    if (name == "qwen3") {
+      EXPECT_FALSE(cfg.contains("rope_scaling")) << cfg.dump();
+    } else {
+      ASSERT_TRUE(cfg.contains("rope_scaling")) << name;
+      EXPECT_EQ(cfg["rope_scaling"]["rope_type"], twin["rope_parameters"]["rope_type"]);
+      EXPECT_EQ(cfg["rope_scaling"]["factor"], twin["rope_parameters"]["factor"]);
+    }
+    auto back = formats::OpenSafetensors(out);
+    ASSERT_TRUE(back.ok()) << back.status();
+    auto mb = Model::Load(**back, be.get());
+    ASSERT_TRUE(mb.ok()) << mb.status();
+    auto a = (*m)->Logits(seqs), b = (*mb)->Logits(seqs);
+    ASSERT_TRUE(a.ok() && b.ok());
+    double d = 0;
+    for (size_t i = 0; i < a->size(); ++i) d = std::max<double>(d, std::fabs((*a)[i] - (*b)[i]));
+    EXPECT_LE(d, 1e-6) << name;
+    std::filesystem::remove_all(out);
+  }
+  for (const auto& [name, says] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"llama3_1", "rope_freqs.weight has no Hugging Face counterpart"},
+           {"phi", "GGUF architecture phi2 cannot be exported"}}) {
+    auto src = formats::OpenGguf(Fixtures() + "gguf_models/" + name + ".gguf");
+    ASSERT_TRUE(src.ok()) << src.status();
+    auto m = Model::Load(**src, be.get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    auto r = laser::WriteExport(**src, m->get(), {}, laser::ExportFormat::kMerged,
+                                ::testing::TempDir() + "/gguf_export_" + name);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << name;
+    EXPECT_NE(r.status().message().find(says), std::string::npos) << r.status();
+  }
 }
 
 }  // namespace
