@@ -137,7 +137,7 @@ class Backend {
   // y = x · a[k, r] (no transpose) — used by factored (low-rank) apply.
   virtual void MatMul(const Tensor& x, const Tensor& a, Tensor* y) = 0;
 
-  // Row-wise norms. w, b are [1, cols]; b may be null.
+  // Row-wise norms. w, b are [1, cols]; b may be null; y may be x (in place).
   virtual void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor* y) = 0;
   virtual void LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps,
                          Tensor* y) = 0;
