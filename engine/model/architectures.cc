@@ -327,6 +327,15 @@ double PartialRotaryFactor(const ConfigReader& cfg) {
   return pct;
 }
 
+// Qwen3 configs: Llama's keys; sliding-window layers are not computed.
+absl::Status ReadQwen3Hf(const ConfigReader& cfg, ModelConfig* c) {
+  if (cfg.Flag("use_sliding_window", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": qwen3 option use_sliding_window=true is not supported"));
+  }
+  return ReadLlamaHf(cfg, c);
+}
+
 // Qwen3: Llama's layout plus an RMSNorm over each head of q and of k before
 // the rotary embedding; head_dim is its own key (not hidden / heads).
 Architecture MakeQwen3() {
@@ -337,6 +346,7 @@ Architecture MakeQwen3() {
   a.safetensors.k_norm = {"layers.{L}.self_attn.k_norm"};
   a.gguf.q_norm = {"blk.{L}.attn_q_norm"};
   a.gguf.k_norm = {"blk.{L}.attn_k_norm"};
+  a.read_hf = ReadQwen3Hf;
   return a;
 }
 
@@ -446,7 +456,13 @@ absl::Status ReadPhi3Hf(const ConfigReader& cfg, ModelConfig* c) {
   c->rotary_dim = static_cast<int64_t>(c->head_dim * PartialRotaryFactor(cfg));
   c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
   LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
-  return cfg.ReadRopeScaling(c, {{"su", "longrope"}, {"yarn", "longrope"}});
+  LASERD_RETURN_IF_ERROR(cfg.ReadRopeScaling(c, {{"su", "longrope"}, {"yarn", "longrope"}}));
+  // Sliding-window attention (Phi-3-mini-4k: 2047) equals full attention on
+  // sequences no longer than the window: the context is capped there.
+  if (auto sw = cfg.Num({"sliding_window"}); sw && *sw > 0 && *sw < c->max_positions) {
+    c->max_positions = static_cast<int64_t>(*sw);
+  }
+  return absl::OkStatus();
 }
 
 // phi3 GGUF: longrope comes as the rope_factors_long / _short tensors with

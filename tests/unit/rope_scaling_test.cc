@@ -155,9 +155,33 @@ TEST(RopeScalingTest, LoadRefusesUnsupportedOptionsNamingThem) {
   s = LoadWithConfig("phi3", [](json* c) { (*c)["model_type"] = "phi3small"; });
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("'phi3small'"), std::string::npos) << s;
+  s = LoadWithConfig("qwen3", [](json* c) { (*c)["use_sliding_window"] = true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("qwen3 option use_sliding_window"), std::string::npos) << s;
   // Phi-3 configs name longrope "su": read as longrope.
   s = LoadWithConfig("phi4_mini", [](json* c) { (*c)["rope_parameters"]["rope_type"] = "su"; });
   EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(RopeScalingTest, Phi3SlidingWindowCapsTheContext) {
+  const fs::path dir = fs::temp_directory_path() /
+                       ("laserd_rope_scaling_test_" + std::to_string(::getpid()) + "_sw");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string from = Fixture("models/phi3");
+  fs::copy_file(from + "/model.safetensors", dir / "model.safetensors");
+  json cfg = ReadJson(from + "/config.json");
+  cfg["sliding_window"] = 20;
+  std::ofstream(dir / "config.json") << cfg.dump();
+  auto src = formats::OpenSafetensors(dir.string());
+  ASSERT_TRUE(src.ok()) << src.status();
+  auto be = kernels::MakeCpuBackend();
+  auto m = Model::Load(**src, be.get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->config().max_positions, 20);
+  EXPECT_EQ((*m)->Logits({std::vector<int32_t>(21, 3)}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  fs::remove_all(dir);
 }
 
 TEST(RopeScalingTest, DynamicContextIsFactorTimesMaxPositions) {
