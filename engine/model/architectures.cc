@@ -43,11 +43,11 @@ absl::Status ReadGgufRopeScaling(const ConfigReader& cfg, ModelConfig* c) {
   r.factor = static_cast<double>(c->max_positions) / static_cast<double>(r.original_max_positions);
   if (type == "none" || type.empty()) {
     // longrope's attention factor, should the loader find its factor tensors.
-    r.attention_factor = cfg.Num({"rope.scaling.attn_factor"})
-                             .value_or(r.factor <= 1.0
-                                           ? 1.0
-                                           : std::sqrt(1.0 + std::log(r.factor) /
-                                                                 std::log(static_cast<double>(
+    r.attention_factor =
+        cfg.Num({"rope.scaling.attn_factor"})
+            .value_or(r.factor <= 1.0
+                          ? 1.0
+                          : std::sqrt(1.0 + std::log(r.factor) / std::log(static_cast<double>(
                                                                      r.original_max_positions))));
     return absl::OkStatus();
   }
@@ -142,9 +142,8 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
                            {"beta_fast", r.beta_fast},
                            {"beta_slow", r.beta_slow}};
   } else if (r.type != RopeType::kDefault) {
-    return absl::UnimplementedError(absl::StrCat(src.path(), ": rope scaling '",
-                                                 RopeTypeName(r.type),
-                                                 "' of a GGUF is not exported"));
+    return absl::UnimplementedError(absl::StrCat(
+        src.path(), ": rope scaling '", RopeTypeName(r.type), "' of a GGUF is not exported"));
   }
   if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
   if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
@@ -514,7 +513,7 @@ Architecture MakePhi3() {
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
+      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),  new Architecture(MakeGptJ()),
       new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
       new Architecture(MakePhi3())};
   return *kAll;

@@ -84,8 +84,8 @@ absl::Status ConfigReader::ReadRopeScaling(
   const ConfigReader rp(*p, where_);
   auto need = [&](const char* key) -> absl::StatusOr<double> {
     if (auto v = rp.Num({key})) return *v;
-    return absl::InvalidArgumentError(absl::StrCat(where_, ": rope scaling '", type,
-                                                   "' needs a numeric '", key, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where_, ": rope scaling '", type, "' needs a numeric '", key, "'"));
   };
   // Pretraining context: a top-level original_max_position_embeddings
   // (Phi-3) first, then the scaling's own, then max_position_embeddings.
@@ -111,14 +111,15 @@ absl::Status ConfigReader::ReadRopeScaling(
     LASERD_ASSIGN_OR_RETURN(r.high_freq_factor, need("high_freq_factor"));
     r.original_max_positions = original_max();
     if (r.high_freq_factor <= r.low_freq_factor) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where_, ": rope scaling 'llama3' needs high_freq_factor > low_freq_factor"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(where_, ": rope scaling 'llama3' needs high_freq_factor > low_freq_factor"));
     }
   } else if (type == "yarn") {
     r.type = RopeType::kYarn;
     r.original_max_positions = original_max();
-    r.factor = rp.Num({"factor"}).value_or(static_cast<double>(c->max_positions) /
-                                           static_cast<double>(r.original_max_positions));
+    r.factor = rp.Num({"factor"})
+                   .value_or(static_cast<double>(c->max_positions) /
+                             static_cast<double>(r.original_max_positions));
     if (auto v = rp.Num({"beta_fast"}); v && *v != 0) r.beta_fast = *v;
     if (auto v = rp.Num({"beta_slow"}); v && *v != 0) r.beta_slow = *v;
     r.truncate = rp.Flag("truncate", true);
@@ -138,24 +139,26 @@ absl::Status ConfigReader::ReadRopeScaling(
   } else if (type == "longrope") {
     r.type = RopeType::kLongRope;
     r.original_max_positions = original_max();
-    r.factor = rp.Num({"factor"}).value_or(static_cast<double>(c->max_positions) /
-                                           static_cast<double>(r.original_max_positions));
+    r.factor = rp.Num({"factor"})
+                   .value_or(static_cast<double>(c->max_positions) /
+                             static_cast<double>(r.original_max_positions));
     if (auto v = rp.Num({"attention_factor"})) {
       r.attention_factor = *v;
     } else {
       r.attention_factor =
-          r.factor <= 1.0 ? 1.0
-                          : std::sqrt(1.0 + std::log(r.factor) /
-                                                std::log(static_cast<double>(r.original_max_positions)));
+          r.factor <= 1.0
+              ? 1.0
+              : std::sqrt(1.0 + std::log(r.factor) /
+                                    std::log(static_cast<double>(r.original_max_positions)));
     }
-    for (auto [key, out] : {std::pair{"short_factor", &r.short_factor},
-                            std::pair{"long_factor", &r.long_factor}}) {
+    for (auto [key, out] :
+         {std::pair{"short_factor", &r.short_factor}, std::pair{"long_factor", &r.long_factor}}) {
       auto it = p->find(key);
       if (it == p->end() || !it->is_array() ||
           static_cast<int64_t>(it->size()) != c->rotary_dim / 2) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where_, ": rope scaling 'longrope' needs '", key, "' with ",
-                         c->rotary_dim / 2, " numbers (rotary dims / 2)"));
+        return absl::InvalidArgumentError(absl::StrCat(where_, ": rope scaling 'longrope' needs '",
+                                                       key, "' with ", c->rotary_dim / 2,
+                                                       " numbers (rotary dims / 2)"));
       }
       for (const json& x : *it) {
         if (!x.is_number()) {

@@ -279,9 +279,9 @@ absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(const std::vector<ScoreRe
                                                        bool share_prefixes) const {
   // A shared prefix row would need different rotary frequencies in sequences
   // of different lengths under length-dependent scaling: no prefix tree there.
-  return LayOutScoreBatch(batch, config_.vocab_size, config_.max_positions,
-                          share_prefixes && backend_->SupportsPrefixTree() &&
-                              !RopeDependsOnLength(config_.rope));
+  return LayOutScoreBatch(
+      batch, config_.vocab_size, config_.max_positions,
+      share_prefixes && backend_->SupportsPrefixTree() && !RopeDependsOnLength(config_.rope));
 }
 
 std::vector<std::vector<TokenScore>> Model::ScoreFrom(Tensor h, const ScoreLayout& p,

@@ -77,8 +77,7 @@ class WeightLoader {
       }
       return true;
     };
-    LASERD_ASSIGN_OR_RETURN(bool freqs, factors(TensorKind::kRopeFreqs, &c->rope.freq_factors));
-    (void)freqs;
+    LASERD_RETURN_IF_ERROR(factors(TensorKind::kRopeFreqs, &c->rope.freq_factors).status());
     std::vector<double> lf, sf;
     LASERD_ASSIGN_OR_RETURN(bool has_long, factors(TensorKind::kRopeFactorsLong, &lf));
     LASERD_ASSIGN_OR_RETURN(bool has_short, factors(TensorKind::kRopeFactorsShort, &sf));
@@ -88,9 +87,9 @@ class WeightLoader {
     }
     if (has_long) {
       if (c->rope.type != RopeType::kDefault) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src_.path(), ": longrope factor tensors with rope scaling '",
-            RopeTypeName(c->rope.type), "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(src_.path(), ": longrope factor tensors with rope scaling '",
+                         RopeTypeName(c->rope.type), "'"));
       }
       c->rope.type = RopeType::kLongRope;
       c->rope.long_factor = std::move(lf);

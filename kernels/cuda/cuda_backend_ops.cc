@@ -52,10 +52,10 @@ void CudaBackend::Rope(Tensor* x, const SeqLayout& layout, int heads, int head_d
           absl::StrCat(heads, " heads of ", head_dim, " exceed x ", Shape(*x)));
   const int64_t count = UploadLayout(layout, x->rows(), "Rope");
   const float* freq = UploadFrequencies(inv_freq, rotary_dim / 2);
-  CheckCuda(cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads,
-                             head_dim, rotary_dim, freq, style == RopeStyle::kNeox,
-                             attention_factor, stream_),
-            "Rope");
+  CheckCuda(
+      cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads, head_dim,
+                       rotary_dim, freq, style == RopeStyle::kNeox, attention_factor, stream_),
+      "Rope");
 }
 
 void CudaBackend::Attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -475,9 +475,8 @@ cudaError_t LaunchRope(float* x, int64_t row_stride, const int32_t* row_ids, con
   const int half = rotary_dim / 2;
   const int64_t n = count * heads * half;
   if (n == 0) return cudaSuccess;
-  RopeKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(x, row_stride, row_ids, pos, count, heads,
-                                                       head_dim, half, inv_freq, neox,
-                                                       attention_factor);
+  RopeKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(
+      x, row_stride, row_ids, pos, count, heads, head_dim, half, inv_freq, neox, attention_factor);
   return cudaGetLastError();
 }
 

@@ -146,8 +146,7 @@ TEST(GgufModelTest, ExportWritesRopeScalingOrRefusesByName) {
     EXPECT_LE(d, 1e-6) << name;
     std::filesystem::remove_all(out);
   }
-  for (const auto& [name, says] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [name, says] : std::vector<std::pair<std::string, std::string>>{
            {"llama3_1", "rope_freqs.weight has no Hugging Face counterpart"},
            {"phi", "GGUF architecture phi2 cannot be exported"}}) {
     auto src = formats::OpenGguf(Fixtures() + "gguf_models/" + name + ".gguf");

@@ -41,8 +41,7 @@ void ExpectScoresMatchLogits(Model& m, const std::vector<ScoreRequest>& reqs,
   const int64_t V = m.config().vocab_size;
   ASSERT_EQ(scores.size(), reqs.size()) << what;
   for (size_t r = 0; r < reqs.size(); ++r) {
-    auto full = m.Logits(
-        {std::vector<int32_t>(reqs[r].tokens.begin(), reqs[r].tokens.end() - 1)});
+    auto full = m.Logits({std::vector<int32_t>(reqs[r].tokens.begin(), reqs[r].tokens.end() - 1)});
     ASSERT_TRUE(full.ok());
     ASSERT_EQ(scores[r].size(), reqs[r].tokens.size() - reqs[r].answer_start) << what;
     for (size_t q = reqs[r].answer_start; q < reqs[r].tokens.size(); ++q) {
@@ -181,8 +180,8 @@ TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
   if (RopeDependsOnLength(l.model->config().rope)) {
     // A shared row would need each sequence's own frequencies: never shared.
     EXPECT_FALSE(tree->layout.is_tree()) << GetParam();
-    const std::vector<std::vector<TokenScore>> scores = l.model->ScoreFrom(
-        l.model->EmbedScore(*tree), *tree, 0);
+    const std::vector<std::vector<TokenScore>> scores =
+        l.model->ScoreFrom(l.model->EmbedScore(*tree), *tree, 0);
     ExpectScoresMatchLogits(*l.model, reqs, scores, GetParam() + " packed");
     return;
   }

@@ -144,9 +144,8 @@ absl::Status LoadWithConfig(const std::string& fixture, const std::function<void
 }
 
 TEST(RopeScalingTest, LoadRefusesUnsupportedOptionsNamingThem) {
-  absl::Status s = LoadWithConfig("llama3_1", [](json* c) {
-    (*c)["rope_parameters"]["rope_type"] = "su_yarn_mix";
-  });
+  absl::Status s = LoadWithConfig(
+      "llama3_1", [](json* c) { (*c)["rope_parameters"]["rope_type"] = "su_yarn_mix"; });
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("'su_yarn_mix'"), std::string::npos) << s;
   s = LoadWithConfig("phi", [](json* c) { (*c)["qk_layernorm"] = true; });
