@@ -60,6 +60,11 @@ class Tensor {
   bool empty() const { return storage_ == nullptr; }
   DeviceKind device() const { return device_; }
   DType dtype() const { return dtype_; }
+  // A view of the same storage as [rows, cols] (rows · cols == size()): the
+  // heads of a [n, heads · head_dim] activation as [n · heads, head_dim] rows.
+  Tensor Reshaped(int64_t rows, int64_t cols) const {
+    return Tensor(storage_, rows, cols, device_, dtype_);
+  }
   // The fp32 elements; meaningful only when dtype() is kF32.
   float* data() { return storage_.get(); }
   const float* data() const { return storage_.get(); }
@@ -132,15 +137,20 @@ class Backend {
   // y = x · a[k, r] (no transpose) — used by factored (low-rank) apply.
   virtual void MatMul(const Tensor& x, const Tensor& a, Tensor* y) = 0;
 
-  // Row-wise norms. w, b are [1, cols]; b may be null.
+  // Row-wise norms. w, b are [1, cols]; b may be null; y may be x (in place).
   virtual void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor* y) = 0;
   virtual void LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps,
                          Tensor* y) = 0;
 
   // In-place rotary embedding of x [rows, heads * head_dim]; position of a row is
-  // its index within its sequence. inv_freq has rotary_dim / 2 entries.
+  // its index within its sequence. inv_freq has rotary_dim / 2 entries; the
+  // first rotary_dim dims of each head rotate (partial rotary: the rest pass
+  // through). cos and sin are multiplied by attention_factor (yarn and
+  // longrope scaling; 1 otherwise). Only the rows of the layout's sequences
+  // are touched, so a layout naming some of x's sequences rotates those alone.
   virtual void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
-                    const std::vector<float>& inv_freq, RopeStyle style) = 0;
+                    const std::vector<float>& inv_freq, RopeStyle style,
+                    float attention_factor) = 0;
 
   // Causal multi-head attention within each sequence of `layout`, grouped-query
   // when kv_heads < heads. q [rows, heads*hd], k/v [rows, kv_heads*hd] -> out.

@@ -72,7 +72,9 @@ struct ExportResult {
 // overwritten). Every matrix comes from the model, so it is the edited one
 // and, for GGUF Llama sources, already in Hugging Face row order; every other
 // tensor is read from `src` (renamed from GGUF to Hugging Face names). GGUF
-// sources: architectures llama, mistral and qwen2 (UNIMPLEMENTED otherwise).
+// sources: architectures llama, mistral, qwen2 and qwen3, their linear and
+// yarn rope scaling written as config.json's rope_scaling (UNIMPLEMENTED
+// otherwise, and for llama3 scaling stored as the rope_freqs tensor).
 absl::StatusOr<ExportResult> WriteExport(const formats::WeightSource& src, model::Model* model,
                                          const std::vector<AppliedEdit>& applied,
                                          ExportFormat format, const std::string& out_dir);

@@ -118,6 +118,21 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
       base = n.mlp_norm.name;
       bias_ok = n.mlp_norm.bias;
       break;
+    case TensorKind::kQNorm:
+      base = n.q_norm.name;
+      break;
+    case TensorKind::kKNorm:
+      base = n.k_norm.name;
+      break;
+    case TensorKind::kRopeFreqs:
+      base = n.rope_freqs;
+      break;
+    case TensorKind::kRopeFactorsLong:
+      base = n.rope_factors_long;
+      break;
+    case TensorKind::kRopeFactorsShort:
+      base = n.rope_factors_short;
+      break;
     case TensorKind::kMatrix:
       if (const MatrixTensor* t =
               role.types.empty() ? nullptr : FindMatrixTensor(a, f, role.types[0])) {
@@ -174,12 +189,19 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   if (!absl::ConsumePrefix(&base, prefix)) return std::nullopt;
   if (!n.embed.empty() && base == n.embed) return known(TensorKind::kEmbed, -1, {});
   if (!n.pos_embed.empty() && base == n.pos_embed) return known(TensorKind::kPosEmbed, -1, {});
+  for (auto [t, kind] : {std::pair{&n.rope_freqs, TensorKind::kRopeFreqs},
+                         std::pair{&n.rope_factors_long, TensorKind::kRopeFactorsLong},
+                         std::pair{&n.rope_factors_short, TensorKind::kRopeFactorsShort}}) {
+    if (!t->empty() && base == *t) return known(kind, -1, {});
+  }
   if (!n.final_norm.name.empty() && base == n.final_norm.name) {
     return known(TensorKind::kFinalNorm, -1, {});
   }
   int64_t layer = -1;
   if (MatchLayer(n.attn_norm.name, base, &layer)) return known(TensorKind::kAttnNorm, layer, {});
   if (MatchLayer(n.mlp_norm.name, base, &layer)) return known(TensorKind::kMlpNorm, layer, {});
+  if (MatchLayer(n.q_norm.name, base, &layer)) return known(TensorKind::kQNorm, layer, {});
+  if (MatchLayer(n.k_norm.name, base, &layer)) return known(TensorKind::kKNorm, layer, {});
   for (const MatrixTensor& t : n.matrices) {
     if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
   }

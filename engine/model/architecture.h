@@ -81,6 +81,13 @@ struct TensorNaming {
   bool head_bias = false;  // ".bias" of the head read when present
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
+  // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
+  // rotary embedding (Qwen3); empty name: none.
+  NormTensor q_norm, k_norm;
+  // Rotary tensors llama.cpp writes into GGUF (one each, not per layer; empty:
+  // none): rope_freqs divides each inverse frequency (Llama 3's llama3
+  // scaling), rope_factors_long / _short are longrope's factors (Phi-3).
+  std::string rope_freqs, rope_factors_long, rope_factors_short;
   std::vector<MatrixTensor> matrices;
 };
 
@@ -95,7 +102,7 @@ struct ModelType {
 };
 
 struct Architecture {
-  std::string name;  // family: llama, gpt2, gptj, gpt_neox
+  std::string name;  // family: llama, gpt2, gptj, gpt_neox, qwen3, phi, phi3
   std::vector<ModelType> model_types;
   TensorNaming safetensors;
   TensorNaming gguf;  // no matrices: GGUF files of this family are not supported
@@ -140,7 +147,20 @@ absl::StatusOr<const Architecture*> ArchitectureOf(const formats::WeightSource& 
 const char* ArchName(const Architecture* a);
 
 // What a stored tensor is, in architecture terms.
-enum class TensorKind { kEmbed, kPosEmbed, kFinalNorm, kHead, kAttnNorm, kMlpNorm, kMatrix };
+enum class TensorKind {
+  kEmbed,
+  kPosEmbed,
+  kFinalNorm,
+  kHead,
+  kAttnNorm,
+  kMlpNorm,
+  kMatrix,
+  kQNorm,  // per-head q / k norms (TensorNaming::q_norm, k_norm)
+  kKNorm,
+  kRopeFreqs,  // GGUF rotary factor tensors (TensorNaming::rope_freqs, ...)
+  kRopeFactorsLong,
+  kRopeFactorsShort,
+};
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;
   int64_t layer = -1;              // per-layer kinds

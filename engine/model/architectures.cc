@@ -1,6 +1,8 @@
 // The supported architecture families, one entry each (see architecture.h):
 // tensor names for safetensors and GGUF, layout and forward-pass facts, and
 // the config readers. Tensor names as transformers and llama.cpp write them.
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/model/architecture.h"
@@ -25,7 +27,50 @@ absl::Status ReadLlamaHf(const ConfigReader& cfg, ModelConfig* c) {
   c->rotary_dim = c->head_dim;
   c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
   LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
-  return cfg.CheckNoRopeScaling();
+  return cfg.ReadRopeScaling(c);
+}
+
+// The rope scaling keys llama.cpp writes ({arch}.rope.scaling.*) into c->rope;
+// needs c->max_positions. Llama 3's llama3 scaling comes as the rope_freqs
+// tensor and Phi-3's longrope as rope_factors_long / _short (read by the
+// loader); the original context and attention factor keys are kept for them.
+absl::Status ReadGgufRopeScaling(const ConfigReader& cfg, ModelConfig* c) {
+  RopeScaling& r = c->rope;
+  r = RopeScaling();
+  const std::string type = cfg.Str("rope.scaling.type", "none");
+  r.original_max_positions =
+      cfg.Num({"rope.scaling.original_context_length"}).value_or(c->max_positions);
+  r.factor = static_cast<double>(c->max_positions) / static_cast<double>(r.original_max_positions);
+  if (type == "none" || type.empty()) {
+    // longrope's attention factor, should the loader find its factor tensors.
+    r.attention_factor =
+        cfg.Num({"rope.scaling.attn_factor"})
+            .value_or(r.factor <= 1.0
+                          ? 1.0
+                          : std::sqrt(1.0 + std::log(r.factor) / std::log(static_cast<double>(
+                                                                     r.original_max_positions))));
+    return absl::OkStatus();
+  }
+  auto factor = cfg.Num({"rope.scaling.factor"});
+  if (!factor || *factor <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": GGUF rope scaling '", type, "' needs rope.scaling.factor"));
+  }
+  r.factor = *factor;
+  if (type == "linear") {
+    r.type = RopeType::kLinear;
+  } else if (type == "yarn") {
+    r.type = RopeType::kYarn;
+    if (auto v = cfg.Num({"rope.scaling.yarn_beta_fast"})) r.beta_fast = *v;
+    if (auto v = cfg.Num({"rope.scaling.yarn_beta_slow"})) r.beta_slow = *v;
+    r.attention_factor =
+        cfg.Num({"rope.scaling.attn_factor"}).value_or(0.1 * std::log(r.factor) + 1.0);
+  } else {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": GGUF rope scaling type '", type,
+                                                 "' is not supported (supported: none, linear, "
+                                                 "yarn; llama3 and longrope as factor tensors)"));
+  }
+  return absl::OkStatus();
 }
 
 // GGUF keys are prefixed with the architecture (cfg's key prefix).
@@ -51,11 +96,7 @@ absl::Status ReadLlamaGguf(const ConfigReader& cfg, ModelConfig* c) {
              it != cfg.doc().end() && it->is_array()) {
     c->vocab_size = it->size();
   }
-  if (std::string s = cfg.Str("rope.scaling.type", "none"); s != "none") {
-    return absl::UnimplementedError(
-        absl::StrCat(cfg.where(), ": rope scaling '", s, "' is not supported"));
-  }
-  return absl::OkStatus();
+  return ReadGgufRopeScaling(cfg, c);
 }
 
 // A LlamaConfig-style config.json from the GGUF metadata.
@@ -88,6 +129,22 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
       {"dtype", "float32"},
   };
   if (type->hf == "llama") cfg["pretraining_tp"] = 1;
+  // Rope scaling from the GGUF keys (the factor tensors have no config form:
+  // such files are refused, as their rope_freqs tensor has no counterpart).
+  const RopeScaling& r = c.rope;
+  if (r.type == RopeType::kLinear) {
+    cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", r.factor}};
+  } else if (r.type == RopeType::kYarn) {
+    cfg["rope_scaling"] = {{"rope_type", "yarn"},
+                           {"factor", r.factor},
+                           {"original_max_position_embeddings", r.original_max_positions},
+                           {"attention_factor", r.attention_factor},
+                           {"beta_fast", r.beta_fast},
+                           {"beta_slow", r.beta_slow}};
+  } else if (r.type != RopeType::kDefault) {
+    return absl::UnimplementedError(absl::StrCat(
+        src.path(), ": rope scaling '", RopeTypeName(r.type), "' of a GGUF is not exported"));
+  }
   if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
   if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
   if (auto it = md.find("tokenizer.ggml.padding_token_id");
@@ -124,6 +181,7 @@ Architecture MakeLlama() {
   gg.head = "output";
   gg.attn_norm = {"blk.{L}.attn_norm"};
   gg.mlp_norm = {"blk.{L}.ffn_norm"};
+  gg.rope_freqs = "rope_freqs";
   gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q"},   {{"attn.k"}, "blk.{L}.attn_k"},
                  {{"attn.v"}, "blk.{L}.attn_v"},   {{"attn.o"}, "blk.{L}.attn_output"},
                  {{"mlp.in"}, "blk.{L}.ffn_gate"}, {{"mlp.up"}, "blk.{L}.ffn_up"},
@@ -256,12 +314,208 @@ Architecture MakeGptNeoX() {
   return a;
 }
 
+// ------------------------------------------- Qwen3, Phi-1.5/Phi-2, Phi-3 ---
+// Families added with the scaled rotary embeddings (rope_scaling.h).
+
+// partial_rotary_factor, top-level or in rope_parameters (transformers >= 5).
+double PartialRotaryFactor(const ConfigReader& cfg) {
+  double pct = cfg.Num({"partial_rotary_factor"}).value_or(1.0);
+  if (auto it = cfg.doc().find("rope_parameters"); it != cfg.doc().end() && it->is_object()) {
+    pct = ConfigReader(*it, cfg.where()).Num({"partial_rotary_factor"}).value_or(pct);
+  }
+  return pct;
+}
+
+// Qwen3 configs: Llama's keys; sliding-window layers are not computed.
+absl::Status ReadQwen3Hf(const ConfigReader& cfg, ModelConfig* c) {
+  if (cfg.Flag("use_sliding_window", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": qwen3 option use_sliding_window=true is not supported"));
+  }
+  return ReadLlamaHf(cfg, c);
+}
+
+// Qwen3: Llama's layout plus an RMSNorm over each head of q and of k before
+// the rotary embedding; head_dim is its own key (not hidden / heads).
+Architecture MakeQwen3() {
+  Architecture a = MakeLlama();
+  a.name = "qwen3";
+  a.model_types = {{"qwen3", "qwen3", "Qwen3ForCausalLM"}};
+  a.safetensors.q_norm = {"layers.{L}.self_attn.q_norm"};
+  a.safetensors.k_norm = {"layers.{L}.self_attn.k_norm"};
+  a.gguf.q_norm = {"blk.{L}.attn_q_norm"};
+  a.gguf.k_norm = {"blk.{L}.attn_k_norm"};
+  a.read_hf = ReadQwen3Hf;
+  return a;
+}
+
+// Phi-1.5 / Phi-2: one LayerNorm feeding attention and MLP in parallel,
+// partial rotary, biases on every projection and on the LM head.
+absl::Status ReadPhiHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"intermediate_size"}));
+  c->intermediate = im;
+  c->kv_heads = cfg.Num({"num_key_value_heads"}).value_or(c->heads);
+  c->max_positions = cfg.Num({"max_position_embeddings"}).value_or(2048);
+  c->norm_eps = cfg.Num({"layer_norm_eps"}).value_or(1e-5);
+  c->rotary_dim = static_cast<int64_t>(c->head_dim * PartialRotaryFactor(cfg));
+  c->rope_theta = cfg.RopeTheta(10000.0);
+  c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
+  if (cfg.Flag("qk_layernorm", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": phi option qk_layernorm=true is not supported"));
+  }
+  LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "gelu_new")));
+  return cfg.ReadRopeScaling(c);
+}
+
+// The dimensions llama.cpp writes for every architecture ({arch}.*).
+absl::Status ReadGgufDimensions(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double l, cfg.Req({"block_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double nh, cfg.Req({"attention.head_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"feed_forward_length"}));
+  c->hidden = h;
+  c->layers = l;
+  c->heads = nh;
+  c->kv_heads = cfg.Num({"attention.head_count_kv"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"attention.key_length"}).value_or(c->heads ? c->hidden / c->heads : 0);
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"context_length"}).value_or(2048);
+  c->rope_theta = cfg.Num({"rope.freq_base"}).value_or(10000.0);
+  c->rotary_dim = cfg.Num({"rope.dimension_count"}).value_or(c->head_dim);
+  if (auto v = cfg.Num({"vocab_size"})) {
+    c->vocab_size = *v;
+  } else if (auto it = cfg.doc().find("tokenizer.ggml.tokens");
+             it != cfg.doc().end() && it->is_array()) {
+    c->vocab_size = it->size();
+  }
+  return ReadGgufRopeScaling(cfg, c);
+}
+
+// phi2 GGUF (Phi-1.5 and Phi-2): llama.cpp writes feed_forward_length as
+// 4 · hidden, which is their intermediate size.
+absl::Status ReadPhiGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadGgufDimensions(cfg, c));
+  c->norm_eps = cfg.Num({"attention.layer_norm_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kGeluTanh;
+  return absl::OkStatus();
+}
+
+Architecture MakePhi() {
+  Architecture a;
+  a.name = "phi";
+  a.model_types = {{"phi", "phi2", "PhiForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.prefixes = {"model."};
+  st.embed = "embed_tokens";
+  st.final_norm = {"final_layernorm", true};
+  st.head = "lm_head";
+  st.head_bias = true;
+  st.attn_norm = {"layers.{L}.input_layernorm", true};  // the MLP reads it too
+  constexpr MatrixLayout kLin = MatrixLayout::kLinear;
+  constexpr FusedSplit kOne = FusedSplit::kStacked;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj", kLin, kOne, true},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj", kLin, kOne, true},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj", kLin, kOne, true},
+                 {{"attn.o"}, "layers.{L}.self_attn.dense", kLin, kOne, true},
+                 {{"mlp.in"}, "layers.{L}.mlp.fc1", kLin, kOne, true},
+                 {{"mlp.out"}, "layers.{L}.mlp.fc2", kLin, kOne, true}};
+  a.norm = NormKind::kLayer;
+  a.position = PositionKind::kRotary;
+  a.rope_style = kernels::RopeStyle::kNeox;
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.final_norm = {"output_norm", true};
+  gg.head = "output";
+  gg.head_bias = true;
+  gg.attn_norm = {"blk.{L}.attn_norm", true};
+  gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q", kLin, kOne, true},
+                 {{"attn.k"}, "blk.{L}.attn_k", kLin, kOne, true},
+                 {{"attn.v"}, "blk.{L}.attn_v", kLin, kOne, true},
+                 {{"attn.o"}, "blk.{L}.attn_output", kLin, kOne, true},
+                 {{"mlp.in"}, "blk.{L}.ffn_up", kLin, kOne, true},
+                 {{"mlp.out"}, "blk.{L}.ffn_down", kLin, kOne, true}};
+  a.parallel_residual = true;
+  a.read_hf = ReadPhiHf;
+  a.read_gguf = ReadPhiGguf;
+  return a;
+}
+
+// Phi-3 / Phi-3.5 / Phi-4-mini: Llama's blocks with q/k/v fused in qkv_proj
+// and gate/up fused in gate_up_proj (split into the canonical matrices, fused
+// again on export), partial rotary and longrope ("su") scaling.
+absl::Status ReadPhi3Hf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"intermediate_size"}));
+  c->kv_heads = cfg.Num({"num_key_value_heads"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"head_dim"}).value_or(c->head_dim);
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"max_position_embeddings"}).value_or(4096);
+  c->norm_eps = cfg.Num({"rms_norm_eps"}).value_or(1e-5);
+  c->rope_theta = cfg.RopeTheta(10000.0);
+  c->rotary_dim = static_cast<int64_t>(c->head_dim * PartialRotaryFactor(cfg));
+  c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
+  LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
+  LASERD_RETURN_IF_ERROR(cfg.ReadRopeScaling(c, {{"su", "longrope"}, {"yarn", "longrope"}}));
+  // Sliding-window attention (Phi-3-mini-4k: 2047) equals full attention on
+  // sequences no longer than the window: the context is capped there.
+  if (auto sw = cfg.Num({"sliding_window"}); sw && *sw > 0 && *sw < c->max_positions) {
+    c->max_positions = static_cast<int64_t>(*sw);
+  }
+  return absl::OkStatus();
+}
+
+// phi3 GGUF: longrope comes as the rope_factors_long / _short tensors with
+// rope.scaling.original_context_length and rope.scaling.attn_factor.
+absl::Status ReadPhi3Gguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadGgufDimensions(cfg, c));
+  c->norm_eps = cfg.Num({"attention.layer_norm_rms_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kSilu;
+  return absl::OkStatus();
+}
+
+Architecture MakePhi3() {
+  Architecture a;
+  a.name = "phi3";
+  a.model_types = {{"phi3", "phi3", "Phi3ForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.prefixes = {"model."};
+  st.embed = "embed_tokens";
+  st.final_norm = {"norm"};
+  st.head = "lm_head";
+  st.attn_norm = {"layers.{L}.input_layernorm"};
+  st.mlp_norm = {"layers.{L}.post_attention_layernorm"};
+  st.matrices = {{{"attn.q", "attn.k", "attn.v"}, "layers.{L}.self_attn.qkv_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{"mlp.in", "mlp.up"}, "layers.{L}.mlp.gate_up_proj"},
+                 {{"mlp.out"}, "layers.{L}.mlp.down_proj"}};
+  a.norm = NormKind::kRms;
+  a.position = PositionKind::kRotary;
+  a.rope_style = kernels::RopeStyle::kNeox;
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.final_norm = {"output_norm"};
+  gg.head = "output";
+  gg.attn_norm = {"blk.{L}.attn_norm"};
+  gg.mlp_norm = {"blk.{L}.ffn_norm"};
+  gg.rope_factors_long = "rope_factors_long";
+  gg.rope_factors_short = "rope_factors_short";
+  gg.matrices = {{{"attn.q", "attn.k", "attn.v"}, "blk.{L}.attn_qkv"},
+                 {{"attn.o"}, "blk.{L}.attn_output"},
+                 {{"mlp.in", "mlp.up"}, "blk.{L}.ffn_up"},  // [gate; up]
+                 {{"mlp.out"}, "blk.{L}.ffn_down"}};
+  a.gated_mlp = true;
+  a.read_hf = ReadPhi3Hf;
+  a.read_gguf = ReadPhi3Gguf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX())};
+      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),  new Architecture(MakeGptJ()),
+      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
+      new Architecture(MakePhi3())};
   return *kAll;
 }
 

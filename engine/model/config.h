@@ -8,10 +8,12 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "engine/formats/weights.h"
 #include "engine/model/architecture.h"
+#include "engine/model/rope_scaling.h"
 #include "kernels/ops.h"
 #include "nlohmann/json.hpp"
 
@@ -30,6 +32,7 @@ struct ModelConfig {
   int64_t max_positions = 0;  // context length
   int64_t rotary_dim = 0;     // 0: no rotary (learned positions)
   double rope_theta = 10000.0;
+  RopeScaling rope;  // scaled rotary frequencies (rope_scaling / rope_parameters)
   double norm_eps = 1e-5;
   bool tied_embeddings = false;
   bool parallel_residual = false;  // see Architecture::parallel_residual
@@ -59,8 +62,17 @@ class ConfigReader {
   // rope_theta (or rotary_emb_base, or rope_parameters.rope_theta as
   // transformers >= 5 nests it).
   double RopeTheta(double dflt) const;
-  // UNIMPLEMENTED for a rope_scaling / rope_parameters type other than "default".
-  absl::Status CheckNoRopeScaling() const;
+  // The rope scaling of config.json (rope_scaling, or rope_parameters as
+  // transformers >= 5 writes it) into c->rope, as transformers reads it;
+  // needs c->rotary_dim and c->max_positions (max_position_embeddings), and
+  // raises c->max_positions to factor × max_position_embeddings for dynamic
+  // scaling (the context it extends to). `aliases` renames types first
+  // (Phi-3 configs call longrope "su" or "yarn"). UNIMPLEMENTED naming the
+  // type for a type laserd does not compute, INVALID_ARGUMENT naming the key
+  // for a missing or malformed parameter.
+  absl::Status ReadRopeScaling(
+      ModelConfig* c,
+      std::initializer_list<std::pair<const char*, const char*>> aliases = {}) const;
 
  private:
   const nlohmann::json* Find(const char* key) const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -77,6 +78,7 @@ int64_t Model::ParameterCount() const {
     for (const auto& [k, t] : ly.w) n += t.size();
     for (const auto& [k, t] : ly.b) n += t.size();
     n += ly.ln1_w.size() + ly.ln1_b.size() + ly.ln2_w.size() + ly.ln2_b.size();
+    n += ly.q_norm_w.size() + ly.k_norm_w.size();
   }
   return n;
 }
@@ -201,11 +203,16 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
-    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) {
-      const kernels::RopeStyle style = c.arch->rope_style;
-      be->Rope(&q, layout, c.heads, c.head_dim, c.rotary_dim, w_->inv_freq, style);
-      be->Rope(&k, layout, c.kv_heads, c.head_dim, c.rotary_dim, w_->inv_freq, style);
+    // Per-head q/k norms (Qwen3): RMSNorm over each head's head_dim values.
+    if (!ly.q_norm_w.empty()) {
+      Tensor qh = q.Reshaped(n * c.heads, c.head_dim);
+      be->RmsNorm(qh, ly.q_norm_w, c.norm_eps, &qh);
     }
+    if (!ly.k_norm_w.empty()) {
+      Tensor kh = k.Reshaped(n * c.kv_heads, c.head_dim);
+      be->RmsNorm(kh, ly.k_norm_w, c.norm_eps, &kh);
+    }
+    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout);
     be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
     if (keep != nullptr && i == to - 1) {
       // Last layer: nothing after it reads the other rows.
@@ -219,6 +226,40 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     } else {
       finish(ly, ctx, &a, h);
     }
+  }
+}
+
+void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout) {
+  const ModelConfig& c = config_;
+  const kernels::RopeStyle style = c.arch->rope_style;
+  auto rope = [&](const kernels::SeqLayout& l, const std::vector<float>& inv_freq, float factor) {
+    backend_->Rope(q, l, c.heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
+    backend_->Rope(k, l, c.kv_heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
+  };
+  if (!RopeDependsOnLength(c.rope)) {
+    rope(layout, w_->inv_freq, w_->rope_attention_factor);
+    return;
+  }
+  // Each sequence with the frequencies of its own length: one Rope per class
+  // of lengths, over a layout naming that class's sequences. A prefix tree
+  // (not made for these models, see PrepareScore) is taken as one sequence as
+  // long as its deepest row.
+  if (layout.is_tree()) {
+    int64_t len = 0;
+    for (int64_t p : layout.position) len = std::max(len, p + 1);
+    RopeFrequencies f = ComputeRopeFrequencies(c.rope, c.rope_theta, c.rotary_dim, len);
+    rope(layout, f.inv_freq, f.attention_factor);
+    return;
+  }
+  std::map<int64_t, kernels::SeqLayout> classes;
+  for (size_t s = 0; s < layout.lengths.size(); ++s) {
+    kernels::SeqLayout& l = classes[RopeLengthClass(c.rope, layout.lengths[s])];
+    l.offsets.push_back(layout.offsets[s]);
+    l.lengths.push_back(layout.lengths[s]);
+  }
+  for (const auto& [cls, l] : classes) {
+    RopeFrequencies f = ComputeRopeFrequencies(c.rope, c.rope_theta, c.rotary_dim, l.lengths[0]);
+    rope(l, f.inv_freq, f.attention_factor);
   }
 }
 
@@ -236,8 +277,11 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
 
 absl::StatusOr<Model::ScoreLayout> Model::PrepareScore(const std::vector<ScoreRequest>& batch,
                                                        bool share_prefixes) const {
-  return LayOutScoreBatch(batch, config_.vocab_size, config_.max_positions,
-                          share_prefixes && backend_->SupportsPrefixTree());
+  // A shared prefix row would need different rotary frequencies in sequences
+  // of different lengths under length-dependent scaling: no prefix tree there.
+  return LayOutScoreBatch(
+      batch, config_.vocab_size, config_.max_positions,
+      share_prefixes && backend_->SupportsPrefixTree() && !RopeDependsOnLength(config_.rope));
 }
 
 std::vector<std::vector<TokenScore>> Model::ScoreFrom(Tensor h, const ScoreLayout& p,

@@ -61,7 +61,8 @@ class Model {
   // Score split into pieces, for callers that run the layers themselves
   // (reusing the residual stream of unedited layers). PrepareScore validates
   // a batch and lays it out (LayOutScoreBatch): with `share_prefixes` (and a
-  // backend that supports it), sequences that begin with the same tokens
+  // backend that supports it, and rotary frequencies that do not depend on
+  // the sequence length), sequences that begin with the same tokens
   // share those rows — a prefix tree — when that saves at least a tenth of the
   // rows; every row's result is what it would be in its own sequence.
   // Score(b) == ScoreFrom(EmbedScore(p), p, 0) with p = PrepareScore(b).
@@ -94,6 +95,8 @@ class Model {
   Model() = default;
   // Embeddings (+ learned positions) of the given tokens at the given positions.
   kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
+  // The rotary embedding of q and k (each sequence's frequencies, see rope_scaling.h).
+  void ApplyRope(kernels::Tensor* q, kernels::Tensor* k, const kernels::SeqLayout& layout);
   // y = the architecture's norm of x with weight w and bias b (empty: none).
   void Norm(const kernels::Tensor& x, const kernels::Tensor& w, const kernels::Tensor& b,
             kernels::Tensor* y);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -55,6 +56,48 @@ class WeightLoader {
       return BadShape(name, t.shape, want);
     }
     return be_->FromHost(t.data.data(), want[0], want[1]);
+  }
+
+  // GGUF's rotary factor tensors (llama3 as rope_freqs, longrope as
+  // rope_factors_long / _short) into c->rope.
+  absl::Status LoadRopeTensors(ModelConfig* c) {
+    const int64_t half = c->rotary_dim / 2;
+    auto factors = [&](TensorKind kind, std::vector<double>* out) -> absl::StatusOr<bool> {
+      const std::string name = Name(kind);
+      if (name.empty() || !src_.Has(name)) return false;
+      LASERD_ASSIGN_OR_RETURN(Tensor t, Load(name, {1, half}));
+      std::vector<float> host(half);
+      be_->ToHost(t, host.data());
+      out->assign(host.begin(), host.end());
+      for (double v : *out) {
+        if (!(v > 0)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(src_.path(), ": tensor ", name, " holds a non-positive factor"));
+        }
+      }
+      return true;
+    };
+    LASERD_RETURN_IF_ERROR(factors(TensorKind::kRopeFreqs, &c->rope.freq_factors).status());
+    std::vector<double> lf, sf;
+    LASERD_ASSIGN_OR_RETURN(bool has_long, factors(TensorKind::kRopeFactorsLong, &lf));
+    LASERD_ASSIGN_OR_RETURN(bool has_short, factors(TensorKind::kRopeFactorsShort, &sf));
+    if (has_long != has_short) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          src_.path(), ": longrope needs both rope_factors_long and rope_factors_short"));
+    }
+    if (has_long) {
+      if (c->rope.type != RopeType::kDefault) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(src_.path(), ": longrope factor tensors with rope scaling '",
+                         RopeTypeName(c->rope.type), "'"));
+      }
+      c->rope.type = RopeType::kLongRope;
+      c->rope.long_factor = std::move(lf);
+      c->rope.short_factor = std::move(sf);
+    } else if (c->rope.type == RopeType::kDefault) {
+      c->rope.attention_factor = 1.0;
+    }
+    return absl::OkStatus();
   }
 
   // A norm's weight (and bias, where the architecture has one), [1, d].
@@ -131,15 +174,18 @@ class WeightLoader {
           LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kMlpNorm, naming_.mlp_norm, i, &ly.ln2_w, &ly.ln2_b));
+      for (auto [kind, n, w] : {std::tuple{TensorKind::kQNorm, &naming_.q_norm, &ly.q_norm_w},
+                                std::tuple{TensorKind::kKNorm, &naming_.k_norm, &ly.k_norm_w}}) {
+        if (n->name.empty()) continue;
+        LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, i), {1, c->head_dim}));
+      }
     }
+    LASERD_RETURN_IF_ERROR(LoadRopeTensors(c));
     // Rotary inverse frequencies, in fp32 as torch computes them.
     if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {
-      const int half = c->rotary_dim / 2;
-      W->inv_freq.resize(half);
-      for (int f = 0; f < half; ++f) {
-        const float expo = static_cast<float>(2 * f) / static_cast<float>(c->rotary_dim);
-        W->inv_freq[f] = 1.0f / std::pow(static_cast<float>(c->rope_theta), expo);
-      }
+      RopeFrequencies f = ComputeRopeFrequencies(c->rope, c->rope_theta, c->rotary_dim, 1);
+      W->inv_freq = std::move(f.inv_freq);
+      W->rope_attention_factor = f.attention_factor;
     }
     return absl::OkStatus();
   }

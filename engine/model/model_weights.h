@@ -24,6 +24,8 @@ struct LayerWeights {
   std::map<std::string, std::pair<kernels::Tensor, kernels::Tensor>> lowrank;
   // Input norms of attention (ln1) and MLP (ln2; empty when the MLP reads ln1's output).
   kernels::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+  // Per-head q / k RMSNorm weights [1, head_dim] (empty: none).
+  kernels::Tensor q_norm_w, k_norm_w;
 };
 
 struct ModelWeights {
@@ -33,7 +35,10 @@ struct ModelWeights {
   kernels::Tensor norm_w, norm_b;
   kernels::Tensor lm_head;  // [vocab, d]; shares embed when tied
   kernels::Tensor lm_head_b;
-  std::vector<float> inv_freq;  // rotary inverse frequencies (empty: no rotary)
+  // Rotary inverse frequencies and cos/sin factor (empty: no rotary); for
+  // length-dependent scaling, those of a sequence within the original context.
+  std::vector<float> inv_freq;
+  float rope_attention_factor = 1.0f;
 };
 
 // Loads every weight of the model `c` describes (c->arch) from `src` onto

@@ -153,7 +153,7 @@ class CpuBackend final : public Backend {
   bool SupportsPrefixTree() const override { return true; }
 
   void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
-            const std::vector<float>& inv_freq, RopeStyle style) override {
+            const std::vector<float>& inv_freq, RopeStyle style, float attention_factor) override {
     int64_t max_len = 0;
     for (int64_t l : layout.lengths) max_len = std::max(max_len, l);
     for (int64_t p : layout.position) max_len = std::max(max_len, p + 1);
@@ -163,8 +163,8 @@ class CpuBackend final : public Backend {
     for (int64_t p = 0; p < max_len; ++p) {
       for (int f = 0; f < half; ++f) {
         const float ang = static_cast<float>(p) * inv_freq[f];
-        cs[p * half + f] = std::cos(ang);
-        sn[p * half + f] = std::sin(ang);
+        cs[p * half + f] = std::cos(ang) * attention_factor;
+        sn[p * half + f] = std::sin(ang) * attention_factor;
       }
     }
     const int64_t stride = x->cols();

@@ -69,7 +69,7 @@ class CudaBackend final : public Backend {
   void RmsNorm(const Tensor& x, const Tensor& w, float eps, Tensor* y) override;
   void LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, float eps, Tensor* y) override;
   void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
-            const std::vector<float>& inv_freq, RopeStyle style) override;
+            const std::vector<float>& inv_freq, RopeStyle style, float attention_factor) override;
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
                  int heads, int kv_heads, int head_dim, float scale, Tensor* out) override;
   void Activate(Tensor* x, Activation act) override;

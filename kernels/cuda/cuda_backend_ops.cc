@@ -39,7 +39,8 @@ void CudaBackend::LayerNorm(const Tensor& x, const Tensor& w, const Tensor* b, f
 }
 
 void CudaBackend::Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
-                       const std::vector<float>& inv_freq, RopeStyle style) {
+                       const std::vector<float>& inv_freq, RopeStyle style,
+                       float attention_factor) {
   OpScope op(this);
   RequireDevice(*x, "Rope", "x");
   RequireF32(*x, "Rope", "x");
@@ -51,9 +52,10 @@ void CudaBackend::Rope(Tensor* x, const SeqLayout& layout, int heads, int head_d
           absl::StrCat(heads, " heads of ", head_dim, " exceed x ", Shape(*x)));
   const int64_t count = UploadLayout(layout, x->rows(), "Rope");
   const float* freq = UploadFrequencies(inv_freq, rotary_dim / 2);
-  CheckCuda(cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads,
-                             head_dim, rotary_dim, freq, style == RopeStyle::kNeox, stream_),
-            "Rope");
+  CheckCuda(
+      cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads, head_dim,
+                       rotary_dim, freq, style == RopeStyle::kNeox, attention_factor, stream_),
+      "Rope");
 }
 
 void CudaBackend::Attention(const Tensor& q, const Tensor& k, const Tensor& v,

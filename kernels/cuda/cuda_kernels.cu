@@ -131,7 +131,8 @@ __global__ void LayerNormKernel(const float* x, const float* __restrict__ w,
 // One thread per (entry, head, frequency).
 __global__ void RopeKernel(float* x, int64_t row_stride, const int32_t* __restrict__ row_ids,
                            const int32_t* __restrict__ pos, int64_t count, int heads, int head_dim,
-                           int half, const float* __restrict__ inv_freq, bool neox) {
+                           int half, const float* __restrict__ inv_freq, bool neox,
+                           float attention_factor) {
   const int64_t n = count * heads * half;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -139,7 +140,7 @@ __global__ void RopeKernel(float* x, int64_t row_stride, const int32_t* __restri
     const int h = static_cast<int>((i / half) % heads);
     const int64_t e = i / (int64_t{half} * heads);
     const float ang = static_cast<float>(pos[e]) * inv_freq[f];
-    const float c = cosf(ang), s = sinf(ang);
+    const float c = cosf(ang) * attention_factor, s = sinf(ang) * attention_factor;
     float* v = x + int64_t{row_ids[e]} * row_stride + int64_t{h} * head_dim;
     const int ia = neox ? f : 2 * f;
     const int ib = neox ? f + half : 2 * f + 1;
@@ -469,12 +470,13 @@ cudaError_t LaunchLayerNorm(const float* x, const float* w, const float* b, floa
 
 cudaError_t LaunchRope(float* x, int64_t row_stride, const int32_t* row_ids, const int32_t* pos,
                        int64_t count, int heads, int head_dim, int rotary_dim,
-                       const float* inv_freq, bool neox, cudaStream_t stream) {
+                       const float* inv_freq, bool neox, float attention_factor,
+                       cudaStream_t stream) {
   const int half = rotary_dim / 2;
   const int64_t n = count * heads * half;
   if (n == 0) return cudaSuccess;
-  RopeKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(x, row_stride, row_ids, pos, count, heads,
-                                                       head_dim, half, inv_freq, neox);
+  RopeKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(
+      x, row_stride, row_ids, pos, count, heads, head_dim, half, inv_freq, neox, attention_factor);
   return cudaGetLastError();
 }
 

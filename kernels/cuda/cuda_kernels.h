@@ -68,9 +68,11 @@ cudaError_t LaunchLayerNorm(const float* x, const float* w, const float* b, floa
 // In-place rotary embedding. For each of the `count` entries, row_ids[e] is a
 // row of x and pos[e] its position within its sequence. inv_freq has
 // rotary_dim / 2 entries (device memory). neox: rotate_half; else interleaved.
+// cos and sin are multiplied by attention_factor.
 cudaError_t LaunchRope(float* x, int64_t row_stride, const int32_t* row_ids, const int32_t* pos,
                        int64_t count, int heads, int head_dim, int rotary_dim,
-                       const float* inv_freq, bool neox, cudaStream_t stream);
+                       const float* inv_freq, bool neox, float attention_factor,
+                       cudaStream_t stream);
 
 // Causal grouped-query attention. For each of the `count` query rows
 // (row_ids[e], at position pos[e] of its sequence, which starts at row

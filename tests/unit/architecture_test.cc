@@ -41,6 +41,7 @@ std::vector<std::pair<std::string, std::string>> Fixtures() {
   for (const json& m : manifest["models"]) {
     const std::string type = m["model_type"].get<std::string>();
     const std::string family = type == "mistral" || type == "qwen2" ? "llama" : type;
+    // (qwen3, phi and phi3 are families of their own.)
     r.push_back({m["dir"].get<std::string>(), family});
   }
   return r;

@@ -81,10 +81,10 @@ TEST(CpuBackendTest, PrefixTreeEqualsPackedSequences) {
     Tensor sq = be->FromHost(pq.data(), 9, heads * hd),
            sk = be->FromHost(pk.data(), 9, kv_heads * hd),
            sv = be->FromHost(pv.data(), 9, kv_heads * hd), so = be->Empty(9, heads * hd);
-    be->Rope(&tq, tree, heads, hd, 8, inv_freq, style);
-    be->Rope(&tk, tree, kv_heads, hd, 8, inv_freq, style);
-    be->Rope(&sq, packed, heads, hd, 8, inv_freq, style);
-    be->Rope(&sk, packed, kv_heads, hd, 8, inv_freq, style);
+    be->Rope(&tq, tree, heads, hd, 8, inv_freq, style, 1.0f);
+    be->Rope(&tk, tree, kv_heads, hd, 8, inv_freq, style, 1.0f);
+    be->Rope(&sq, packed, heads, hd, 8, inv_freq, style, 1.0f);
+    be->Rope(&sk, packed, kv_heads, hd, 8, inv_freq, style, 1.0f);
     // RoPE is per row: bit-identical.
     EXPECT_EQ(expand(Host(*be, tq), heads * hd), Host(*be, sq));
     EXPECT_EQ(expand(Host(*be, tk), kv_heads * hd), Host(*be, sk));

@@ -248,18 +248,54 @@ TEST_F(CudaBackendTest, Rope) {
   struct Case {
     int heads, head_dim, rotary_dim;
     RopeStyle style;
+    float attention_factor;
   };
   const SeqLayout layout = SeqLayout::FromLengths({5, 1, 17, 140});
-  for (const Case c : {Case{3, 64, 64, RopeStyle::kNeox}, Case{3, 64, 64, RopeStyle::kGptj},
-                       Case{2, 64, 16, RopeStyle::kNeox}, Case{4, 32, 8, RopeStyle::kGptj}}) {
+  for (const Case c :
+       {Case{3, 64, 64, RopeStyle::kNeox, 1.0f}, Case{3, 64, 64, RopeStyle::kGptj, 1.0f},
+        Case{2, 64, 16, RopeStyle::kNeox, 1.0f}, Case{4, 32, 8, RopeStyle::kGptj, 1.0f},
+        // Partial rotary with yarn/longrope's cos/sin factor (Phi-4-mini's shape).
+        Case{3, 128, 96, RopeStyle::kNeox, 1.1902f}, Case{2, 64, 64, RopeStyle::kNeox, 1.2079f}}) {
     Pair x = Make(layout.total_rows(), int64_t{c.heads} * c.head_dim, -2.0f, 2.0f);
     const std::vector<float> inv_freq = InvFreq(c.rotary_dim, 10000.0);
-    cpu_->Rope(&x.cpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style);
-    gpu_->Rope(&x.gpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style);
+    cpu_->Rope(&x.cpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style,
+               c.attention_factor);
+    gpu_->Rope(&x.gpu, layout, c.heads, c.head_dim, c.rotary_dim, inv_freq, c.style,
+               c.attention_factor);
     ExpectClose(x, "Rope heads=" + std::to_string(c.heads) + " head_dim=" +
                        std::to_string(c.head_dim) + " rotary_dim=" + std::to_string(c.rotary_dim) +
-                       (c.style == RopeStyle::kNeox ? " neox" : " gptj"));
+                       (c.style == RopeStyle::kNeox ? " neox" : " gptj") +
+                       " attention_factor=" + std::to_string(c.attention_factor));
   }
+}
+
+// Length-dependent scaling (dynamic, longrope) rotates each group of
+// sequences with its own frequencies through a layout naming only them; the
+// other rows stay as they were.
+TEST_F(CudaBackendTest, RopeOnSomeSequences) {
+  const SeqLayout all = SeqLayout::FromLengths({5, 1, 17, 40});
+  SeqLayout some;  // sequences 0 and 2 only
+  some.offsets = {all.offsets[0], all.offsets[2]};
+  some.lengths = {all.lengths[0], all.lengths[2]};
+  SeqLayout rest;
+  rest.offsets = {all.offsets[1], all.offsets[3]};
+  rest.lengths = {all.lengths[1], all.lengths[3]};
+  Pair x = Make(all.total_rows(), 2 * 64, -2.0f, 2.0f);
+  const std::vector<float> short_f = InvFreq(48, 10000.0), long_f = InvFreq(48, 250000.0);
+  cpu_->Rope(&x.cpu, some, 2, 64, 48, short_f, RopeStyle::kNeox, 1.19f);
+  gpu_->Rope(&x.gpu, some, 2, 64, 48, short_f, RopeStyle::kNeox, 1.19f);
+  cpu_->Rope(&x.cpu, rest, 2, 64, 48, long_f, RopeStyle::kNeox, 1.19f);
+  gpu_->Rope(&x.gpu, rest, 2, 64, 48, long_f, RopeStyle::kNeox, 1.19f);
+  ExpectClose(x, "Rope on two groups of sequences");
+}
+
+// Qwen3's per-head q/k RMSNorm: RmsNorm in place on a [rows · heads, head_dim] view.
+TEST_F(CudaBackendTest, PerHeadRmsNormOnView) {
+  Pair x = Make(7, 4 * 32, -2.0f, 2.0f), w = Make(1, 32);
+  Tensor xc = x.cpu.Reshaped(7 * 4, 32), xg = x.gpu.Reshaped(7 * 4, 32);
+  cpu_->RmsNorm(xc, w.cpu, 1e-6f, &xc);
+  gpu_->RmsNorm(xg, w.gpu, 1e-6f, &xg);
+  ExpectClose(x, "per-head RmsNorm");
 }
 
 TEST_F(CudaBackendTest, Attention) {

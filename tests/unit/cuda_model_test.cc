@@ -103,7 +103,11 @@ void Compare(const formats::WeightSource& src, const std::string& name) {
 
 TEST(CudaModelTest, TinyFixturesMatchCpu) {
   if (const std::string why = SkipReason(); !why.empty()) GTEST_SKIP() << why;
-  for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj"}) {
+  // The rope-scaled fixtures run the Rope op with yarn/longrope's cos/sin
+  // factor and, for dynamic and longrope, once per group of sequence lengths;
+  // qwen3 runs RmsNorm on per-head views; phi/phi4_mini partial rotary.
+  for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj", "llama3_1", "llama_dynamic",
+                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini"}) {
     const std::string dir = SourceDir() + "/tests/fixtures/models/" + arch;
     auto src = formats::OpenWeights(dir);
     ASSERT_TRUE(src.ok()) << src.status();

@@ -174,7 +174,15 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"llama", "attn.q:0:0.25,k_proj:0:0.5,mlp.up:1:0.1,fc_out:1:0.2,attn.o:1:0.05", 5, 0},
         // c_attn is fused: the q edit stays dense; c_fc / c_proj are Conv1D [in, out].
         Case{"gpt2", "attn.q:0:0.25,mlp.in:1:0.1,mlp.out:0:0.2,attn.o:1:0.3", 3, 1},
-        Case{"gpt_neox", "attn.v:1:0.25,mlp.in:0:0.1,mlp.out:1:0.05,attn.o:0:0.3", 3, 1}),
+        Case{"gpt_neox", "attn.v:1:0.25,mlp.in:0:0.1,mlp.out:1:0.05,attn.o:0:0.3", 3, 1},
+        // Rope-scaled, tied, q/k-normed, partial-rotary and fused families.
+        Case{"llama3_2_tied", "attn.v:0:0.25,mlp.in:1:0.1,attn.o:0:0.3", 3, 0},
+        Case{"llama_yarn", "attn.q:1:0.25,mlp.out:0:0.2", 2, 0},
+        Case{"qwen3", "attn.q:0:0.25,attn.k:1:0.5,mlp.up:1:0.1,mlp.out:0:0.2", 4, 0},
+        Case{"phi", "attn.q:0:0.25,attn.o:1:0.3,mlp.in:1:0.1,mlp.out:0:0.2", 4, 0},
+        // qkv_proj and gate_up_proj are fused: their edits stay dense.
+        Case{"phi3", "attn.k:0:0.5,mlp.up:1:0.1,attn.o:1:0.3,mlp.out:0:0.2", 2, 2},
+        Case{"phi4_mini", "attn.q:1:0.25,mlp.in:0:0.1,mlp.out:1:0.2", 1, 2}),
     [](const auto& info) { return info.param.fixture; });
 
 TEST(ExportEdits, ParsesAliasesAndRefusesBadItems) {

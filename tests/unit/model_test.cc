@@ -32,14 +32,16 @@ test_support::LoadedModel LoadFixture(const std::string& dir) {
 }
 
 // Every score of `scores` equals a log-softmax of the request's own full
-// logits (each request alone), its first argmax and its count of greater logits.
+// logits (each request alone, on its input tokens: all but the last, which
+// only length-dependent rope scaling can tell apart), its first argmax and its
+// count of greater logits.
 void ExpectScoresMatchLogits(Model& m, const std::vector<ScoreRequest>& reqs,
                              const std::vector<std::vector<TokenScore>>& scores,
                              const std::string& what) {
   const int64_t V = m.config().vocab_size;
   ASSERT_EQ(scores.size(), reqs.size()) << what;
   for (size_t r = 0; r < reqs.size(); ++r) {
-    auto full = m.Logits({reqs[r].tokens});
+    auto full = m.Logits({std::vector<int32_t>(reqs[r].tokens.begin(), reqs[r].tokens.end() - 1)});
     ASSERT_TRUE(full.ok());
     ASSERT_EQ(scores[r].size(), reqs[r].tokens.size() - reqs[r].answer_start) << what;
     for (size_t q = reqs[r].answer_start; q < reqs[r].tokens.size(); ++q) {
@@ -129,7 +131,9 @@ TEST_P(TinyModelTest, LogitsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
                          ::testing::Values("llama", "llama_float16", "llama_bfloat16",
                                            "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
-                                           "gptj", "gpt_neox", "gpt_neox_seq"));
+                                           "gptj", "gpt_neox", "gpt_neox_seq", "llama3_1",
+                                           "llama3_2_tied", "llama_linear", "llama_dynamic",
+                                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini"));
 
 // Requests that share prefixes: every fixture sequence, its prefixes with
 // other continuations, and the same sequence scored from two answer starts
@@ -173,6 +177,14 @@ TEST_P(TinyModelTest, SharedPrefixesScoreLikeSeparateSequences) {
   ASSERT_TRUE(tree.ok()) << tree.status();
   auto packed = l.model->PrepareScore(reqs, /*share_prefixes=*/false);
   ASSERT_TRUE(packed.ok()) << packed.status();
+  if (RopeDependsOnLength(l.model->config().rope)) {
+    // A shared row would need each sequence's own frequencies: never shared.
+    EXPECT_FALSE(tree->layout.is_tree()) << GetParam();
+    const std::vector<std::vector<TokenScore>> scores =
+        l.model->ScoreFrom(l.model->EmbedScore(*tree), *tree, 0);
+    ExpectScoresMatchLogits(*l.model, reqs, scores, GetParam() + " packed");
+    return;
+  }
   ASSERT_TRUE(tree->layout.is_tree());
   EXPECT_FALSE(packed->layout.is_tree());
   EXPECT_LT(tree->layout.total_rows(), packed->layout.total_rows());
