@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/job_store.h"
 #include "server/server_state.h"
@@ -57,6 +58,9 @@ class FuzzServer {
   explicit FuzzServer(bool with_tokens) {
     namespace fs = std::filesystem;
     spdlog::set_level(spdlog::level::off);  // no log line per input
+    // Nor protobuf's (a string field with invalid UTF-8 logs an ERROR per parse).
+    google::protobuf::SetLogHandler(
+        [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
     const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
     root_ = base / absl::StrCat("laserd_fuzz_", getpid());
     fs::remove_all(root_);
