@@ -224,6 +224,8 @@ httplib::Server::Handler Route(ServerState& state, std::string name, std::set<st
 }  // namespace
 
 void RegisterHttpApi(httplib::Server& http, ServerState& state) {
+  // httplib reads any body a request declares (its default limit is SIZE_MAX).
+  http.set_payload_max_length(kMaxHttpBodyBytes);
   http.Get("/metrics", [&state](const httplib::Request&, httplib::Response& res) {
     res.set_content(state.prometheus.Render(SampleServer(state)), "text/plain; version=0.0.4");
   });

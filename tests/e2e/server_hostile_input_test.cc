@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "laser/v1/sweep.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "server/http_api.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/support/fixtures.h"
 
@@ -269,6 +270,26 @@ TEST_F(ServerHostileInputTest, ARangeHeaderNeverSlicesAnErrorOrAWhole200) {
   EXPECT_NE(status.find("Content-Range: bytes 0-10/"), std::string::npos) << status;
   EXPECT_EQ(BodyOf(status).size(), 11u) << status;
   EXPECT_EQ(BodyOf(status).substr(0, 1), "{") << status;
+}
+
+// A request body over the HTTP side's limit (no route takes one; httplib reads
+// the body of a POST, PUT, PATCH or DELETE before routing) is refused with 413
+// and a JSON error instead of being read into memory; one at the limit is read
+// and answered (404: no route).
+TEST_F(ServerHostileInputTest, AnHttpRequestBodyOverTheLimitIs413) {
+  const size_t limit = laserd::server::kMaxHttpBodyBytes;
+  for (const size_t n : {limit, limit + 1}) {
+    const std::string resp =
+        RawHttp(server_->http_port_,
+                absl::StrCat("POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ", n,
+                             "\r\nConnection: close\r\n\r\n", std::string(n, 'x')));
+    const int code = n > limit ? 413 : 404;
+    EXPECT_EQ(StatusOf(resp), code) << n << "\n" << resp.substr(0, 300);
+    const auto body = nlohmann::json::parse(BodyOf(resp), nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << resp.substr(0, 300);
+    EXPECT_EQ(body["error"]["code"], code) << resp.substr(0, 300);
+  }
+  ASSERT_EQ(server_->Health(), 1) << server_->Log();
 }
 
 }  // namespace
