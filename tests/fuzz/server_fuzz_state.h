@@ -13,8 +13,10 @@
 #ifndef LASERD_TESTS_FUZZ_SERVER_FUZZ_STATE_H_
 #define LASERD_TESTS_FUZZ_SERVER_FUZZ_STATE_H_
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -62,6 +65,16 @@ class FuzzServer {
     google::protobuf::SetLogHandler(
         [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
     const fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+    // A run that crashed (abort skips atexit) left its directory behind.
+    for (const auto& e : fs::directory_iterator(base)) {
+      const std::string name = e.path().filename().string();
+      int pid = 0;
+      if (name.rfind("laserd_fuzz_", 0) == 0 && absl::SimpleAtoi(name.substr(12), &pid) &&
+          pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) {
+        std::error_code ec;
+        fs::remove_all(e.path(), ec);
+      }
+    }
     root_ = base / absl::StrCat("laserd_fuzz_", getpid());
     fs::remove_all(root_);
     fs::create_directories(root_ / "data");
