@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target with clang-14 (ASan + UBSan) in build-fuzz/ and runs it for
-# SECONDS, one job, seeded with the format fixtures. The corpus grows in
-# build-fuzz/corpus/TARGET; findings (crash-*, leak-*, timeout-*) land in build-fuzz/.
+# SECONDS, one job, seeded with the fixtures of its format (docs/fuzzing.md). The corpus
+# grows in build-fuzz/corpus/TARGET; findings (crash-*, leak-*, timeout-*) land in
+# build-fuzz/.
 #   scripts/fuzz.sh fuzz_gguf 600
-#   scripts/fuzz.sh fuzz_safetensors 600
+#   scripts/fuzz.sh fuzz_http 600     # the HTTP dashboard/API (server/http_api.cc)
+#   scripts/fuzz.sh fuzz_rpc 600      # every laser.v1 RPC's request (server/*_handlers.cc)
 set -euo pipefail
-TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors|fuzz_dataset|fuzz_tokenizer_json|fuzz_spec SECONDS}
+TARGET=${1:?usage: scripts/fuzz.sh fuzz_gguf|fuzz_safetensors|fuzz_dataset|fuzz_tokenizer_json|fuzz_spec|fuzz_http|fuzz_rpc SECONDS}
 SECONDS_TO_RUN=${2:-60}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build-fuzz
@@ -28,6 +30,13 @@ case "$TARGET" in
     head -c 4000 "$ROOT/tests/fixtures/smollm2_capitals_reference.json" >"$SEEDS/json.txt" ;;
   fuzz_tokenizer_json) cp "$ROOT"/tests/fixtures/tokenizer/*.json "$SEEDS"/ 2>/dev/null || true ;;
   fuzz_spec) cp "$ROOT"/tests/fixtures/specs/* "$SEEDS"/ ;;
+  fuzz_http|fuzz_rpc)
+    # The target writes its own seeds (a request for every route or RPC, with the
+    # fixture ids it creates); kept reproducers of past findings are committed.
+    LASERD_FUZZ_WRITE_SEEDS="$SEEDS" "$BUILD/tests/fuzz/$TARGET"
+    if [ -d "$ROOT/tests/fixtures/fuzz/$TARGET" ]; then
+      cp "$ROOT/tests/fixtures/fuzz/$TARGET"/* "$SEEDS"/
+    fi ;;
   *) echo "unknown target $TARGET" >&2; exit 2 ;;
 esac
 cd "$BUILD"

@@ -191,7 +191,8 @@ Body Spectrum(ServerState& state, const Query& q) {
 void SetJson(httplib::Response& res, const Body& body) {
   res.set_header("Cache-Control", "no-store");
   if (body.ok()) {
-    res.status = 200;
+    // The status is left to httplib: 200, or 206 with the part a Range header
+    // asked for (setting 200 here would send that part as a whole 200 body).
     res.set_content(*body, "application/json");
   } else {
     res.status = HttpStatusOf(body.status().code());
@@ -234,6 +235,8 @@ httplib::Server::Handler Route(ServerState& state, std::string name, std::set<st
 }  // namespace
 
 void RegisterHttpApi(httplib::Server& http, ServerState& state) {
+  // httplib reads any body a request declares (its default limit is SIZE_MAX).
+  http.set_payload_max_length(kMaxHttpBodyBytes);
   http.Get("/metrics", [&state](const httplib::Request&, httplib::Response& res) {
     res.set_content(state.prometheus.Render(SampleServer(state)), "text/plain; version=0.0.4");
   });
@@ -281,9 +284,15 @@ void RegisterHttpApi(httplib::Server& http, ServerState& state) {
     if (a.path == "/index.html") http.Get("/", serve);
   }
 
-  // Any other path or method: a JSON error rather than an empty body.
+  // Any other path or method: a JSON error rather than an empty body. Every
+  // error (a route's JSON error too) passes here first: a Range header must not
+  // slice it (httplib 0.11 applies the request's ranges to the body of every
+  // routed response and of a Handled error, and would send a part of the JSON
+  // with the error status). The ranges are dropped as later httplib versions
+  // do before writing an error; `req` is the server's own non-const Request.
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                  httplib::Response& res) {
+    const_cast<httplib::Request&>(req).ranges.clear();
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404) {
       res.set_content(

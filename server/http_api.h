@@ -37,7 +37,12 @@ int HttpStatusOf(absl::StatusCode code);
 // {"error": {"code", "status", "message"}} of a non-OK status.
 std::string ErrorJson(const absl::Status& s);
 
-// Registers every route on `http`. `state` must outlive the server.
+// The largest request body the HTTP side reads (no route takes one); a longer
+// one is answered 413 instead of being held in memory.
+inline constexpr size_t kMaxHttpBodyBytes = 64 * 1024;
+
+// Registers every route on `http` and limits request bodies to
+// kMaxHttpBodyBytes. `state` must outlive the server.
 void RegisterHttpApi(httplib::Server& http, ServerState& state);
 
 }  // namespace laserd::server

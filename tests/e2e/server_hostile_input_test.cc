@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "laser/v1/sweep.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "server/http_api.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/support/fixtures.h"
 
@@ -238,6 +240,56 @@ TEST_F(ServerHostileInputTest, ATlsFileProblemIsReportedWithItsCause) {
     EXPECT_NE(out.find(c.want), std::string::npos) << c.cert << " " << c.key << "\n" << out;
     EXPECT_EQ(out.find("cannot listen"), std::string::npos) << out;
   }
+}
+
+// A Range header (found by fuzz_http): an error body, the error handler's or a
+// route's, is always sent whole, as JSON without Content-Range; a JSON route
+// answers the range as a 206 with Content-Range, never a part of the JSON as a
+// 200.
+TEST_F(ServerHostileInputTest, ARangeHeaderNeverSlicesAnErrorOrAWhole200) {
+  auto get = [&](const std::string& target, bool token) {
+    return RawHttp(server_->http_port_,
+                   absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                                token ? absl::StrCat("Authorization: Bearer ", kRead, "\r\n") : "",
+                                "Range: bytes=0-10\r\nConnection: close\r\n\r\n"));
+  };
+  for (const auto& [target, token, code] :
+       std::vector<std::tuple<std::string, bool, int>>{{"/nowhere", false, 404},
+                                                       {"/api/jobs/job-none", true, 404},
+                                                       {"/api/jobs/job-none/results", false, 401},
+                                                       {"/api/spectrum?layer=0", true, 400}}) {
+    const std::string resp = get(target, token);
+    EXPECT_EQ(StatusOf(resp), code) << target << "\n" << resp;
+    EXPECT_EQ(resp.find("Content-Range"), std::string::npos) << target << "\n" << resp;
+    const auto body = nlohmann::json::parse(BodyOf(resp), nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << target << "\n" << resp;
+    EXPECT_EQ(body["error"]["code"], code) << target;
+  }
+  const std::string status = get("/api/status", false);
+  EXPECT_EQ(StatusOf(status), 206) << status;
+  EXPECT_NE(status.find("Content-Range: bytes 0-10/"), std::string::npos) << status;
+  EXPECT_EQ(BodyOf(status).size(), 11u) << status;
+  EXPECT_EQ(BodyOf(status).substr(0, 1), "{") << status;
+}
+
+// A request body over the HTTP side's limit (no route takes one; httplib reads
+// the body of a POST, PUT, PATCH or DELETE before routing) is refused with 413
+// and a JSON error instead of being read into memory; one at the limit is read
+// and answered (404: no route).
+TEST_F(ServerHostileInputTest, AnHttpRequestBodyOverTheLimitIs413) {
+  const size_t limit = laserd::server::kMaxHttpBodyBytes;
+  for (const size_t n : {limit, limit + 1}) {
+    const std::string resp =
+        RawHttp(server_->http_port_,
+                absl::StrCat("POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ", n,
+                             "\r\nConnection: close\r\n\r\n", std::string(n, 'x')));
+    const int code = n > limit ? 413 : 404;
+    EXPECT_EQ(StatusOf(resp), code) << n << "\n" << resp.substr(0, 300);
+    const auto body = nlohmann::json::parse(BodyOf(resp), nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << resp.substr(0, 300);
+    EXPECT_EQ(body["error"]["code"], code) << resp.substr(0, 300);
+  }
+  ASSERT_EQ(server_->Health(), 1) << server_->Log();
 }
 
 }  // namespace
