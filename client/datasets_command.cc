@@ -1,7 +1,10 @@
 // laserctl datasets (alias dataset): `upload` streams a JSONL file to the
-// server in 1 MiB chunks and prints its id; `list` lists the uploaded
+// server in 1 MiB chunks, with its sha256 in the header (the server refuses
+// other bytes: DATA_LOSS), and prints its id; `list` lists the uploaded
 // datasets; `delete` deletes one.
-#include <fstream>
+#include <openssl/sha.h>
+
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -10,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "client/commands.h"
 #include "client/failure.h"
+#include "client/files.h"
 #include "client/laserctl_core.h"
 #include "client/output.h"
 #include "google/protobuf/empty.pb.h"
@@ -19,23 +23,33 @@ namespace {
 
 namespace pb = ::laser::v1;
 
+std::string Sha256Hex(const std::string& bytes) {
+  unsigned char d[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d);
+  std::string hex;
+  for (unsigned char c : d) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
+  return hex;
+}
+
 int Upload(Connection& conn, const std::string& path, std::string name) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(kExitNotFound, "cannot read " + path);
+  // The whole file is read first (an upload is at most the server's
+  // --max-dataset-bytes), so the digest sent in the header is the digest of
+  // exactly the bytes streamed: an upload cut short on the way, or a file
+  // changed while it is read, is DATA_LOSS instead of a shorter dataset.
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) return Fail(kExitNotFound, std::string(bytes.status().message()));
   if (name.empty()) name = path.substr(path.find_last_of('/') + 1);
   pb::Dataset ds;
   auto ctx = conn.Context(/*streaming=*/true);
   auto writer = conn.datasets().UploadDataset(ctx.get(), &ds);
   pb::UploadDatasetRequest head;
   head.mutable_header()->set_display_name(name);
+  head.mutable_header()->set_expected_sha256(Sha256Hex(*bytes));
   bool ok = writer->Write(head);
-  std::string buf(1 << 20, '\0');
-  while (ok && in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize n = in.gcount();
-    if (n <= 0) break;
+  constexpr size_t kChunk = 1 << 20;
+  for (size_t at = 0; ok && at < bytes->size(); at += kChunk) {
     pb::UploadDatasetRequest chunk;
-    chunk.set_chunk(buf.data(), static_cast<size_t>(n));
+    chunk.set_chunk(bytes->data() + at, std::min(kChunk, bytes->size() - at));
     ok = writer->Write(chunk);
   }
   writer->WritesDone();
