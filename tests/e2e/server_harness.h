@@ -216,9 +216,12 @@ class Server {
     if (bytes.size() == 2 && bytes[0] == 0x08) return bytes[1];
     return bytes.empty() ? 0 : -2;
   }
-  std::string Http(const std::string& path) {
+  // GET `path` on the HTTP port, with a bearer token when `token` is set.
+  std::string Http(const std::string& path, const char* token = nullptr) {
     httplib::Client c("127.0.0.1", http_port_);
-    auto r = c.Get(path.c_str());
+    httplib::Headers headers;
+    if (token) headers.emplace("Authorization", absl::StrCat("Bearer ", token));
+    auto r = c.Get(path.c_str(), headers);
     return r ? r->body : "";
   }
   static void Auth(grpc::ClientContext* ctx, const char* token = kWrite) {

@@ -218,7 +218,7 @@ TEST_F(ServerStoreFullTest, AFullStoreStopsTheJobAsStoredAndARestartResumesItToT
   const pb::ListJobsResponse listed = List();
   ASSERT_EQ(listed.jobs_size(), 1);
   EXPECT_TRUE(MessageDifferencer::Equals(listed.jobs(0), stored.job));
-  const nlohmann::json status = nlohmann::json::parse(server_->Http("/api/status"));
+  const nlohmann::json status = nlohmann::json::parse(server_->Http("/api/status", kRead));
   EXPECT_EQ(status["serving"], false) << status.dump();
   EXPECT_EQ(status["running_job"], id) << status.dump();
   EXPECT_EQ(status["jobs"]["running"], 1) << status.dump();
@@ -294,7 +294,7 @@ TEST_F(ServerStoreFullTest, AStoreThatTakesWritesAgainResumesTheJobWithoutAResta
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const Stored stored = StoredJob(id);
-  const nlohmann::json status = nlohmann::json::parse(server_->Http("/api/status"));
+  const nlohmann::json status = nlohmann::json::parse(server_->Http("/api/status", kRead));
   ASSERT_EQ(sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   ASSERT_EQ(health, 2) << "health did not turn NOT_SERVING; log:\n" << server_->Log();
