@@ -2,8 +2,6 @@
 // server in 1 MiB chunks, with its sha256 in the header (the server refuses
 // other bytes: DATA_LOSS), and prints its id; `list` lists the uploaded
 // datasets; `delete` deletes one.
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <iostream>
 #include <memory>
@@ -11,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/sha256.h"
 #include "client/commands.h"
 #include "client/failure.h"
 #include "client/files.h"
@@ -22,14 +21,6 @@ namespace laserd::client {
 namespace {
 
 namespace pb = ::laser::v1;
-
-std::string Sha256Hex(const std::string& bytes) {
-  unsigned char d[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d);
-  std::string hex;
-  for (unsigned char c : d) absl::StrAppend(&hex, absl::Hex(c, absl::kZeroPad2));
-  return hex;
-}
 
 int Upload(Connection& conn, const std::string& path, std::string name) {
   // The whole file is read first (an upload is at most the server's

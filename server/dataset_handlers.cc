@@ -6,7 +6,7 @@
 #include "engine/eval/dataset.h"
 #include "server/paging.h"
 #include "server/proto_time.h"
-#include "server/sha256.h"
+#include "base/sha256.h"
 #include "spdlog/spdlog.h"
 
 namespace laserd::server {

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "server/file_bytes.h"
-#include "server/sha256.h"
+#include "base/sha256.h"
 #include "server/sweep_io.h"
 #include "spdlog/spdlog.h"
 

@@ -11,7 +11,7 @@
 #include "engine/laser/rank.h"
 #include "engine/model/architecture.h"
 #include "server/proto_time.h"
-#include "server/sha256.h"
+#include "base/sha256.h"
 
 namespace laserd::server {
 namespace {

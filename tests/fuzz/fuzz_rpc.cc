@@ -34,7 +34,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/grpc_status.h"
-#include "server/sha256.h"
+#include "base/sha256.h"
 #include "server/upload_reactor.h"
 #include "server/watch_reactor.h"
 #include "tests/fuzz/server_fuzz_state.h"
@@ -265,7 +265,7 @@ void UploadDataset(const std::string& body, Effects* fx) {
   CheckStatus(FromGrpc(end), "UploadDataset", /*data_loss_ok=*/true);
   if (end.ok()) {
     CheckResponse(resp, "UploadDataset");
-    Check(resp.id() == laserd::server::Sha256Hex(all), "UploadDataset: id is not the sha256");
+    Check(resp.id() == laserd::Sha256Hex(all), "UploadDataset: id is not the sha256");
     fx->uploaded_dataset = resp.id();
   }
 }

@@ -34,7 +34,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "server/job_store.h"
 #include "server/server_state.h"
-#include "server/sha256.h"
+#include "base/sha256.h"
 #include "spdlog/spdlog.h"
 #include "sqlite3.h"
 #include "tests/support/fixtures.h"

@@ -1,11 +1,12 @@
-// SHA-256 digests in lowercase hex: dataset ids and the served model's hash.
-#ifndef LASERD_SERVER_SHA256_H_
-#define LASERD_SERVER_SHA256_H_
+// SHA-256 digests in lowercase hex (OpenSSL): dataset ids, the served model's
+// hash and the digest laserctl sends with an upload.
+#ifndef LASERD_BASE_SHA256_H_
+#define LASERD_BASE_SHA256_H_
 
 #include <string>
 #include <vector>
 
-namespace laserd::server {
+namespace laserd {
 
 std::string Sha256Hex(const std::string& bytes);
 // Of a file's contents, read in 1 MiB pieces.
@@ -14,6 +15,6 @@ std::string FileSha256(const std::string& path);
 // concatenation), streamed in 1 MiB pieces: never more than that in memory.
 std::string FilesSha256(const std::vector<std::string>& paths);
 
-}  // namespace laserd::server
+}  // namespace laserd
 
-#endif  // LASERD_SERVER_SHA256_H_
+#endif  // LASERD_BASE_SHA256_H_

@@ -1,4 +1,4 @@
-#include "server/sha256.h"
+#include "base/sha256.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace laserd::server {
+namespace laserd {
 
 std::string Sha256Hex(const std::string& bytes) {
   unsigned char d[SHA256_DIGEST_LENGTH];
@@ -40,4 +40,4 @@ std::string FilesSha256(const std::vector<std::string>& paths) {
   return hex;
 }
 
-}  // namespace laserd::server
+}  // namespace laserd
