@@ -82,6 +82,14 @@ struct TensorNaming {
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
   std::vector<MatrixTensor> matrices;
+  // Gemma-style norms (empty names: none), per layer: on the attention output
+  // and on the MLP output before each is added to the residual ("sandwich"
+  // norms), and per-head RMSNorms of q and k ([head_dim], before rotary).
+  NormTensor post_attn_norm, post_mlp_norm, q_norm, k_norm;
+  // Added to every norm weight at load: 1 where the file stores the w of a
+  // (1 + w) RMSNorm (Hugging Face Gemma); 0 where it is stored with the 1
+  // already added (llama.cpp's Gemma GGUF) or the norm is plain.
+  float norm_weight_offset = 0.0f;
 };
 
 // One name under which checkpoints declare the architecture.
@@ -110,6 +118,9 @@ struct Architecture {
   // A config that ties the embeddings makes the LM head the embedding even
   // when a head tensor is stored (GPT-2); otherwise a stored head is used.
   bool config_ties_head = false;
+  // Embeddings scaled by sqrt(hidden) (Gemma; the fp32 value, as transformers
+  // computes in fp32).
+  bool embed_scaled = false;
   // Config readers: dimensions and the per-checkpoint settings (activation,
   // rotary dims, eps, parallel residual, tied embeddings) into `c`, whose
   // arch and model_type are set. read_gguf null: GGUF not supported.
@@ -140,7 +151,19 @@ absl::StatusOr<const Architecture*> ArchitectureOf(const formats::WeightSource& 
 const char* ArchName(const Architecture* a);
 
 // What a stored tensor is, in architecture terms.
-enum class TensorKind { kEmbed, kPosEmbed, kFinalNorm, kHead, kAttnNorm, kMlpNorm, kMatrix };
+enum class TensorKind {
+  kEmbed,
+  kPosEmbed,
+  kFinalNorm,
+  kHead,
+  kAttnNorm,
+  kMlpNorm,
+  kMatrix,
+  kPostAttnNorm,  // TensorNaming::post_attn_norm
+  kPostMlpNorm,   // TensorNaming::post_mlp_norm
+  kQNorm,         // TensorNaming::q_norm
+  kKNorm,         // TensorNaming::k_norm
+};
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;
   int64_t layer = -1;              // per-layer kinds

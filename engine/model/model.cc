@@ -77,6 +77,7 @@ int64_t Model::ParameterCount() const {
     for (const auto& [k, t] : ly.w) n += t.size();
     for (const auto& [k, t] : ly.b) n += t.size();
     n += ly.ln1_w.size() + ly.ln1_b.size() + ly.ln2_w.size() + ly.ln2_b.size();
+    n += ly.post_attn_w.size() + ly.post_mlp_w.size() + ly.q_norm_w.size() + ly.k_norm_w.size();
   }
   return n;
 }
@@ -107,6 +108,9 @@ absl::StatusOr<Tensor> Model::Embed(const std::vector<std::vector<int32_t>>& seq
 Tensor Model::EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos) {
   Tensor h = backend_->Empty(ids.size(), config_.hidden);
   backend_->GatherRows(w_->embed, ids, &h);
+  if (config_.arch->embed_scaled) {
+    backend_->Scale(&h, static_cast<float>(std::sqrt(static_cast<double>(config_.hidden))));
+  }
   if (!w_->pos_embed.empty()) {
     Tensor p = backend_->Empty(ids.size(), config_.hidden);
     backend_->GatherRows(w_->pos_embed, pos, &p);
@@ -151,7 +155,8 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   Tensor g = be->Empty(mlp_rows, c.intermediate);
   const bool gated = c.arch->gated_mlp;
   Tensor u = gated ? be->Empty(mlp_rows, c.intermediate) : Tensor();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float scale = c.attn_scale > 0.0 ? static_cast<float>(c.attn_scale)
+                                         : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   auto bias = [](const LayerWeights& ly, const char* t) -> const Tensor* {
     auto it = ly.b.find(t);
     return it == ly.b.end() ? nullptr : &it->second;
@@ -179,6 +184,13 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     if (c.parallel_residual) {
       if (!ly.ln2_w.empty()) Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
+    } else if (!ly.post_attn_w.empty()) {
+      // Sandwich: the attention output is normalised before it is added.
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "attn.o", ctx_rows, &o, false);
+      Norm(o, ly.post_attn_w, Tensor(), &o);
+      be->Add(o, res);
+      Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
     } else {
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
       Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
@@ -192,7 +204,14 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     } else {
       be->Activate(&gg, c.act);
     }
-    linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    if (!ly.post_mlp_w.empty()) {
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "mlp.out", gg, &o, false);
+      Norm(o, ly.post_mlp_w, Tensor(), &o);
+      be->Add(o, res);
+    } else {
+      linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    }
   };
   for (int64_t i = from; i < to; ++i) {
     const LayerWeights& ly = w_->layers[i];
@@ -201,12 +220,24 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
+    if (!ly.q_norm_w.empty()) {  // per-head norms: q, k viewed as [n * heads, head_dim]
+      Tensor qh = q.Reshaped(n * c.heads, c.head_dim), kh = k.Reshaped(n * c.kv_heads, c.head_dim);
+      Norm(qh, ly.q_norm_w, Tensor(), &qh);
+      Norm(kh, ly.k_norm_w, Tensor(), &kh);
+    }
+    const bool sliding = i < static_cast<int64_t>(c.layer_sliding.size()) && c.layer_sliding[i];
     if (c.rotary_dim > 0 && !w_->inv_freq.empty()) {
       const kernels::RopeStyle style = c.arch->rope_style;
-      be->Rope(&q, layout, c.heads, c.head_dim, c.rotary_dim, w_->inv_freq, style);
-      be->Rope(&k, layout, c.kv_heads, c.head_dim, c.rotary_dim, w_->inv_freq, style);
+      const std::vector<float>& freq =
+          sliding && !w_->inv_freq_local.empty() ? w_->inv_freq_local : w_->inv_freq;
+      be->Rope(&q, layout, c.heads, c.head_dim, c.rotary_dim, freq, style);
+      be->Rope(&k, layout, c.kv_heads, c.head_dim, c.rotary_dim, freq, style);
     }
-    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
+    kernels::AttentionParams ap;
+    ap.scale = scale;
+    ap.window = sliding ? c.sliding_window : 0;
+    ap.softcap = static_cast<float>(c.attn_softcap);
+    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, ap, &ctx);
     if (keep != nullptr && i == to - 1) {
       // Last layer: nothing after it reads the other rows.
       const int64_t m = static_cast<int64_t>(keep->size());
@@ -231,6 +262,7 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   Norm(sel, w_->norm_w, w_->norm_b, &normed);
   Tensor logits = be->Empty(rows.size(), config_.vocab_size);
   be->Linear(normed, w_->lm_head, w_->lm_head_b.empty() ? nullptr : &w_->lm_head_b, &logits);
+  if (config_.final_softcap > 0.0) be->SoftCap(&logits, static_cast<float>(config_.final_softcap));
   return logits;
 }
 

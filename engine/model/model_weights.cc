@@ -58,9 +58,21 @@ class WeightLoader {
   }
 
   // A norm's weight (and bias, where the architecture has one), [1, d].
-  absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b) {
+  // `dim`: the norm's width (0: hidden). The architecture's
+  // norm_weight_offset is added to the weight.
+  absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b,
+                        int64_t dim = 0) {
     if (n.name.empty()) return absl::OkStatus();
-    LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, layer), {1, c_.hidden}));
+    if (dim == 0) dim = c_.hidden;
+    if (naming_.norm_weight_offset != 0.0f) {
+      const std::string name = Name(kind, layer);
+      LASERD_ASSIGN_OR_RETURN(formats::TensorF32 t, src_.LoadF32(name));
+      if (t.shape != std::vector<int64_t>{dim}) return BadShape(name, t.shape, {dim});
+      for (float& x : t.data) x += naming_.norm_weight_offset;  // fp32, as (1.0 + w.float())
+      *w = be_->FromHost(t.data.data(), 1, dim);
+    } else {
+      LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, layer), {1, dim}));
+    }
     if (n.bias) {
       LASERD_ASSIGN_OR_RETURN(*b, Load(Name(kind, layer, true), {1, c_.hidden}));
     }
@@ -131,17 +143,41 @@ class WeightLoader {
           LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kMlpNorm, naming_.mlp_norm, i, &ly.ln2_w, &ly.ln2_b));
+      LASERD_RETURN_IF_ERROR(LoadGemmaNorms(i, &ly));
     }
     // Rotary inverse frequencies, in fp32 as torch computes them.
     if (arch_.position == PositionKind::kRotary && c->rotary_dim > 0) {
-      const int half = c->rotary_dim / 2;
-      W->inv_freq.resize(half);
-      for (int f = 0; f < half; ++f) {
-        const float expo = static_cast<float>(2 * f) / static_cast<float>(c->rotary_dim);
-        W->inv_freq[f] = 1.0f / std::pow(static_cast<float>(c->rope_theta), expo);
+      W->inv_freq = InvFreq(c->rope_theta, c->rotary_dim);
+      if (c->rope_global_factor != 1.0) {  // linear scaling: inv_freq / factor
+        for (float& f : W->inv_freq) f /= static_cast<float>(c->rope_global_factor);
       }
+      if (c->rope_local_theta > 0.0)
+        W->inv_freq_local = InvFreq(c->rope_local_theta, c->rotary_dim);
     }
     return absl::OkStatus();
+  }
+
+  static std::vector<float> InvFreq(double theta, int64_t rotary_dim) {
+    const int64_t half = rotary_dim / 2;
+    std::vector<float> r(half);
+    for (int64_t f = 0; f < half; ++f) {
+      const float expo = static_cast<float>(2 * f) / static_cast<float>(rotary_dim);
+      r[f] = 1.0f / std::pow(static_cast<float>(theta), expo);
+    }
+    return r;
+  }
+
+  // Gemma's sandwich norms and per-head q/k norms, where the architecture names them.
+  absl::Status LoadGemmaNorms(int64_t i, LayerWeights* ly) {
+    Tensor unused;
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kPostAttnNorm, naming_.post_attn_norm, i, &ly->post_attn_w, &unused));
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kPostMlpNorm, naming_.post_mlp_norm, i, &ly->post_mlp_w, &unused));
+    if (!c_.qk_norm) return absl::OkStatus();
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kQNorm, naming_.q_norm, i, &ly->q_norm_w, &unused, c_.head_dim));
+    return LoadNorm(TensorKind::kKNorm, naming_.k_norm, i, &ly->k_norm_w, &unused, c_.head_dim);
   }
 
  private:

@@ -24,6 +24,9 @@ struct LayerWeights {
   std::map<std::string, std::pair<kernels::Tensor, kernels::Tensor>> lowrank;
   // Input norms of attention (ln1) and MLP (ln2; empty when the MLP reads ln1's output).
   kernels::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
+  // Gemma: norms of the attention and MLP outputs, per-head q/k norms [1, head_dim]
+  // (empty when the architecture has none).
+  kernels::Tensor post_attn_w, post_mlp_w, q_norm_w, k_norm_w;
 };
 
 struct ModelWeights {
@@ -34,6 +37,9 @@ struct ModelWeights {
   kernels::Tensor lm_head;  // [vocab, d]; shares embed when tied
   kernels::Tensor lm_head_b;
   std::vector<float> inv_freq;  // rotary inverse frequencies (empty: no rotary)
+  // Those of the sliding-window layers where their rotary base differs
+  // (ModelConfig::rope_local_theta); empty otherwise.
+  std::vector<float> inv_freq_local;
 };
 
 // Loads every weight of the model `c` describes (c->arch) from `src` onto
