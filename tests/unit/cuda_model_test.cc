@@ -103,7 +103,7 @@ void Compare(const formats::WeightSource& src, const std::string& name) {
 
 TEST(CudaModelTest, TinyFixturesMatchCpu) {
   if (const std::string why = SkipReason(); !why.empty()) GTEST_SKIP() << why;
-  for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj"}) {
+  for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj", "gemma2", "gemma3"}) {
     const std::string dir = SourceDir() + "/tests/fixtures/models/" + arch;
     auto src = formats::OpenWeights(dir);
     ASSERT_TRUE(src.ok()) << src.status();
