@@ -118,6 +118,12 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
       base = n.mlp_norm.name;
       bias_ok = n.mlp_norm.bias;
       break;
+    case TensorKind::kPostAttnNorm:
+      base = n.post_attn_norm.name;
+      break;
+    case TensorKind::kPostMlpNorm:
+      base = n.post_mlp_norm.name;
+      break;
     case TensorKind::kQNorm:
       base = n.q_norm.name;
       break;
@@ -200,8 +206,12 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   int64_t layer = -1;
   if (MatchLayer(n.attn_norm.name, base, &layer)) return known(TensorKind::kAttnNorm, layer, {});
   if (MatchLayer(n.mlp_norm.name, base, &layer)) return known(TensorKind::kMlpNorm, layer, {});
-  if (MatchLayer(n.q_norm.name, base, &layer)) return known(TensorKind::kQNorm, layer, {});
-  if (MatchLayer(n.k_norm.name, base, &layer)) return known(TensorKind::kKNorm, layer, {});
+  for (const auto& [t, kind] :
+       {std::pair{&n.post_attn_norm, TensorKind::kPostAttnNorm},
+        std::pair{&n.post_mlp_norm, TensorKind::kPostMlpNorm},
+        std::pair{&n.q_norm, TensorKind::kQNorm}, std::pair{&n.k_norm, TensorKind::kKNorm}}) {
+    if (MatchLayer(t->name, base, &layer)) return known(kind, layer, {});
+  }
   for (const MatrixTensor& t : n.matrices) {
     if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
   }

@@ -82,13 +82,22 @@ struct TensorNaming {
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
   // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
-  // rotary embedding (Qwen3); empty name: none.
+  // rotary embedding (Qwen3, Gemma 3); empty name: none. Their style (plain w
+  // or Gemma's 1 + w) is norm_weight_offset's, as for every norm.
   NormTensor q_norm, k_norm;
   // Rotary tensors llama.cpp writes into GGUF (one each, not per layer; empty:
   // none): rope_freqs divides each inverse frequency (Llama 3's llama3
   // scaling), rope_factors_long / _short are longrope's factors (Phi-3).
   std::string rope_freqs, rope_factors_long, rope_factors_short;
   std::vector<MatrixTensor> matrices;
+  // Gemma-style norms (empty names: none), per layer: on the attention output
+  // and on the MLP output before each is added to the residual ("sandwich"
+  // norms).
+  NormTensor post_attn_norm, post_mlp_norm;
+  // Added to every norm weight at load: 1 where the file stores the w of a
+  // (1 + w) RMSNorm (Hugging Face Gemma); 0 where it is stored with the 1
+  // already added (llama.cpp's Gemma GGUF) or the norm is plain.
+  float norm_weight_offset = 0.0f;
 };
 
 // One name under which checkpoints declare the architecture.
@@ -117,6 +126,9 @@ struct Architecture {
   // A config that ties the embeddings makes the LM head the embedding even
   // when a head tensor is stored (GPT-2); otherwise a stored head is used.
   bool config_ties_head = false;
+  // Embeddings scaled by sqrt(hidden) (Gemma; the fp32 value, as transformers
+  // computes in fp32).
+  bool embed_scaled = false;
   // Config readers: dimensions and the per-checkpoint settings (activation,
   // rotary dims, eps, parallel residual, tied embeddings) into `c`, whose
   // arch and model_type are set. read_gguf null: GGUF not supported.
@@ -160,6 +172,8 @@ enum class TensorKind {
   kRopeFreqs,  // GGUF rotary factor tensors (TensorNaming::rope_freqs, ...)
   kRopeFactorsLong,
   kRopeFactorsShort,
+  kPostAttnNorm,  // TensorNaming::post_attn_norm
+  kPostMlpNorm,   // TensorNaming::post_mlp_norm
 };
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;

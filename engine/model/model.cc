@@ -78,7 +78,7 @@ int64_t Model::ParameterCount() const {
     for (const auto& [k, t] : ly.w) n += t.size();
     for (const auto& [k, t] : ly.b) n += t.size();
     n += ly.ln1_w.size() + ly.ln1_b.size() + ly.ln2_w.size() + ly.ln2_b.size();
-    n += ly.q_norm_w.size() + ly.k_norm_w.size();
+    n += ly.post_attn_w.size() + ly.post_mlp_w.size() + ly.q_norm_w.size() + ly.k_norm_w.size();
   }
   return n;
 }
@@ -109,6 +109,9 @@ absl::StatusOr<Tensor> Model::Embed(const std::vector<std::vector<int32_t>>& seq
 Tensor Model::EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos) {
   Tensor h = backend_->Empty(ids.size(), config_.hidden);
   backend_->GatherRows(w_->embed, ids, &h);
+  if (config_.arch->embed_scaled) {
+    backend_->Scale(&h, static_cast<float>(std::sqrt(static_cast<double>(config_.hidden))));
+  }
   if (!w_->pos_embed.empty()) {
     Tensor p = backend_->Empty(ids.size(), config_.hidden);
     backend_->GatherRows(w_->pos_embed, pos, &p);
@@ -153,7 +156,8 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   Tensor g = be->Empty(mlp_rows, c.intermediate);
   const bool gated = c.arch->gated_mlp;
   Tensor u = gated ? be->Empty(mlp_rows, c.intermediate) : Tensor();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const float scale = c.attn_scale > 0.0 ? static_cast<float>(c.attn_scale)
+                                         : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   auto bias = [](const LayerWeights& ly, const char* t) -> const Tensor* {
     auto it = ly.b.find(t);
     return it == ly.b.end() ? nullptr : &it->second;
@@ -181,6 +185,13 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     if (c.parallel_residual) {
       if (!ly.ln2_w.empty()) Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
+    } else if (!ly.post_attn_w.empty()) {
+      // Sandwich: the attention output is normalised before it is added.
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "attn.o", ctx_rows, &o, false);
+      Norm(o, ly.post_attn_w, Tensor(), &o);
+      be->Add(o, res);
+      Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
     } else {
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
       Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
@@ -194,7 +205,14 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     } else {
       be->Activate(&gg, c.act);
     }
-    linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    if (!ly.post_mlp_w.empty()) {
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "mlp.out", gg, &o, false);
+      Norm(o, ly.post_mlp_w, Tensor(), &o);
+      be->Add(o, res);
+    } else {
+      linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    }
   };
   for (int64_t i = from; i < to; ++i) {
     const LayerWeights& ly = w_->layers[i];
@@ -203,17 +221,22 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
-    // Per-head q/k norms (Qwen3): RMSNorm over each head's head_dim values.
+    // Per-head q/k norms (Qwen3, Gemma 3): q, k viewed as [n * heads, head_dim].
     if (!ly.q_norm_w.empty()) {
       Tensor qh = q.Reshaped(n * c.heads, c.head_dim);
-      be->RmsNorm(qh, ly.q_norm_w, c.norm_eps, &qh);
+      Norm(qh, ly.q_norm_w, Tensor(), &qh);
     }
     if (!ly.k_norm_w.empty()) {
       Tensor kh = k.Reshaped(n * c.kv_heads, c.head_dim);
-      be->RmsNorm(kh, ly.k_norm_w, c.norm_eps, &kh);
+      Norm(kh, ly.k_norm_w, Tensor(), &kh);
     }
-    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout);
-    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
+    const bool sliding = i < static_cast<int64_t>(c.layer_sliding.size()) && c.layer_sliding[i];
+    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout, sliding);
+    kernels::AttentionParams ap;
+    ap.scale = scale;
+    ap.window = sliding ? c.sliding_window : 0;
+    ap.softcap = static_cast<float>(c.attn_softcap);
+    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, ap, &ctx);
     if (keep != nullptr && i == to - 1) {
       // Last layer: nothing after it reads the other rows.
       const int64_t m = static_cast<int64_t>(keep->size());
@@ -229,13 +252,18 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   }
 }
 
-void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout) {
+void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout, bool sliding) {
   const ModelConfig& c = config_;
   const kernels::RopeStyle style = c.arch->rope_style;
   auto rope = [&](const kernels::SeqLayout& l, const std::vector<float>& inv_freq, float factor) {
     backend_->Rope(q, l, c.heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
     backend_->Rope(k, l, c.kv_heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
   };
+  // Sliding-window layers with their own base (Gemma 3): unscaled.
+  if (sliding && !w_->inv_freq_local.empty()) {
+    rope(layout, w_->inv_freq_local, 1.0f);
+    return;
+  }
   if (!RopeDependsOnLength(c.rope)) {
     rope(layout, w_->inv_freq, w_->rope_attention_factor);
     return;
@@ -272,6 +300,7 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   Norm(sel, w_->norm_w, w_->norm_b, &normed);
   Tensor logits = be->Empty(rows.size(), config_.vocab_size);
   be->Linear(normed, w_->lm_head, w_->lm_head_b.empty() ? nullptr : &w_->lm_head_b, &logits);
+  if (config_.final_softcap > 0.0) be->SoftCap(&logits, static_cast<float>(config_.final_softcap));
   return logits;
 }
 

@@ -96,7 +96,10 @@ class Model {
   // Embeddings (+ learned positions) of the given tokens at the given positions.
   kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
   // The rotary embedding of q and k (each sequence's frequencies, see rope_scaling.h).
-  void ApplyRope(kernels::Tensor* q, kernels::Tensor* k, const kernels::SeqLayout& layout);
+  // `sliding`: a sliding-window layer (its own unscaled base where the model
+  // has one, ModelConfig::rope_local_theta).
+  void ApplyRope(kernels::Tensor* q, kernels::Tensor* k, const kernels::SeqLayout& layout,
+                 bool sliding);
   // y = the architecture's norm of x with weight w and bias b (empty: none).
   void Norm(const kernels::Tensor& x, const kernels::Tensor& w, const kernels::Tensor& b,
             kernels::Tensor* y);
