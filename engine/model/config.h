@@ -35,6 +35,15 @@ struct ModelConfig {
   bool parallel_residual = false;  // see Architecture::parallel_residual
   kernels::Activation act = kernels::Activation::kSilu;
   std::optional<int32_t> bos_id, eos_id;
+  // Mixture of experts (Architecture::moe): every layer routes each token to
+  // its experts_per_token highest-probability experts (softmax of the
+  // router logits, top-k, renormalised to sum 1 when norm_topk_prob) and
+  // sums their gated MLPs (intermediate size moe_intermediate) weighted by
+  // those probabilities. experts == 0: a dense MLP.
+  int64_t experts = 0;
+  int64_t experts_per_token = 0;
+  int64_t moe_intermediate = 0;
+  bool norm_topk_prob = true;
 };
 
 // Typed reads from a config object: config.json, or GGUF metadata whose keys
