@@ -40,6 +40,7 @@ struct SpecLimits {
   static constexpr int kTopKValues = 16;
   static constexpr int kCompositionMaxInterventions = 4096;
   static constexpr int kMatrixTypes = 64;
+  static constexpr int kExperts = 4096;
   static constexpr int kLayerIndices = 4096;
   static constexpr int kLayerRanges = 256;
   static constexpr int kLayer = 65535;  // largest layer index, range start, stop or step
