@@ -40,6 +40,10 @@ const std::vector<std::string>& CanonicalMatrixTypes();
 // The per-expert matrix types (moe.in, moe.up, moe.out) and the router type.
 const std::vector<std::string>& ExpertMatrixBaseTypes();
 inline constexpr const char kRouterMatrixType[] = "moe.router";
+// The shared expert's gate [1, hidden] (Qwen2-MoE): loaded and used by the
+// forward pass but not a sweepable matrix (rank 1). The shared expert itself
+// is the layer's dense MLP, mlp.in / mlp.up / mlp.out.
+inline constexpr const char kSharedExpertGateType[] = "moe.shared_gate";
 // "moe.in" and 3 -> "moe.in[3]".
 std::string ExpertMatrixType(const std::string& base, int64_t expert);
 // "moe.in[3]" -> {"moe.in", 3}; nullopt when `type` has no well-formed

@@ -316,12 +316,66 @@ Architecture MakeMixtral() {
   return a;
 }
 
+// -------------------------------------------------------------- Qwen2-MoE ---
+// Qwen2 attention (q/k/v biases) with a mixture of experts plus a shared
+// expert: the shared expert is a dense gated MLP (mlp.in / mlp.up / mlp.out,
+// intermediate size shared_expert_intermediate_size) whose output is scaled
+// by sigmoid(moe.shared_gate · x) and added to the experts' sum.
+
+absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"shared_expert_intermediate_size"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;  // the shared expert's mlp.* matrices
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  // Every layer must be a mixture-of-experts layer.
+  if (auto step = cfg.Num({"decoder_sparse_step"}); step && *step != 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        cfg.where(), ": decoder_sparse_step ", *step, " (dense MLP layers) is not supported"));
+  }
+  if (auto it = cfg.doc().find("mlp_only_layers");
+      it != cfg.doc().end() && it->is_array() && !it->empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": mlp_only_layers ", it->dump(), " is not supported"));
+  }
+  if (cfg.Flag("use_sliding_window", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": use_sliding_window true is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeQwen2Moe() {
+  Architecture a = MakeMixtral();
+  a.name = "qwen2_moe";
+  a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.matrices = {
+      {{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+      {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+      {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+      {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+      {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
+      {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
+      {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
+      {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
+      {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
+                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
+                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  a.read_hf = ReadQwen2MoeHf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
       new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX()), new Architecture(MakeMixtral())};
+      new Architecture(MakeGptNeoX()), new Architecture(MakeMixtral()),
+      new Architecture(MakeQwen2Moe())};
   return *kAll;
 }
 

@@ -290,6 +290,24 @@ void Model::MixtureOfExperts(const LayerWeights& ly, const Tensor& x, Tensor* re
       for (int64_t i = 0; i < d; ++i) o[i] += ye[j * d + i] * w;
     }
   }
+  // A shared expert (the dense MLP) scaled by sigmoid(shared gate · x), added
+  // after the experts' sum as transformers adds it.
+  if (ly.w.count("mlp.in")) {
+    const int64_t im = c.intermediate;
+    Tensor gs = be->Empty(n, im), us = be->Empty(n, im), os = be->Empty(n, d), gate = be->Empty(n, 1);
+    linear(ly, "mlp.in", x, &gs, false);
+    linear(ly, "mlp.up", x, &us, false);
+    be->GatedActivate(&gs, us, c.act);
+    linear(ly, "mlp.out", gs, &os, false);
+    linear(ly, kSharedExpertGateType, x, &gate, false);
+    std::vector<float> so(n * d), g(n);
+    be->ToHost(os, so.data());
+    be->ToHost(gate, g.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const float sg = 1.0f / (1.0f + std::exp(-g[r]));
+      for (int64_t i = 0; i < d; ++i) out[r * d + i] += sg * so[r * d + i];
+    }
+  }
   Tensor moe = be->FromHost(out.data(), n, d);
   be->Add(moe, res);
 }

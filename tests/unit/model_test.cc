@@ -129,7 +129,8 @@ TEST_P(TinyModelTest, LogitsMatchTransformers) {
 INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
                          ::testing::Values("llama", "llama_float16", "llama_bfloat16",
                                            "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
-                                           "gptj", "gpt_neox", "gpt_neox_seq", "mixtral"));
+                                           "gptj", "gpt_neox", "gpt_neox_seq", "mixtral",
+                                           "qwen2_moe"));
 
 // Requests that share prefixes: every fixture sequence, its prefixes with
 // other continuations, and the same sequence scored from two answer starts

@@ -19,7 +19,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string MixtralDir() { return std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/mixtral"; }
+std::string FixtureDir(const std::string& name) {
+  return std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/models/" + name;
+}
+std::string MixtralDir() { return FixtureDir("mixtral"); }
 
 TEST(MoeModelTest, ExpertMatrixNames) {
   EXPECT_EQ(ExpertMatrixType("moe.in", 3), "moe.in[3]");
@@ -65,14 +68,15 @@ TEST(MoeModelTest, MixtralMatricesAreAddressable) {
   EXPECT_EQ(role->types, std::vector<std::string>{"moe.up[2]"});
 }
 
-// A copy of the fixture whose config.json is edited by `edit`.
-absl::Status LoadEdited(const std::function<void(json&)>& edit) {
+// A copy of the fixture `name` whose config.json is edited by `edit`.
+absl::Status LoadEdited(const std::function<void(json&)>& edit,
+                        const std::string& name = "mixtral") {
   const fs::path dir = fs::temp_directory_path() /
                        ("laserd_moe_model_test_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
-  fs::copy_file(MixtralDir() + "/model.safetensors", dir / "model.safetensors");
-  json cfg = json::parse(std::ifstream(MixtralDir() + "/config.json"));
+  fs::copy_file(FixtureDir(name) + "/model.safetensors", dir / "model.safetensors");
+  json cfg = json::parse(std::ifstream(FixtureDir(name) + "/config.json"));
   edit(cfg);
   std::ofstream(dir / "config.json") << cfg.dump();
   auto src = formats::OpenSafetensors(dir.string());
@@ -97,6 +101,46 @@ TEST(MoeModelTest, UnsupportedOptionsAreRefusedByName) {
   st = LoadEdited([](json& c) { c["sliding_window"] = 16; });
   EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
   EXPECT_NE(st.message().find("sliding_window 16"), std::string::npos) << st;
+}
+
+TEST(MoeModelTest, Qwen2MoeSharedExpertIsTheDenseMlp) {
+  test_support::LoadedModel l = test_support::LoadTestModel(FixtureDir("qwen2_moe"));
+  ASSERT_NE(l.model, nullptr);
+  const ModelConfig& c = l.model->config();
+  EXPECT_EQ(c.arch->name, "qwen2_moe");
+  EXPECT_EQ(c.experts, 4);
+  EXPECT_EQ(c.moe_intermediate, 32);
+  EXPECT_EQ(c.intermediate, 96);
+  EXPECT_FALSE(c.norm_topk_prob);
+  std::vector<std::string> want = {"attn.q", "attn.k", "attn.v", "attn.o",
+                                   "mlp.in", "mlp.up", "mlp.out", "moe.router"};
+  for (const char* base : {"moe.in", "moe.up", "moe.out"})
+    for (int e = 0; e < 4; ++e) want.push_back(ExpertMatrixType(base, e));
+  EXPECT_EQ(l.model->MatrixTypes(), want);  // the shared gate is not sweepable
+  auto ms = FindMatrixSource(*l.src, c, "mlp.up", 0);
+  ASSERT_TRUE(ms.ok());
+  EXPECT_EQ(ms->tensor, "model.layers.0.mlp.shared_expert.up_proj.weight");
+  auto ex = FindMatrixSource(*l.src, c, "moe.out[1]", 1);
+  ASSERT_TRUE(ex.ok());
+  EXPECT_EQ(ex->tensor, "model.layers.1.mlp.experts.1.down_proj.weight");
+}
+
+TEST(MoeModelTest, Qwen2MoeUnsupportedOptionsAreRefusedByName) {
+  EXPECT_TRUE(LoadEdited([](json&) {}, "qwen2_moe").ok());
+  absl::Status st = LoadEdited([](json& c) { c["decoder_sparse_step"] = 2; }, "qwen2_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("decoder_sparse_step 2"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["mlp_only_layers"] = {1}; }, "qwen2_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("mlp_only_layers [1]"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["num_experts_per_tok"] = 9; }, "qwen2_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("num_experts_per_tok 9 is outside [1, num_experts = 4]"),
+            std::string::npos)
+      << st;
+  st = LoadEdited([](json& c) { c.erase("shared_expert_intermediate_size"); }, "qwen2_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("shared_expert_intermediate_size"), std::string::npos) << st;
 }
 
 }  // namespace
