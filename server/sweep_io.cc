@@ -366,10 +366,14 @@ pb::Intervention InterventionProto(const laser::Intervention& iv) {
   return p;
 }
 
+std::string MatrixName(const pb::Intervention& p) {
+  return p.has_expert() ? model::ExpertMatrixType(p.matrix_type(), p.expert()) : p.matrix_type();
+}
+
 laser::Intervention InterventionFromProto(const pb::Intervention& p, int64_t plan_index) {
   laser::Intervention iv;
   iv.plan_index = plan_index;
-  iv.type = p.has_expert() ? model::ExpertMatrixType(p.matrix_type(), p.expert()) : p.matrix_type();
+  iv.type = MatrixName(p);
   iv.layer = p.layer();
   iv.rho = p.rho();
   if (p.has_rate()) iv.rate = p.rate();

@@ -118,11 +118,13 @@ TEST_F(MoeSweepTest, SweepsEveryExpertOrTheChosenOnes) {
     ASSERT_TRUE(p.has_expert());
     EXPECT_EQ(p.expert(), e);
     EXPECT_EQ(InterventionFromProto(p, iv.plan_index).type, iv.type);
+    EXPECT_EQ(server::MatrixName(p), iv.type);
   }
   // The router has no expert.
   std::vector<SweepResult> router = run(Config({"moe.router"}, {}));
   ASSERT_EQ(router.size(), 1u);
   EXPECT_FALSE(InterventionProto(router[0].intervention).has_expert());
+  EXPECT_EQ(server::MatrixName(InterventionProto(router[0].intervention)), "moe.router");
   // Experts 1 and 3 only: the same results as in the full sweep (the router stays).
   std::vector<SweepResult> some = run(Config({"moe.out", "moe.router"}, {3, 1}));
   ASSERT_EQ(some.size(), 3u);
