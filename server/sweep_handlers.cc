@@ -276,8 +276,8 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
   std::vector<pb::Result> rs;
   for (pb::Result& r : all) {
     const pb::Intervention& iv = r.intervention();
-    const std::string name = iv.has_expert() ? model::ExpertMatrixType(iv.matrix_type(), iv.expert())
-                                             : iv.matrix_type();
+    const std::string name =
+        iv.has_expert() ? model::ExpertMatrixType(iv.matrix_type(), iv.expert()) : iv.matrix_type();
     if ((!types.empty() || !expert_bases.empty()) && !types.count(name) &&
         !(iv.has_expert() && expert_bases.count(iv.matrix_type()))) {
       continue;

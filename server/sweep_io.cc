@@ -12,10 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "engine/model/architecture.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
-#include "engine/model/architecture.h"
 #include "proto/spec_io.h"
 
 namespace laserd::server {
@@ -267,8 +267,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
 
 absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
-  static const char* kFields[] = {"matrix_types", "experts", "layers.", "rho.", "rate.", "task:",
-                                  "split:",       "shard:",  "composition", "top_k", "batch:"};
+  static const char* kFields[] = {"matrix_types", "experts", "layers.", "rho.",
+                                  "rate.",        "task:",   "split:",  "shard:",
+                                  "composition",  "top_k",   "batch:"};
   for (const char* f : kFields) {
     if (absl::StartsWith(s.message(), f)) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));

@@ -170,9 +170,8 @@ absl::Status CollectTensors(const formats::WeightSource& src, model::Model* mode
         one.types = {model::ExpertMatrixType(t.types[0], e)};
         const model::TensorRole role{model::TensorKind::kMatrix, i, one.types, false};
         c->Consume(model::TensorName(arch, src.format(), src_prefix, role));
-        LASERD_RETURN_IF_ERROR(
-            c->Matrix(one, i, model::TensorName(arch, formats::FileFormat::kSafetensors, prefix,
-                                                role)));
+        LASERD_RETURN_IF_ERROR(c->Matrix(
+            one, i, model::TensorName(arch, formats::FileFormat::kSafetensors, prefix, role)));
       }
     }
   }

@@ -31,8 +31,8 @@ std::string ValidNames() {
   std::vector<std::string> v = model::CanonicalMatrixTypes();
   v.push_back(model::kRouterMatrixType);
   for (const std::string& b : model::ExpertMatrixBaseTypes()) v.push_back(b + "[e]");
-  for (const char* a : {"fc_in", "fc_up", "fc_out", "q_proj", "k_proj", "v_proj", "out_proj",
-                        "mlp", "attn", "moe", "moe.in", "moe.up", "moe.out", "all"})
+  for (const char* a : {"fc_in", "fc_up", "fc_out", "q_proj", "k_proj", "v_proj", "out_proj", "mlp",
+                        "attn", "moe", "moe.in", "moe.up", "moe.out", "all"})
     v.push_back(a);
   return absl::StrJoin(v, ", ");
 }
@@ -103,9 +103,9 @@ absl::StatusOr<std::vector<std::string>> ExpandMatrixTypes(
         return ex && ex->first == name;
       });
       if (!any) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("matrix type '", name, "' does not exist in this model (it has no experts)",
-                         "; it has: ", absl::StrJoin(available, ", ")));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "matrix type '", name, "' does not exist in this model (it has no experts)",
+            "; it has: ", absl::StrJoin(available, ", ")));
       }
       continue;
     }

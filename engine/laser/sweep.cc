@@ -100,8 +100,8 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
             absl::StrCat("experts[", i, "]: the model has no experts"));
       }
       if (e < 0 || e >= E) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "experts[", i, "]: ", e, " is outside the model's experts [0, ", E, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("experts[", i, "]: ", e, " is outside the model's experts [0, ", E, ")"));
       }
       keep.insert(e);
     }

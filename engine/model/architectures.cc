@@ -303,12 +303,11 @@ Architecture MakeMixtral() {
   a.hf_config_from_gguf = nullptr;
   a.moe = true;
   TensorNaming& st = a.safetensors;
-  st.matrices = {
-      {{"attn.q"}, "layers.{L}.self_attn.q_proj"},
-      {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
-      {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
-      {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
-      {{kRouterMatrixType}, "layers.{L}.block_sparse_moe.gate"}};
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.block_sparse_moe.gate"}};
   st.expert_matrices = {{{"moe.in"}, "layers.{L}.block_sparse_moe.experts.{E}.w1"},
                         {{"moe.up"}, "layers.{L}.block_sparse_moe.experts.{E}.w3"},
                         {{"moe.out"}, "layers.{L}.block_sparse_moe.experts.{E}.w2"}};
@@ -332,8 +331,8 @@ absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
   c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
   // Every layer must be a mixture-of-experts layer.
   if (auto step = cfg.Num({"decoder_sparse_step"}); step && *step != 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        cfg.where(), ": decoder_sparse_step ", *step, " (dense MLP layers) is not supported"));
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": decoder_sparse_step ", *step,
+                                                 " (dense MLP layers) is not supported"));
   }
   if (auto it = cfg.doc().find("mlp_only_layers");
       it != cfg.doc().end() && it->is_array() && !it->empty()) {
@@ -352,16 +351,15 @@ Architecture MakeQwen2Moe() {
   a.name = "qwen2_moe";
   a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
   TensorNaming& st = a.safetensors;
-  st.matrices = {
-      {{"attn.q"}, "layers.{L}.self_attn.q_proj"},
-      {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
-      {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
-      {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
-      {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
-      {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
-      {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
-      {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
-      {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
+                 {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
+                 {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
+                 {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
+                 {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
   st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
                         {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
                         {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
@@ -373,9 +371,9 @@ Architecture MakeQwen2Moe() {
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()), new Architecture(MakeGpt2()), new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX()), new Architecture(MakeMixtral()),
-      new Architecture(MakeQwen2Moe())};
+      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),
+      new Architecture(MakeGptJ()),    new Architecture(MakeGptNeoX()),
+      new Architecture(MakeMixtral()), new Architecture(MakeQwen2Moe())};
   return *kAll;
 }
 

@@ -275,8 +275,7 @@ void Model::MixtureOfExperts(const LayerWeights& ly, const Tensor& x, Tensor* re
     const int64_t m = static_cast<int64_t>(rows[e].size());
     if (m == 0) continue;
     const int64_t im = c.moe_intermediate;
-    Tensor xe = be->Empty(m, d), ge = be->Empty(m, im), ue = be->Empty(m, im),
-           oe = be->Empty(m, d);
+    Tensor xe = be->Empty(m, d), ge = be->Empty(m, im), ue = be->Empty(m, im), oe = be->Empty(m, d);
     be->GatherRows(x, rows[e], &xe);
     linear(ly, ExpertMatrixType("moe.in", e), xe, &ge, false);
     linear(ly, ExpertMatrixType("moe.up", e), xe, &ue, false);
@@ -294,7 +293,8 @@ void Model::MixtureOfExperts(const LayerWeights& ly, const Tensor& x, Tensor* re
   // after the experts' sum as transformers adds it.
   if (ly.w.count("mlp.in")) {
     const int64_t im = c.intermediate;
-    Tensor gs = be->Empty(n, im), us = be->Empty(n, im), os = be->Empty(n, d), gate = be->Empty(n, 1);
+    Tensor gs = be->Empty(n, im), us = be->Empty(n, im), os = be->Empty(n, d),
+           gate = be->Empty(n, 1);
     linear(ly, "mlp.in", x, &gs, false);
     linear(ly, "mlp.up", x, &us, false);
     be->GatedActivate(&gs, us, c.act);

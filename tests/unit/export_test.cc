@@ -176,8 +176,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"gpt2", "attn.q:0:0.25,mlp.in:1:0.1,mlp.out:0:0.2,attn.o:1:0.3", 3, 1},
         Case{"gpt_neox", "attn.v:1:0.25,mlp.in:0:0.1,mlp.out:1:0.05,attn.o:0:0.3", 3, 1},
         // One expert's matrices and the router of a mixture of experts.
-        Case{"mixtral", "moe.in[1]:0:0.25,moe.out[3]:1:0.2,moe.up[0]:1:0.1,moe.router:1:0.5", 4,
-             0},
+        Case{"mixtral", "moe.in[1]:0:0.25,moe.out[3]:1:0.2,moe.up[0]:1:0.1,moe.router:1:0.5", 4, 0},
         // The shared expert (mlp.*) and an expert of Qwen2-MoE.
         Case{"qwen2_moe", "mlp.in:0:0.25,moe.up[2]:1:0.2,mlp.out:1:0.1", 3, 0}),
     [](const auto& info) { return info.param.fixture; });

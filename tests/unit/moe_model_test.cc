@@ -71,8 +71,8 @@ TEST(MoeModelTest, MixtralMatricesAreAddressable) {
 // A copy of the fixture `name` whose config.json is edited by `edit`.
 absl::Status LoadEdited(const std::function<void(json&)>& edit,
                         const std::string& name = "mixtral") {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("laserd_moe_model_test_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("laserd_moe_model_test_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::copy_file(FixtureDir(name) + "/model.safetensors", dir / "model.safetensors");
@@ -112,7 +112,7 @@ TEST(MoeModelTest, Qwen2MoeSharedExpertIsTheDenseMlp) {
   EXPECT_EQ(c.moe_intermediate, 32);
   EXPECT_EQ(c.intermediate, 96);
   EXPECT_FALSE(c.norm_topk_prob);
-  std::vector<std::string> want = {"attn.q", "attn.k", "attn.v", "attn.o",
+  std::vector<std::string> want = {"attn.q", "attn.k", "attn.v",  "attn.o",
                                    "mlp.in", "mlp.up", "mlp.out", "moe.router"};
   for (const char* base : {"moe.in", "moe.up", "moe.out"})
     for (int e = 0; e < 4; ++e) want.push_back(ExpertMatrixType(base, e));

@@ -54,8 +54,8 @@ TEST_F(MoeSweepTest, ExpertNamesExpand) {
   ASSERT_TRUE(lm.ok()) << lm.status();
   const std::vector<std::string> have = lm->model->MatrixTypes();
   using V = std::vector<std::string>;
-  EXPECT_EQ(*ExpandMatrixTypes({"moe.in"}, have), (V{"moe.in[0]", "moe.in[1]", "moe.in[2]",
-                                                    "moe.in[3]"}));
+  EXPECT_EQ(*ExpandMatrixTypes({"moe.in"}, have),
+            (V{"moe.in[0]", "moe.in[1]", "moe.in[2]", "moe.in[3]"}));
   EXPECT_EQ(*ExpandMatrixTypes({"moe.out[2]", "moe.router"}, have),
             (V{"moe.router", "moe.out[2]"}));
   EXPECT_EQ(ExpandMatrixTypes({"moe"}, have)->size(), 13u);
@@ -160,7 +160,8 @@ TEST_F(MoeSweepTest, ExpertEditChangesOnlyThatExpertAndLowRankMatchesDense) {
   }
   EXPECT_EQ(*m->Logits(seqs), base);  // restored bit-exactly
   double changed = 0;
-  for (size_t i = 0; i < base.size(); ++i) changed = std::max<double>(changed, std::fabs(dense[i] - base[i]));
+  for (size_t i = 0; i < base.size(); ++i)
+    changed = std::max<double>(changed, std::fabs(dense[i] - base[i]));
   EXPECT_GT(changed, 1e-3);
   auto f = MakeFactors(m->backend(), svd, 4);
   ASSERT_TRUE(f.ok());
@@ -168,7 +169,8 @@ TEST_F(MoeSweepTest, ExpertEditChangesOnlyThatExpertAndLowRankMatchesDense) {
   const std::vector<float> lowrank = *m->Logits(seqs);
   m->ClearLowRank("moe.in[2]", 0);
   double d = 0;
-  for (size_t i = 0; i < base.size(); ++i) d = std::max<double>(d, std::fabs(lowrank[i] - dense[i]));
+  for (size_t i = 0; i < base.size(); ++i)
+    d = std::max<double>(d, std::fabs(lowrank[i] - dense[i]));
   EXPECT_LE(d, 1e-4);
 }
 
