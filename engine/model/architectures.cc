@@ -789,13 +789,125 @@ Architecture MakeGemma() {
   return a;
 }
 
+// ---------------------------------------------------------------- Mixtral ---
+// Llama attention with a mixture-of-experts MLP: a router (block_sparse_moe.
+// gate) and per-expert gated MLPs w1 (gate, moe.in), w3 (up, moe.up), w2
+// (down, moe.out), as transformers saves MixtralForCausalLM.
+
+// The mixture-of-experts keys every MoE config.json has; INVALID_ARGUMENT
+// naming the key for a count out of range.
+absl::Status ReadExpertCounts(const ConfigReader& cfg, const char* experts_key, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double e, cfg.Req({experts_key}));
+  LASERD_ASSIGN_OR_RETURN(const double k, cfg.Req({"num_experts_per_tok"}));
+  c->experts = e;
+  c->experts_per_token = k;
+  if (c->experts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": ", experts_key, " must be at least 1, got ", c->experts));
+  }
+  if (c->experts_per_token < 1 || c->experts_per_token > c->experts) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": num_experts_per_tok ",
+                                                   c->experts_per_token, " is outside [1, ",
+                                                   experts_key, " = ", c->experts, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadMixtralHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_local_experts", c));
+  c->moe_intermediate = c->intermediate;
+  c->norm_topk_prob = true;  // Mixtral always renormalises the top-k weights
+  // A sliding attention window shorter than the context changes attention.
+  if (auto w = cfg.Num({"sliding_window"}); w && *w < c->max_positions) {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": sliding_window ", *w,
+                                                 " (shorter than max_position_embeddings ",
+                                                 c->max_positions, ") is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeMixtral() {
+  Architecture a = MakeLlama();
+  a.name = "mixtral";
+  a.model_types = {{"mixtral", "", "MixtralForCausalLM"}};
+  a.gguf = TensorNaming();
+  a.read_gguf = nullptr;
+  a.hf_config_from_gguf = nullptr;
+  a.moe = true;
+  TensorNaming& st = a.safetensors;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.block_sparse_moe.gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.block_sparse_moe.experts.{E}.w1"},
+                        {{"moe.up"}, "layers.{L}.block_sparse_moe.experts.{E}.w3"},
+                        {{"moe.out"}, "layers.{L}.block_sparse_moe.experts.{E}.w2"}};
+  a.read_hf = ReadMixtralHf;
+  return a;
+}
+
+// -------------------------------------------------------------- Qwen2-MoE ---
+// Qwen2 attention (q/k/v biases) with a mixture of experts plus a shared
+// expert: the shared expert is a dense gated MLP (mlp.in / mlp.up / mlp.out,
+// intermediate size shared_expert_intermediate_size) whose output is scaled
+// by sigmoid(moe.shared_gate · x) and added to the experts' sum.
+
+absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"shared_expert_intermediate_size"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;  // the shared expert's mlp.* matrices
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  // Every layer must be a mixture-of-experts layer.
+  if (auto step = cfg.Num({"decoder_sparse_step"}); step && *step != 1) {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": decoder_sparse_step ", *step,
+                                                 " (dense MLP layers) is not supported"));
+  }
+  if (auto it = cfg.doc().find("mlp_only_layers");
+      it != cfg.doc().end() && it->is_array() && !it->empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": mlp_only_layers ", it->dump(), " is not supported"));
+  }
+  if (cfg.Flag("use_sliding_window", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": use_sliding_window true is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeQwen2Moe() {
+  Architecture a = MakeMixtral();
+  a.name = "qwen2_moe";
+  a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
+                 {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
+                 {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
+                 {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
+                 {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
+                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
+                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  a.read_hf = ReadQwen2MoeHf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
       new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),  new Architecture(MakeGptJ()),
       new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
-      new Architecture(MakePhi3()),    new Architecture(MakeGemma())};
+      new Architecture(MakePhi3()),    new Architecture(MakeGemma()), new Architecture(MakeMixtral()),
+      new Architecture(MakeQwen2Moe())};
   return *kAll;
 }
 

@@ -51,6 +51,16 @@ struct ModelConfig {
   // scales the other layers only.
   double rope_local_theta = 0.0;
   bool qk_norm = false;             // per-head q/k norms (TensorNaming::q_norm, k_norm)
+
+  // Mixture of experts (Architecture::moe): every layer routes each token to
+  // its experts_per_token highest-probability experts (softmax of the
+  // router logits, top-k, renormalised to sum 1 when norm_topk_prob) and
+  // sums their gated MLPs (intermediate size moe_intermediate) weighted by
+  // those probabilities. experts == 0: a dense MLP.
+  int64_t experts = 0;
+  int64_t experts_per_token = 0;
+  int64_t moe_intermediate = 0;
+  bool norm_topk_prob = true;
 };
 
 // Typed reads from a config object: config.json, or GGUF metadata whose keys

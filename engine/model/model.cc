@@ -32,6 +32,16 @@ std::vector<std::string> Model::MatrixTypes() const {
   for (const std::string& t : CanonicalMatrixTypes()) {
     if (!w_->layers.empty() && w_->layers[0].w.count(t)) r.push_back(t);
   }
+  // Mixture of experts: the router, then each expert matrix type for every expert.
+  if (config_.experts > 0 && !w_->layers.empty()) {
+    if (w_->layers[0].w.count(kRouterMatrixType)) r.push_back(kRouterMatrixType);
+    for (const std::string& base : ExpertMatrixBaseTypes()) {
+      for (int64_t e = 0; e < config_.experts; ++e) {
+        const std::string t = ExpertMatrixType(base, e);
+        if (w_->layers[0].w.count(t)) r.push_back(t);
+      }
+    }
+  }
   return r;
 }
 
@@ -153,17 +163,19 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   // layer that runs here is the last one).
   const bool only_kept = keep != nullptr && from == to - 1;
   const int64_t mlp_rows = only_kept ? static_cast<int64_t>(keep->size()) : n;
-  Tensor g = be->Empty(mlp_rows, c.intermediate);
+  const bool moe = c.experts > 0;  // MixtureOfExperts allocates its own scratch
+  Tensor g = moe ? Tensor() : be->Empty(mlp_rows, c.intermediate);
   const bool gated = c.arch->gated_mlp;
-  Tensor u = gated ? be->Empty(mlp_rows, c.intermediate) : Tensor();
+  Tensor u = gated && !moe ? be->Empty(mlp_rows, c.intermediate) : Tensor();
   const float scale = c.attn_scale > 0.0 ? static_cast<float>(c.attn_scale)
                                          : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  auto bias = [](const LayerWeights& ly, const char* t) -> const Tensor* {
+  auto bias = [](const LayerWeights& ly, const std::string& t) -> const Tensor* {
     auto it = ly.b.find(t);
     return it == ly.b.end() ? nullptr : &it->second;
   };
   // y (+)= x · Wᵀ + b, or (x · v) · usᵀ + b under a low-rank override.
-  auto linear = [&](const LayerWeights& ly, const char* t, const Tensor& x, Tensor* y, bool acc) {
+  auto linear = [&](const LayerWeights& ly, const std::string& t, const Tensor& x, Tensor* y,
+                    bool acc) {
     auto lr = ly.lowrank.find(t);
     if (lr == ly.lowrank.end()) {
       be->Linear(x, ly.w.at(t), bias(ly, t), y, acc);
@@ -195,6 +207,10 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     } else {
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
       Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
+    }
+    if (c.experts > 0) {
+      MixtureOfExperts(ly, *mlp_in, res, linear);
+      return;
     }
     Tensor gg = g.rows() == res->rows() ? g : be->Empty(res->rows(), c.intermediate);
     linear(ly, "mlp.in", *mlp_in, &gg, false);
@@ -289,6 +305,80 @@ void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout, bo
     RopeFrequencies f = ComputeRopeFrequencies(c.rope, c.rope_theta, c.rotary_dim, l.lengths[0]);
     rope(l, f.inv_freq, f.attention_factor);
   }
+}
+
+void Model::MixtureOfExperts(const LayerWeights& ly, const Tensor& x, Tensor* res,
+                             const LinearFn& linear) {
+  const ModelConfig& c = config_;
+  kernels::Backend* be = backend_;
+  const int64_t n = x.rows(), d = c.hidden, E = c.experts, K = c.experts_per_token;
+  // Routing on the host: softmax over the router logits, the K most probable
+  // experts (ties to the lower index), renormalised when norm_topk_prob.
+  Tensor logits_t = be->Empty(n, E);
+  linear(ly, kRouterMatrixType, x, &logits_t, false);
+  std::vector<float> logits(n * E);
+  be->ToHost(logits_t, logits.data());
+  std::vector<std::vector<int64_t>> rows(E);
+  std::vector<std::vector<float>> weights(E);
+  std::vector<float> p(E);
+  std::vector<int64_t> order(E);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* l = &logits[r * E];
+    const float mx = *std::max_element(l, l + E);
+    float sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += (p[e] = std::exp(l[e] - mx));
+    for (int64_t e = 0; e < E; ++e) p[e] /= sum;
+    for (int64_t e = 0; e < E; ++e) order[e] = e;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    float top = 0;
+    for (int64_t j = 0; j < K; ++j) top += p[order[j]];
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t e = order[j];
+      rows[e].push_back(r);
+      weights[e].push_back(c.norm_topk_prob ? p[e] / top : p[e]);
+    }
+  }
+  // Each expert on its tokens; the weighted outputs summed in expert order.
+  std::vector<float> out(n * d, 0.0f), ye;
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t m = static_cast<int64_t>(rows[e].size());
+    if (m == 0) continue;
+    const int64_t im = c.moe_intermediate;
+    Tensor xe = be->Empty(m, d), ge = be->Empty(m, im), ue = be->Empty(m, im), oe = be->Empty(m, d);
+    be->GatherRows(x, rows[e], &xe);
+    linear(ly, ExpertMatrixType("moe.in", e), xe, &ge, false);
+    linear(ly, ExpertMatrixType("moe.up", e), xe, &ue, false);
+    be->GatedActivate(&ge, ue, c.act);
+    linear(ly, ExpertMatrixType("moe.out", e), ge, &oe, false);
+    ye.resize(m * d);
+    be->ToHost(oe, ye.data());
+    for (int64_t j = 0; j < m; ++j) {
+      float* o = &out[rows[e][j] * d];
+      const float w = weights[e][j];
+      for (int64_t i = 0; i < d; ++i) o[i] += ye[j * d + i] * w;
+    }
+  }
+  // A shared expert (the dense MLP) scaled by sigmoid(shared gate · x), added
+  // after the experts' sum as transformers adds it.
+  if (ly.w.count("mlp.in")) {
+    const int64_t im = c.intermediate;
+    Tensor gs = be->Empty(n, im), us = be->Empty(n, im), os = be->Empty(n, d),
+           gate = be->Empty(n, 1);
+    linear(ly, "mlp.in", x, &gs, false);
+    linear(ly, "mlp.up", x, &us, false);
+    be->GatedActivate(&gs, us, c.act);
+    linear(ly, "mlp.out", gs, &os, false);
+    linear(ly, kSharedExpertGateType, x, &gate, false);
+    std::vector<float> so(n * d), g(n);
+    be->ToHost(os, so.data());
+    be->ToHost(gate, g.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const float sg = 1.0f / (1.0f + std::exp(-g[r]));
+      for (int64_t i = 0; i < d; ++i) out[r * d + i] += sg * so[r * d + i];
+    }
+  }
+  Tensor moe = be->FromHost(out.data(), n, d);
+  be->Add(moe, res);
 }
 
 Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {

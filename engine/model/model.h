@@ -6,6 +6,7 @@
 #define LASERD_ENGINE_MODEL_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 namespace laserd::model {
 
 struct ModelWeights;
+struct LayerWeights;
 
 class Model {
  public:
@@ -103,6 +105,14 @@ class Model {
   // y = the architecture's norm of x with weight w and bias b (empty: none).
   void Norm(const kernels::Tensor& x, const kernels::Tensor& w, const kernels::Tensor& b,
             kernels::Tensor* y);
+  // y (+)= x · W(type)ᵀ + b of a layer, honouring low-rank overrides.
+  using LinearFn = std::function<void(const LayerWeights&, const std::string&,
+                                      const kernels::Tensor&, kernels::Tensor*, bool)>;
+  // res += the mixture-of-experts MLP of `ly` on x (ModelConfig::experts):
+  // routing and the weighted sum of the expert outputs run on the host, each
+  // expert's gated MLP on the backend over the rows routed to it.
+  void MixtureOfExperts(const LayerWeights& ly, const kernels::Tensor& x, kernels::Tensor* res,
+                        const LinearFn& linear);
   ModelConfig config_;
   kernels::Backend* backend_ = nullptr;
   std::unique_ptr<ModelWeights> w_;

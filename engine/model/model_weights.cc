@@ -157,6 +157,26 @@ class WeightLoader {
     return absl::OkStatus();
   }
 
+  // Every expert's matrices of layer `i` (mixture of experts), keyed
+  // ExpertMatrixType(type, e).
+  absl::Status LoadExperts(int64_t i, LayerWeights* ly) {
+    for (int64_t e = 0; e < c_.experts; ++e) {
+      for (const MatrixTensor& t : naming_.expert_matrices) {
+        const std::string type = ExpertMatrixType(t.types[0], e);
+        const std::string name =
+            TensorName(arch_, src_.format(), prefix_, {TensorKind::kMatrix, i, {type}, false});
+        const auto [out, in] = MatrixShape(c_, type);
+        LASERD_ASSIGN_OR_RETURN(ly->w[type], Load(name, {out, in}));
+        const std::string bias = name.substr(0, name.size() - 7) + ".bias";
+        if (src_.Has(bias)) {
+          return absl::UnimplementedError(
+              absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status LoadAll(ModelWeights* W, ModelConfig* c) {
     const int64_t d = c->hidden, V = c->vocab_size;
     LASERD_ASSIGN_OR_RETURN(W->embed, Load(Name(TensorKind::kEmbed), {V, d}));
@@ -182,6 +202,7 @@ class WeightLoader {
       LayerWeights& ly = W->layers[i];
       for (const MatrixTensor& t : naming_.matrices)
         LASERD_RETURN_IF_ERROR(LoadMatrices(t, i, &ly));
+      LASERD_RETURN_IF_ERROR(LoadExperts(i, &ly));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
       LASERD_RETURN_IF_ERROR(
