@@ -567,8 +567,8 @@ absl::Status CheckNoRopeScaling(const ConfigReader& cfg) {
     auto t = s->find("rope_type");
     if (t == s->end()) t = s->find("type");
     if (t != s->end() && t->is_string() && *t != "default") {
-      return absl::UnimplementedError(absl::StrCat(
-          cfg.where(), ": rope scaling type '", t->get<std::string>(), "' is not supported"));
+      return absl::UnimplementedError(absl::StrCat(cfg.where(), ": rope scaling type '",
+                                                   t->get<std::string>(), "' is not supported"));
     }
   }
   return absl::OkStatus();
@@ -681,8 +681,8 @@ absl::Status ReadGemmaHf(const ConfigReader& cfg, ModelConfig* c) {
     const json scaling = doc.contains("rope_scaling") ? doc["rope_scaling"]
                          : rp != nullptr              ? *rp
                                                       : json();
-    LASERD_RETURN_IF_ERROR(ReadGemmaRope(cfg, scaling, "rope_scaling", true, theta, &c->rope_theta,
-                                         &global_factor));
+    LASERD_RETURN_IF_ERROR(
+        ReadGemmaRope(cfg, scaling, "rope_scaling", true, theta, &c->rope_theta, &global_factor));
     c->rope_local_theta = cfg.Num({"rope_local_base_freq"}).value_or(1e4);
   }
   SetGemmaGlobalScaling(global_factor, c);
@@ -904,10 +904,11 @@ Architecture MakeQwen2Moe() {
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),  new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
-      new Architecture(MakePhi3()),    new Architecture(MakeGemma()), new Architecture(MakeMixtral()),
-      new Architecture(MakeQwen2Moe())};
+      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),
+      new Architecture(MakeGptJ()),    new Architecture(MakeGptNeoX()),
+      new Architecture(MakeQwen3()),   new Architecture(MakePhi()),
+      new Architecture(MakePhi3()),    new Architecture(MakeGemma()),
+      new Architecture(MakeMixtral()), new Architecture(MakeQwen2Moe())};
   return *kAll;
 }
 

@@ -50,7 +50,7 @@ struct ModelConfig {
   // > 0: rotary base of the sliding layers, unscaled (Gemma 3); `rope`
   // scales the other layers only.
   double rope_local_theta = 0.0;
-  bool qk_norm = false;             // per-head q/k norms (TensorNaming::q_norm, k_norm)
+  bool qk_norm = false;  // per-head q/k norms (TensorNaming::q_norm, k_norm)
 
   // Mixture of experts (Architecture::moe): every layer routes each token to
   // its experts_per_token highest-probability experts (softmax of the

@@ -108,8 +108,7 @@ TEST(CudaModelTest, TinyFixturesMatchCpu) {
   // qwen3 runs RmsNorm on per-head views; phi/phi4_mini partial rotary;
   // gemma2/gemma3 sliding windows, soft-caps and sandwich norms.
   for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj", "llama3_1", "llama_dynamic",
-                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini", "gemma2",
-                           "gemma3"}) {
+                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini", "gemma2", "gemma3"}) {
     const std::string dir = SourceDir() + "/tests/fixtures/models/" + arch;
     auto src = formats::OpenWeights(dir);
     ASSERT_TRUE(src.ok()) << src.status();
