@@ -198,6 +198,10 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
       }
     }
   }
+  if (!f.experts.empty()) {
+    spec.clear_experts();
+    for (int32_t e : f.experts) spec.add_experts(e);
+  }
   if (!f.layers.empty()) {
     LASERD_ASSIGN_OR_RETURN(*spec.mutable_layers(), ParseLayers(f.layers));
   }
@@ -270,6 +274,7 @@ const std::vector<std::string>& BaseColumns() {
       "kind",
       "matrix_type",
       "layer",
+      "expert",
       "rho",
       "rate",
       "rank_source",
@@ -299,8 +304,13 @@ std::string ShortEnum(const std::string& name, const std::string& prefix) {
   return absl::AsciiStrToLower(absl::StartsWith(name, prefix) ? name.substr(prefix.size()) : name);
 }
 
+// "moe.in[3]" for an expert's matrix, else the matrix type.
+std::string MatrixName(const pb::Intervention& iv) {
+  return iv.has_expert() ? absl::StrCat(iv.matrix_type(), "[", iv.expert(), "]") : iv.matrix_type();
+}
+
 std::string InterventionShort(const pb::Intervention& iv) {
-  return absl::StrCat(iv.matrix_type(), "@", iv.layer(), ":", Num(iv.rho()));
+  return absl::StrCat(MatrixName(iv), "@", iv.layer(), ":", Num(iv.rho()));
 }
 
 }  // namespace
@@ -326,6 +336,7 @@ std::map<std::string, std::string> FlattenResult(const pb::Result& r) {
   m["kind"] = ShortEnum(pb::ResultKind_Name(r.kind()), "RESULT_KIND_");
   m["matrix_type"] = iv.matrix_type();
   m["layer"] = absl::StrCat(iv.layer());
+  m["expert"] = iv.has_expert() ? absl::StrCat(iv.expert()) : "";
   m["rho"] = Num(iv.rho());
   m["rate"] = iv.has_rate() ? Num(iv.rate()) : "";
   m["rank_source"] = ShortEnum(pb::RankSource_Name(iv.rank_source()), "RANK_SOURCE_");
@@ -364,7 +375,7 @@ std::string TableHeader() {
 
 std::string TableRow(const pb::Result& r) {
   const pb::Intervention& iv = r.intervention();
-  std::string matrix = iv.matrix_type();
+  std::string matrix = MatrixName(iv);
   if (r.kind() == pb::RESULT_KIND_COMPOSITION) {
     matrix = absl::StrCat("+", matrix, r.kept() ? "" : " (not kept)");
   }

@@ -53,6 +53,7 @@ struct SpecFlags {
   bool allow_changed_file = false;
   std::string task;                       // completion | choice
   std::vector<std::string> matrix_types;  // names, aliases or groups
+  std::vector<int32_t> experts;           // SweepSpec.experts (mixture of experts)
   std::string layers;  // "22", "0,4,8", "20-29", "20:30:2", "20:" (mixed, comma-separated)
   std::vector<double> rho;
   std::vector<double> rate;

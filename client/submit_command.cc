@@ -99,7 +99,12 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
   submit->add_option("--task", sf.task, "completion | choice (default: per record)");
   submit->add_option(
       "--matrix-types,--types", sf.matrix_types,
-      "Matrix types (comma-separated or repeated): attn.q ... mlp.out, aliases, mlp, attn, all");
+      "Matrix types (comma-separated or repeated): attn.q ... mlp.out, aliases, mlp, attn, all;"
+      " mixture of experts: moe.router, moe.in[e], moe.in (every expert), moe");
+  submit
+      ->add_option("--experts", sf.experts,
+                   "Mixture of experts: only these experts' matrices (comma-separated)")
+      ->delimiter(',');
   submit->add_option("--layers", sf.layers, "Layers: 22 | 0,4,8 | 20-29 | 20:30:2 | 20:");
   submit->add_option("--rho", f->rho_text, "Kept-rank fractions in (0, 1], comma-separated")
       ->delimiter(',');

@@ -112,6 +112,17 @@ enum class Activation { kSilu, kGeluTanh, kGeluErf, kRelu };
 // kGptj: rotate_every_two (interleaved pairs) over the first rotary_dim dims.
 enum class RopeStyle { kNeox, kGptj };
 
+// How Backend::Attention scores keys. `scale` multiplies q·k; with softcap > 0
+// the scaled score s becomes softcap · tanh(s / softcap) (Gemma 2's attention
+// logit soft-capping); with window > 0 a query at position p attends only to
+// the keys at positions p − window < j <= p (a sliding window of `window`
+// keys, itself included, as transformers' sliding-window causal mask).
+struct AttentionParams {
+  float scale = 1.0f;
+  int64_t window = 0;
+  float softcap = 0.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -153,15 +164,21 @@ class Backend {
                     float attention_factor) = 0;
 
   // Causal multi-head attention within each sequence of `layout`, grouped-query
-  // when kv_heads < heads. q [rows, heads*hd], k/v [rows, kv_heads*hd] -> out.
+  // when kv_heads < heads. q [rows, heads*hd], k/v [rows, kv_heads*hd] -> out;
+  // scale, sliding window and soft-cap as `p` says.
   virtual void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
-                         int heads, int kv_heads, int head_dim, float scale, Tensor* out) = 0;
+                         int heads, int kv_heads, int head_dim, const AttentionParams& p,
+                         Tensor* out) = 0;
 
   virtual void Activate(Tensor* x, Activation act) = 0;
   // gate = act(gate) * up (gated MLPs such as SwiGLU).
   virtual void GatedActivate(Tensor* gate, const Tensor& up, Activation act) = 0;
   // y += x.
   virtual void Add(const Tensor& x, Tensor* y) = 0;
+  // x *= s elementwise (Gemma's embedding scale).
+  virtual void Scale(Tensor* x, float s) = 0;
+  // x = cap · tanh(x / cap) elementwise, cap > 0 (Gemma 2's final-logit soft-capping).
+  virtual void SoftCap(Tensor* x, float cap) = 0;
   // out[i] = table[ids[i]] (embedding lookup); ids must be in range.
   virtual void GatherRows(const Tensor& table, const std::vector<int64_t>& ids, Tensor* out) = 0;
 

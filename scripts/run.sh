@@ -9,7 +9,8 @@
 #   scripts/run.sh --eval      only score the unedited model (`laserd eval`)
 #
 # Environment: BUILD_DIR (build), LASERD_JOBS (2), LASERD_DATA_DIR (.data),
-# CMAKE_ARGS, LASERD_PORT (50151).
+# CMAKE_ARGS, LASERD_PORT (50151), LASERD_MODEL (smollm2 | gemma3: the sweep on
+# Gemma 3 270M Q4_K_M instead, the same matrix types on its last four layers 14-17).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,13 +29,25 @@ cmake --build "$build_dir" --target laserd laserctl -j "$jobs"
 python3 scripts/make_capitals.py --out "$data_dir/capitals.jsonl"
 
 model="$data_dir/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+first_layer=26
+case "${LASERD_MODEL:-smollm2}" in
+  smollm2) ;;
+  gemma3)
+    model="$data_dir/models/gemma-3-270m-q4_k_m.gguf"
+    first_layer=14
+    ;;
+  *)
+    echo "LASERD_MODEL must be smollm2 or gemma3" >&2
+    exit 2
+    ;;
+esac
 data=$(realpath "$data_dir/capitals.jsonl")
 laserd="$build_dir/server/laserd"
 laserctl="$build_dir/client/laserctl"
 # The sweep: four matrix types of the last four layers at three kept fractions, then
 # greedy composition of the best single interventions.
 types=mlp.in,mlp.out,attn.q,attn.o
-layers=26:
+layers=$first_layer:
 rho=0.01,0.1,0.5
 
 case "$mode" in
@@ -45,7 +58,7 @@ case "$mode" in
     spec=$(mktemp --suffix=.json)
     cat >"$spec" <<JSON
 {"dataset": {"path": "$data"}, "matrix_types": ["mlp.in", "mlp.out", "attn.q", "attn.o"],
- "layers": {"ranges": [{"start": 26}]}, "rho": {"values": [0.01, 0.1, 0.5]},
+ "layers": {"ranges": [{"start": $first_layer}]}, "rho": {"values": [0.01, 0.1, 0.5]},
  "composition": {"mode": "COMPOSITION_MODE_GREEDY"}}
 JSON
     out="$data_dir/sweep_results.jsonl"

@@ -185,7 +185,7 @@ std::string MetricsLine(const pb::Metrics& m) {
 }
 
 std::string InterventionName(const pb::Intervention& iv) {
-  return absl::StrFormat("%s:%d:%g (k=%d of %d, err %.3f)", iv.matrix_type(), iv.layer(), iv.rho(),
+  return absl::StrFormat("%s:%d:%g (k=%d of %d, err %.3f)", MatrixName(iv), iv.layer(), iv.rho(),
                          iv.rank(), iv.max_rank(), iv.relative_error());
 }
 
@@ -293,10 +293,10 @@ void PrintSummary(const pb::Job& header, const std::string& out, const laser::Sw
     const pb::Result& bc = *o.standing.best_composition;
     std::string stack;
     for (const auto& iv : bc.stacked_on()) {
-      absl::StrAppend(&stack, iv.matrix_type(), ":", iv.layer(), ":", iv.rho(), " + ");
+      absl::StrAppend(&stack, MatrixName(iv), ":", iv.layer(), ":", iv.rho(), " + ");
     }
     const auto& a = bc.intervention();
-    absl::StrAppend(&stack, a.matrix_type(), ":", a.layer(), ":", a.rho());
+    absl::StrAppend(&stack, MatrixName(a), ":", a.layer(), ":", a.rho());
     std::printf("best stack     %s\n               validation %s | test %s\n", stack.c_str(),
                 MetricsLine(bc.metrics().validation()).c_str(),
                 MetricsLine(bc.metrics().test()).c_str());

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "base/status_macros.h"
 #include "engine/laser/rank.h"
+#include "engine/model/architecture.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/paging.h"
 #include "server/sweep_io.h"
@@ -257,8 +258,14 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
   LASERD_ASSIGN_OR_RETURN(const Page page,
                           RequestedPage(req.page_token(), req.page_size(), 100, 10000));
   LASERD_ASSIGN_OR_RETURN(const auto order, ResultOrder(req.order_by()));
-  std::set<std::string> types;
+  // An expert's matrix matches "moe.in[3]" and, for every expert, "moe.in".
+  std::set<std::string> types, expert_bases;
+  const auto& bases = model::ExpertMatrixBaseTypes();
   for (int i = 0; i < req.matrix_types_size(); ++i) {
+    if (std::find(bases.begin(), bases.end(), req.matrix_types(i)) != bases.end()) {
+      expert_bases.insert(req.matrix_types(i));
+      continue;
+    }
     auto t = laser::CanonicalMatrixType(req.matrix_types(i));
     if (!t.ok()) {
       return absl::InvalidArgumentError(
@@ -270,7 +277,13 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
   LASERD_ASSIGN_OR_RETURN(std::vector<pb::Result> all, store_.Results(req.job_id()));
   std::vector<pb::Result> rs;
   for (pb::Result& r : all) {
-    if (!types.empty() && !types.count(r.intervention().matrix_type())) continue;
+    const pb::Intervention& iv = r.intervention();
+    const std::string name =
+        iv.has_expert() ? model::ExpertMatrixType(iv.matrix_type(), iv.expert()) : iv.matrix_type();
+    if ((!types.empty() || !expert_bases.empty()) && !types.count(name) &&
+        !(iv.has_expert() && expert_bases.count(iv.matrix_type()))) {
+      continue;
+    }
     if (req.layers_size() > 0 && std::find(req.layers().begin(), req.layers().end(),
                                            r.intervention().layer()) == req.layers().end()) {
       continue;

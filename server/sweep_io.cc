@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "engine/model/architecture.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nlohmann/json.hpp"
@@ -76,6 +77,8 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   using L = SpecLimits;
   LASERD_RETURN_IF_ERROR(CountAtMost("matrix_types", spec.matrix_types_size(), L::kMatrixTypes));
   c.matrix_types.assign(spec.matrix_types().begin(), spec.matrix_types().end());
+  LASERD_RETURN_IF_ERROR(CountAtMost("experts", spec.experts_size(), L::kExperts));
+  c.experts.assign(spec.experts().begin(), spec.experts().end());
   // layers
   LASERD_RETURN_IF_ERROR(
       CountAtMost("layers.indices", spec.layers().indices_size(), L::kLayerIndices));
@@ -264,8 +267,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
 
 absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
-  static const char* kFields[] = {"matrix_types", "layers.", "rho.",        "rate.", "task:",
-                                  "split:",       "shard:",  "composition", "top_k", "batch:"};
+  static const char* kFields[] = {"matrix_types", "experts", "layers.", "rho.",
+                                  "rate.",        "task:",   "split:",  "shard:",
+                                  "composition",  "top_k",   "batch:"};
   for (const char* f : kFields) {
     if (absl::StartsWith(s.message(), f)) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));
@@ -341,7 +345,13 @@ kernels::SvdMethod SvdMethodEngine(pb::SvdMethod m) {
 
 pb::Intervention InterventionProto(const laser::Intervention& iv) {
   pb::Intervention p;
-  p.set_matrix_type(iv.type);
+  // An expert's matrix "moe.in[e]" is matrix_type "moe.in" with expert e.
+  if (auto ex = model::ParseExpertMatrixType(iv.type)) {
+    p.set_matrix_type(ex->first);
+    p.set_expert(static_cast<int32_t>(ex->second));
+  } else {
+    p.set_matrix_type(iv.type);
+  }
   p.set_layer(static_cast<int32_t>(iv.layer));
   p.set_rho(iv.rho);
   if (iv.rate) p.set_rate(*iv.rate);
@@ -357,10 +367,14 @@ pb::Intervention InterventionProto(const laser::Intervention& iv) {
   return p;
 }
 
+std::string MatrixName(const pb::Intervention& p) {
+  return p.has_expert() ? model::ExpertMatrixType(p.matrix_type(), p.expert()) : p.matrix_type();
+}
+
 laser::Intervention InterventionFromProto(const pb::Intervention& p, int64_t plan_index) {
   laser::Intervention iv;
   iv.plan_index = plan_index;
-  iv.type = p.matrix_type();
+  iv.type = MatrixName(p);
   iv.layer = p.layer();
   iv.rho = p.rho();
   if (p.has_rate()) iv.rate = p.rate();

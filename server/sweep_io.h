@@ -40,6 +40,7 @@ struct SpecLimits {
   static constexpr int kTopKValues = 16;
   static constexpr int kCompositionMaxInterventions = 4096;
   static constexpr int kMatrixTypes = 64;
+  static constexpr int kExperts = 4096;
   static constexpr int kLayerIndices = 4096;
   static constexpr int kLayerRanges = 256;
   static constexpr int kLayer = 65535;  // largest layer index, range start, stop or step
@@ -78,6 +79,10 @@ std::string SweepId(const ::laser::v1::SweepSpec& recorded, const std::string& m
                                  const ::laser::v1::Metrics& base);
 // API → engine (resuming from a results file).
 laser::Intervention InterventionFromProto(const ::laser::v1::Intervention& p, int64_t plan_index);
+// The engine's name of the matrix an intervention edits: its matrix_type, or
+// "moe.in[3]" for an expert's matrix (matrix_type moe.in, expert 3), as
+// specs and `laserd export --edit` write it.
+std::string MatrixName(const ::laser::v1::Intervention& p);
 
 // The results JSONL itself (JsonLine, ResultsFile, parsing, merging) is shared
 // with the client: proto/results_io.h.

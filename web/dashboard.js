@@ -78,8 +78,13 @@
     for (const [k, v] of Object.entries(attrs || {})) c.setAttribute(k, v);
     return c;
   }
+  // The matrix an intervention edits: "moe.in[3]" for an expert's matrix
+  // (Intervention.expert, mixture-of-experts models), else its type.
+  function mname(iv) {
+    return iv.expert !== undefined && iv.expert !== null ? `${iv.matrix_type}[${num(iv.expert)}]` : iv.matrix_type;
+  }
   function describe(iv) {
-    const parts = [iv.matrix_type, `layer ${num(iv.layer)}`,
+    const parts = [mname(iv), `layer ${num(iv.layer)}`,
                    iv.rank_source === 'RANK_SOURCE_SUGGESTED' ? `ρ ${fmtRho(iv.rho)} (MP)` : `ρ ${fmtRho(iv.rho)}`];
     if (iv.rate !== undefined) parts.push(`rate ${iv.rate}`);
     parts.push(`k ${num(iv.rank)} of ${num(iv.max_rank)}`);
@@ -161,14 +166,19 @@
     let types = [];
     const names = spec.matrix_types || [];
     if (names.length === 0) types = all.slice();
+    // SweepSpec.experts narrows the expert matrices (moe.in[e], ...) to those experts.
+    const experts = (spec.experts || []).map(num);
+    const keepExpert = (t) => { const m = /\[(\d+)\]$/.exec(t); return !m || !experts.length || experts.includes(Number(m[1])); };
     for (const n of names) {
       if (n === 'all') types.push(...all);
-      else if (n === 'mlp' || n === 'attn') types.push(...all.filter((t) => t.startsWith(n + '.')));
+      else if (n === 'mlp' || n === 'attn' || n === 'moe') types.push(...all.filter((t) => t.startsWith(n + '.')));
+      else if (n === 'moe.in' || n === 'moe.up' || n === 'moe.out') types.push(...all.filter((t) => t.startsWith(n + '[')));
       else {
         const mt = model && model.matrix_types.find((t) => t.matrix_type === n || (t.aliases || []).includes(n));
         types.push(mt ? mt.matrix_type : n);
       }
     }
+    types = types.filter(keepExpert);
     let layers = [];
     const L = model ? model.num_layers : 0;
     const sel = spec.layers || {};
@@ -186,7 +196,7 @@
     if (spec.add_suggested_rank) cols.push({ key: 'mp', label: 'MP', order: 2 });
     for (const r of singles) {
       const iv = r.intervention;
-      if (!types.includes(iv.matrix_type)) types.push(iv.matrix_type);
+      if (!types.includes(mname(iv))) types.push(mname(iv));
       if (!layers.includes(num(iv.layer))) layers.push(num(iv.layer));
       const k = colKey(iv);
       if (!cols.some((c) => c.key === k)) {
@@ -258,7 +268,8 @@
     const ds = spec.dataset ? (spec.dataset.path || `dataset ${spec.dataset.dataset_id}`) : '';
     const ranks = spec.rho ? `ρ ∈ {${(spec.rho.values || []).join(', ')}}` :
       spec.rate ? `rate ∈ {${(spec.rate.values || []).join(', ')}}` : '';
-    setText('job-spec', [ds, `types ${(spec.matrix_types || []).join(', ') || 'all'}`, ranks,
+    setText('job-spec', [ds, `types ${(spec.matrix_types || []).join(', ') || 'all'}` +
+      ((spec.experts || []).length ? ` experts ${spec.experts.join(', ')}` : ''), ranks,
                          `${num(job.validation_examples)} validation / ${num(job.test_examples)} test examples`]
       .filter(Boolean).join(' · '));
     $('job-error').hidden = !job.error;
@@ -277,7 +288,7 @@
       const iv = best.intervention;
       const what = $('best-what');
       what.textContent = describe(iv);
-      Object.assign(what.dataset, { type: iv.matrix_type, layer: num(iv.layer), rho: num(iv.rho), rank: num(iv.rank) });
+      Object.assign(what.dataset, { type: mname(iv), layer: num(iv.layer), rho: num(iv.rho), rank: num(iv.rank) });
       metricsTable($('best'), 'best', [
         { split: 'validation', metrics: best.metrics.validation, delta: best.validation_delta || {} },
         { split: 'test', metrics: best.metrics.test, delta: best.test_delta || {} }]);
@@ -289,7 +300,7 @@
     $('composition-card').hidden = !comp;
     if (comp) {
       const stack = (comp.stacked_on || []).concat([comp.intervention]);
-      setText('composition-what', stack.map((iv) => `${iv.matrix_type}@${num(iv.layer)} ρ ${fmtRho(iv.rho)}`).join(' + '));
+      setText('composition-what', stack.map((iv) => `${mname(iv)}@${num(iv.layer)} ρ ${fmtRho(iv.rho)}`).join(' + '));
       metricsTable($('composition'), 'composition', [
         { split: 'validation', metrics: comp.metrics.validation, delta: comp.validation_delta || {} },
         { split: 'test', metrics: comp.metrics.test, delta: comp.test_delta || {} }]);
@@ -314,12 +325,12 @@
     if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
     const bound = Math.max(1e-6, ...singles.map((r) => Math.abs(num((r.validation_delta || {}).log_loss))));
     const accColor = Charts.sequential(lo, hi), lossColor = Charts.diverging(bound);
-    const bestKey = best && best.kind === 'RESULT_KIND_SINGLE' ? best.intervention.matrix_type : null;
+    const bestKey = best && best.kind === 'RESULT_KIND_SINGLE' ? mname(best.intervention) : null;
     for (const type of grid.types) {
       const acc = new Map(), loss = new Map();
       for (const r of singles) {
         const iv = r.intervention;
-        if (iv.matrix_type !== type) continue;
+        if (mname(iv) !== type) continue;
         const k = `${num(iv.layer)}|${colKey(iv)}`;
         const v = r.metrics.validation, t = r.metrics.test, dv = r.validation_delta || {};
         const title = `${describe(iv)}\nvalidation: accuracy ${fmtAcc(v.accuracy)} (${fmtSigned(dv.accuracy, 2)}), ` +
@@ -384,14 +395,14 @@
     const seen = new Set();
     for (const r of state.results) {
       const iv = r.intervention;
-      if (r.kind !== 'RESULT_KIND_SINGLE' || iv.matrix_type !== sp.matrix_type || num(iv.layer) !== num(sp.layer)) continue;
+      if (r.kind !== 'RESULT_KIND_SINGLE' || mname(iv) !== sp.matrix_type || num(iv.layer) !== num(sp.layer)) continue;
       const k = num(iv.rank);
       if (seen.has(k)) continue;
       seen.add(k);
       marks.push({ rank: k, cls: 'sweep-rank', label: `swept: k ${k} (ρ ${fmtRho(iv.rho)})` });
     }
     const best = state.summary && state.summary.best;
-    if (best && best.intervention.matrix_type === sp.matrix_type && num(best.intervention.layer) === num(sp.layer)) {
+    if (best && mname(best.intervention) === sp.matrix_type && num(best.intervention.layer) === num(sp.layer)) {
       marks.push({ rank: num(best.intervention.rank), cls: 'best-rank', label: `best: k ${num(best.intervention.rank)}` });
     }
     const key = JSON.stringify([sp.matrix_type, sp.layer, marks]);
@@ -462,7 +473,7 @@
       if (state.model && !state.spectrumChosen) {
         // Until the user picks one: the best intervention's matrix, else the first.
         const best = state.summary && state.summary.best;
-        const [t, l] = best ? [best.intervention.matrix_type, num(best.intervention.layer)]
+        const [t, l] = best ? [mname(best.intervention), num(best.intervention.layer)]
           : [state.model.matrix_types[0].matrix_type, 0];
         if (`${t}|${l}` !== state.spectrumKey) showSpectrum(t, l);
         else if (state.spectra.has(state.spectrumKey)) drawSpectrum(state.spectra.get(state.spectrumKey));

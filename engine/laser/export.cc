@@ -163,6 +163,17 @@ absl::Status CollectTensors(const formats::WeightSource& src, model::Model* mode
       c->Add({name, model::StoredShape(cfg, t), model::JoinStored(cfg, t, ms)});
       c->NoteFused(t.types, i);
     }
+    // Mixture of experts: every expert's matrices, one tensor each.
+    for (int64_t e = 0; e < cfg.experts; ++e) {
+      for (const model::MatrixTensor& t : arch.safetensors.expert_matrices) {
+        model::MatrixTensor one = t;
+        one.types = {model::ExpertMatrixType(t.types[0], e)};
+        const model::TensorRole role{model::TensorKind::kMatrix, i, one.types, false};
+        c->Consume(model::TensorName(arch, src.format(), src_prefix, role));
+        LASERD_RETURN_IF_ERROR(c->Matrix(
+            one, i, model::TensorName(arch, formats::FileFormat::kSafetensors, prefix, role)));
+      }
+    }
   }
   if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
   const std::string where = src.path();

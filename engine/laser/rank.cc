@@ -29,8 +29,10 @@ const std::map<std::string, std::string>& Aliases() {
 
 std::string ValidNames() {
   std::vector<std::string> v = model::CanonicalMatrixTypes();
-  for (const char* a :
-       {"fc_in", "fc_up", "fc_out", "q_proj", "k_proj", "v_proj", "out_proj", "mlp", "attn", "all"})
+  v.push_back(model::kRouterMatrixType);
+  for (const std::string& b : model::ExpertMatrixBaseTypes()) v.push_back(b + "[e]");
+  for (const char* a : {"fc_in", "fc_up", "fc_out", "q_proj", "k_proj", "v_proj", "out_proj", "mlp",
+                        "attn", "moe", "moe.in", "moe.up", "moe.out", "all"})
     v.push_back(a);
   return absl::StrJoin(v, ", ");
 }
@@ -70,6 +72,7 @@ absl::StatusOr<int64_t> KeptRankFromRate(int64_t m, int64_t n, double rate) {
 absl::StatusOr<std::string> CanonicalMatrixType(const std::string& name) {
   const auto& canon = model::CanonicalMatrixTypes();
   if (std::find(canon.begin(), canon.end(), name) != canon.end()) return name;
+  if (name == model::kRouterMatrixType || model::ParseExpertMatrixType(name)) return name;
   auto it = Aliases().find(name);
   if (it != Aliases().end()) return it->second;
   return absl::InvalidArgumentError(
@@ -78,33 +81,44 @@ absl::StatusOr<std::string> CanonicalMatrixType(const std::string& name) {
 
 absl::StatusOr<std::vector<std::string>> ExpandMatrixTypes(
     const std::vector<std::string>& names, const std::vector<std::string>& available) {
-  auto has = [&](const std::string& t) {
-    return std::find(available.begin(), available.end(), t) != available.end();
-  };
-  std::vector<bool> chosen(model::CanonicalMatrixTypes().size(), false);
-  const auto& canon = model::CanonicalMatrixTypes();
-  auto choose = [&](const std::string& t) {
-    chosen[std::find(canon.begin(), canon.end(), t) - canon.begin()] = true;
+  const auto& bases = model::ExpertMatrixBaseTypes();
+  std::vector<bool> chosen(available.size(), false);
+  // Chooses every available type `pred` accepts; whether there was one.
+  auto choose_if = [&](const auto& pred) {
+    bool any = false;
+    for (size_t i = 0; i < available.size(); ++i) {
+      if (pred(available[i])) chosen[i] = any = true;
+    }
+    return any;
   };
   for (const std::string& name : names) {
-    if (name == "all" || name == "mlp" || name == "attn") {
-      for (const std::string& t : canon) {
-        const bool in_group = name == "all" || t.rfind(name + ".", 0) == 0;
-        if (in_group && has(t)) choose(t);
+    if (name == "all" || name == "mlp" || name == "attn" || name == "moe") {
+      choose_if([&](const std::string& t) { return name == "all" || t.rfind(name + ".", 0) == 0; });
+      continue;
+    }
+    // An expert matrix type without an index: that matrix of every expert.
+    if (std::find(bases.begin(), bases.end(), name) != bases.end()) {
+      const bool any = choose_if([&](const std::string& t) {
+        auto ex = model::ParseExpertMatrixType(t);
+        return ex && ex->first == name;
+      });
+      if (!any) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "matrix type '", name, "' does not exist in this model (it has no experts)",
+            "; it has: ", absl::StrJoin(available, ", ")));
       }
       continue;
     }
     LASERD_ASSIGN_OR_RETURN(auto t, CanonicalMatrixType(name));
-    if (!has(t)) {
+    if (!choose_if([&](const std::string& a) { return a == t; })) {
       return absl::InvalidArgumentError(
           absl::StrCat("matrix type '", name, "' (", t,
                        ") does not exist in this model; it has: ", absl::StrJoin(available, ", ")));
     }
-    choose(t);
   }
   std::vector<std::string> out;
-  for (size_t i = 0; i < canon.size(); ++i)
-    if (chosen[i]) out.push_back(canon[i]);
+  for (size_t i = 0; i < available.size(); ++i)
+    if (chosen[i]) out.push_back(available[i]);
   return out;
 }
 

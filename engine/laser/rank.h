@@ -24,17 +24,21 @@ absl::StatusOr<int64_t> KeptRankFromRate(int64_t m, int64_t n, double rate);
 
 // Canonical type of one name: a canonical name itself or one of the paper's
 // aliases (fc_in → mlp.in, fc_up → mlp.up, fc_out → mlp.out, q_proj → attn.q,
-// k_proj → attn.k, v_proj → attn.v, out_proj → attn.o). INVALID_ARGUMENT
-// listing the valid names otherwise (groups are not single types).
+// k_proj → attn.k, v_proj → attn.v, out_proj → attn.o), or a mixture-of-
+// experts matrix: moe.router, or one expert's moe.in[e] / moe.up[e] /
+// moe.out[e]. INVALID_ARGUMENT listing the valid names otherwise (groups,
+// and moe.in etc. without an expert index, are not single types).
 absl::StatusOr<std::string> CanonicalMatrixType(const std::string& name);
 
 // The paper's alias of a canonical type (mlp.in → fc_in, …, attn.o →
 // out_proj); empty for a name that has none.
 std::string PaperAlias(const std::string& canonical);
 
-// Expands names (canonical, aliases, and the groups `mlp`, `attn`, `all`)
-// against the types a model has (`available`, canonical, in canonical order).
-// The result is deduplicated and in canonical order. A group takes the members
+// Expands names (canonical, aliases, and the groups `mlp`, `attn`, `moe`,
+// `all`, and an expert matrix type without an index, e.g. `moe.in`: that
+// matrix of every expert) against the types a model has (`available`,
+// Model::MatrixTypes() order). The result is deduplicated and in the order of
+// `available`. A group takes the members
 // the model has; a single type the model lacks (mlp.up in GPT-2) is
 // INVALID_ARGUMENT naming the model's types; an unknown name is
 // INVALID_ARGUMENT listing every valid name.

@@ -90,6 +90,28 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   if (names.empty()) names = {"all"};
   auto types = ExpandMatrixTypes(names, model->MatrixTypes());
   if (!types.ok()) return Prefixed(types.status(), "matrix_types: ");
+  if (!cfg.experts.empty()) {
+    const int64_t E = model->config().experts;
+    std::set<int64_t> keep;
+    for (size_t i = 0; i < cfg.experts.size(); ++i) {
+      const int64_t e = cfg.experts[i];
+      if (E == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("experts[", i, "]: the model has no experts"));
+      }
+      if (e < 0 || e >= E) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("experts[", i, "]: ", e, " is outside the model's experts [0, ", E, ")"));
+      }
+      keep.insert(e);
+    }
+    std::vector<std::string> kept;
+    for (const std::string& t : *types) {
+      auto ex = model::ParseExpertMatrixType(t);
+      if (!ex || keep.count(ex->second)) kept.push_back(t);
+    }
+    *types = std::move(kept);
+  }
 
   // Layers.
   std::set<int64_t> layer_set;

@@ -106,6 +106,11 @@ struct SweepConfig {
   TaskFilter task = TaskFilter::kAny;
   // Canonical names, aliases or groups; empty = every type the model has.
   std::vector<std::string> matrix_types;
+  // Mixture-of-experts models: the experts whose matrices (moe.in[e], …) the
+  // selected types keep; empty = every expert. Types without an expert
+  // (attention, moe.router) are not filtered. INVALID_ARGUMENT for an index
+  // outside [0, experts) or for a model without experts.
+  std::vector<int64_t> experts;
   // Union of indices and ranges, sorted and deduplicated; both empty = all.
   std::vector<int64_t> layer_indices;
   std::vector<LayerRange> layer_ranges;
@@ -155,7 +160,7 @@ struct SweepConfig {
 // One planned intervention.
 struct Intervention {
   int64_t plan_index = 0;
-  std::string type;  // canonical
+  std::string type;  // canonical; an expert's matrix is moe.in[e] (model/architecture.h)
   int64_t layer = 0;
   double rho = 0;              // requested ρ (1 − rate/10 for rates)
   std::optional<double> rate;  // when given as a rate

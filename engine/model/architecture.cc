@@ -22,10 +22,39 @@ const std::vector<std::string>& CanonicalMatrixTypes() {
   return kTypes;
 }
 
+const std::vector<std::string>& ExpertMatrixBaseTypes() {
+  static const std::vector<std::string> kTypes = {"moe.in", "moe.up", "moe.out"};
+  return kTypes;
+}
+
+std::string ExpertMatrixType(const std::string& base, int64_t expert) {
+  return absl::StrCat(base, "[", expert, "]");
+}
+
+std::optional<std::pair<std::string, int64_t>> ParseExpertMatrixType(const std::string& type) {
+  const size_t open = type.find('[');
+  if (open == std::string::npos || type.size() < open + 3 || type.back() != ']') {
+    return std::nullopt;
+  }
+  const std::string base = type.substr(0, open);
+  const std::string digits = type.substr(open + 1, type.size() - open - 2);
+  const auto& bases = ExpertMatrixBaseTypes();
+  int64_t e = -1;
+  if (std::find(bases.begin(), bases.end(), base) == bases.end() || digits.size() > 9 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(digits, &e)) {
+    return std::nullopt;
+  }
+  return std::make_pair(base, e);
+}
+
 std::vector<std::string> Architecture::MatrixTypes() const {
   std::vector<std::string> r;
   for (const std::string& t : CanonicalMatrixTypes()) {
     if (FindMatrixTensor(*this, FileFormat::kSafetensors, t) != nullptr) r.push_back(t);
+  }
+  if (FindMatrixTensor(*this, FileFormat::kSafetensors, kRouterMatrixType) != nullptr) {
+    r.push_back(kRouterMatrixType);
   }
   return r;
 }
@@ -86,6 +115,12 @@ const MatrixTensor* FindMatrixTensor(const Architecture& a, FileFormat f, const 
   for (const MatrixTensor& t : a.naming(f).matrices) {
     if (std::find(t.types.begin(), t.types.end(), type) != t.types.end()) return &t;
   }
+  // An expert's matrix: the per-expert template of its base type.
+  if (auto ex = ParseExpertMatrixType(type)) {
+    for (const MatrixTensor& t : a.naming(f).expert_matrices) {
+      if (t.types.size() == 1 && t.types[0] == ex->first) return &t;
+    }
+  }
   return nullptr;
 }
 
@@ -94,6 +129,7 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
   const TensorNaming& n = a.naming(f);
   std::string base;
   bool bias_ok = false, prefixed = true;
+  int64_t expert = -1;
   switch (role.kind) {
     case TensorKind::kEmbed:
       base = n.embed;
@@ -118,6 +154,12 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
       base = n.mlp_norm.name;
       bias_ok = n.mlp_norm.bias;
       break;
+    case TensorKind::kPostAttnNorm:
+      base = n.post_attn_norm.name;
+      break;
+    case TensorKind::kPostMlpNorm:
+      base = n.post_mlp_norm.name;
+      break;
     case TensorKind::kQNorm:
       base = n.q_norm.name;
       break;
@@ -137,11 +179,13 @@ std::string TensorName(const Architecture& a, FileFormat f, const std::string& p
       if (const MatrixTensor* t =
               role.types.empty() ? nullptr : FindMatrixTensor(a, f, role.types[0])) {
         base = t->name;
+        if (auto ex = ParseExpertMatrixType(role.types[0])) expert = ex->second;
       }
       bias_ok = true;
       break;
   }
   if (base.empty() || (role.bias && !bias_ok)) return "";
+  if (expert >= 0) base = absl::StrReplaceAll(base, {{"{E}", absl::StrCat(expert)}});
   return absl::StrCat(prefixed ? prefix : "", ExpandLayer(base, role.layer),
                       role.bias ? ".bias" : ".weight");
 }
@@ -200,10 +244,32 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   int64_t layer = -1;
   if (MatchLayer(n.attn_norm.name, base, &layer)) return known(TensorKind::kAttnNorm, layer, {});
   if (MatchLayer(n.mlp_norm.name, base, &layer)) return known(TensorKind::kMlpNorm, layer, {});
-  if (MatchLayer(n.q_norm.name, base, &layer)) return known(TensorKind::kQNorm, layer, {});
-  if (MatchLayer(n.k_norm.name, base, &layer)) return known(TensorKind::kKNorm, layer, {});
+  for (const auto& [t, kind] :
+       {std::pair{&n.post_attn_norm, TensorKind::kPostAttnNorm},
+        std::pair{&n.post_mlp_norm, TensorKind::kPostMlpNorm},
+        std::pair{&n.q_norm, TensorKind::kQNorm}, std::pair{&n.k_norm, TensorKind::kKNorm}}) {
+    if (MatchLayer(t->name, base, &layer)) return known(kind, layer, {});
+  }
   for (const MatrixTensor& t : n.matrices) {
     if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
+  }
+  // Expert tensors: "{E}" is the first number after the layer's part.
+  for (const MatrixTensor& t : n.expert_matrices) {
+    const size_t at = t.name.find("{E}");
+    if (at == std::string::npos) continue;
+    const std::string head = t.name.substr(0, at), tail = t.name.substr(at + 3);
+    // Try every split of `base` into head-with-layer, expert digits, tail.
+    if (!absl::EndsWith(base, tail) || base.size() <= tail.size()) continue;
+    absl::string_view rest = base.substr(0, base.size() - tail.size());
+    size_t d = rest.size();
+    while (d > 0 && absl::ascii_isdigit(rest[d - 1])) --d;
+    if (d == rest.size()) continue;
+    int64_t e = -1;
+    if (!MatchLayer(head, rest.substr(0, d), &layer) || rest.size() - d > 9 ||
+        !absl::SimpleAtoi(rest.substr(d), &e)) {
+      continue;
+    }
+    return known(TensorKind::kMatrix, layer, {ExpertMatrixType(t.types[0], e)});
   }
   return std::nullopt;
 }

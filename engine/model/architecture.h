@@ -9,6 +9,12 @@
 // CanonicalMatrixTypes() (attn.q, attn.k, attn.v, attn.o, mlp.in, mlp.up,
 // mlp.out), the same for every architecture; mlp.in is the gate of a gated
 // MLP and the only input projection of a plain one.
+//
+// Mixture-of-experts layers (Mixtral) replace the MLP by a router and
+// experts: "moe.router" [experts, hidden] is one matrix per layer; each
+// expert e has its own gated MLP "moe.in[e]", "moe.up[e]", "moe.out[e]"
+// (ExpertMatrixType). "moe.in" without an index names that matrix of every
+// expert (a sweep expands it into one intervention per expert).
 #ifndef LASERD_ENGINE_MODEL_ARCHITECTURE_H_
 #define LASERD_ENGINE_MODEL_ARCHITECTURE_H_
 
@@ -29,6 +35,20 @@ class ConfigReader;
 
 // Canonical matrix types, in a fixed order.
 const std::vector<std::string>& CanonicalMatrixTypes();
+
+// ------------------------------------------------------ mixture of experts ---
+// The per-expert matrix types (moe.in, moe.up, moe.out) and the router type.
+const std::vector<std::string>& ExpertMatrixBaseTypes();
+inline constexpr const char kRouterMatrixType[] = "moe.router";
+// The shared expert's gate [1, hidden] (Qwen2-MoE): loaded and used by the
+// forward pass but not a sweepable matrix (rank 1). The shared expert itself
+// is the layer's dense MLP, mlp.in / mlp.up / mlp.out.
+inline constexpr const char kSharedExpertGateType[] = "moe.shared_gate";
+// "moe.in" and 3 -> "moe.in[3]".
+std::string ExpertMatrixType(const std::string& base, int64_t expert);
+// "moe.in[3]" -> {"moe.in", 3}; nullopt when `type` has no well-formed
+// expert index or its base is not an expert matrix type.
+std::optional<std::pair<std::string, int64_t>> ParseExpertMatrixType(const std::string& type);
 
 enum class NormKind {
   kRms,    // x / rms(x) · w
@@ -82,13 +102,26 @@ struct TensorNaming {
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
   // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
-  // rotary embedding (Qwen3); empty name: none.
+  // rotary embedding (Qwen3, Gemma 3); empty name: none. Their style (plain w
+  // or Gemma's 1 + w) is norm_weight_offset's, as for every norm.
   NormTensor q_norm, k_norm;
   // Rotary tensors llama.cpp writes into GGUF (one each, not per layer; empty:
   // none): rope_freqs divides each inverse frequency (Llama 3's llama3
   // scaling), rope_factors_long / _short are longrope's factors (Phi-3).
   std::string rope_freqs, rope_factors_long, rope_factors_short;
   std::vector<MatrixTensor> matrices;
+  // Gemma-style norms (empty names: none), per layer: on the attention output
+  // and on the MLP output before each is added to the residual ("sandwich"
+  // norms).
+  NormTensor post_attn_norm, post_mlp_norm;
+  // Added to every norm weight at load: 1 where the file stores the w of a
+  // (1 + w) RMSNorm (Hugging Face Gemma); 0 where it is stored with the 1
+  // already added (llama.cpp's Gemma GGUF) or the norm is plain.
+  float norm_weight_offset = 0.0f;
+  // Mixture of experts: one tensor per expert matrix, names with "{L}" and
+  // "{E}" (the expert), types {moe.in}, {moe.up} or {moe.out}, nn.Linear
+  // layout. The router is an ordinary entry of `matrices` (moe.router).
+  std::vector<MatrixTensor> expert_matrices;
 };
 
 // One name under which checkpoints declare the architecture.
@@ -117,6 +150,12 @@ struct Architecture {
   // A config that ties the embeddings makes the LM head the embedding even
   // when a head tensor is stored (GPT-2); otherwise a stored head is used.
   bool config_ties_head = false;
+  // Embeddings scaled by sqrt(hidden) (Gemma; the fp32 value, as transformers
+  // computes in fp32).
+  bool embed_scaled = false;
+  // Mixture of experts (ModelConfig::experts > 0): the MLP of every layer is
+  // the router and experts of TensorNaming::expert_matrices.
+  bool moe = false;
   // Config readers: dimensions and the per-checkpoint settings (activation,
   // rotary dims, eps, parallel residual, tied embeddings) into `c`, whose
   // arch and model_type are set. read_gguf null: GGUF not supported.
@@ -160,6 +199,8 @@ enum class TensorKind {
   kRopeFreqs,  // GGUF rotary factor tensors (TensorNaming::rope_freqs, ...)
   kRopeFactorsLong,
   kRopeFactorsShort,
+  kPostAttnNorm,  // TensorNaming::post_attn_norm
+  kPostMlpNorm,   // TensorNaming::post_mlp_norm
 };
 struct TensorRole {
   TensorKind kind = TensorKind::kEmbed;

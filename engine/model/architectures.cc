@@ -332,7 +332,13 @@ absl::Status ReadQwen3Hf(const ConfigReader& cfg, ModelConfig* c) {
     return absl::UnimplementedError(
         absl::StrCat(cfg.where(), ": qwen3 option use_sliding_window=true is not supported"));
   }
+  c->qk_norm = true;
   return ReadLlamaHf(cfg, c);
+}
+
+absl::Status ReadQwen3Gguf(const ConfigReader& cfg, ModelConfig* c) {
+  c->qk_norm = true;
+  return ReadLlamaGguf(cfg, c);
 }
 
 // Qwen3: Llama's layout plus an RMSNorm over each head of q and of k before
@@ -346,6 +352,7 @@ Architecture MakeQwen3() {
   a.gguf.q_norm = {"blk.{L}.attn_q_norm"};
   a.gguf.k_norm = {"blk.{L}.attn_k_norm"};
   a.read_hf = ReadQwen3Hf;
+  a.read_gguf = ReadQwen3Gguf;
   return a;
 }
 
@@ -509,13 +516,399 @@ Architecture MakePhi3() {
   return a;
 }
 
+// ------------------------------------------------------------------ Gemma ---
+// Gemma 2 and Gemma 3 (text): (1 + w) RMSNorms, four norms per layer (plus
+// per-head q/k norms in Gemma 3), GeGLU, embeddings × sqrt(hidden), sliding
+// windows on local layers, soft-capping. Options laserd does not implement
+// are refused by name.
+
+bool IsGemma3(const ModelConfig& c) {
+  return c.model_type == "gemma3_text" || c.model_type == "gemma3";
+}
+
+// A number that may be null (null and absent both give nullopt); `present` is
+// whether the key is there at all.
+std::optional<double> NullableNum(const ConfigReader& cfg, const char* key, bool* present) {
+  auto it = cfg.doc().find(key);
+  *present = it != cfg.doc().end();
+  if (!*present || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+// One rope parameter object: its type must be default (or linear where
+// `linear_ok`); returns its theta (or `dflt`) and its linear factor.
+absl::Status ReadGemmaRope(const ConfigReader& cfg, const json& p, const std::string& what,
+                           bool linear_ok, double dflt, double* theta, double* factor) {
+  *theta = dflt;
+  *factor = 1.0;
+  if (!p.is_object()) return absl::OkStatus();
+  const ConfigReader r(p, cfg.where());
+  *theta = r.Num({"rope_theta"}).value_or(dflt);
+  std::string type = r.Str("rope_type", r.Str("type", "default"));
+  if (type == "linear" && linear_ok) {
+    LASERD_ASSIGN_OR_RETURN(*factor, r.Req({"factor"}));
+    if (*factor <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.where(), ": ", what, " factor must be > 0"));
+    }
+  } else if (type != "default") {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": ", what, " rope type '", type, "' is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+// Gemma 2: UNIMPLEMENTED for a rope_scaling / rope_parameters type other
+// than "default".
+absl::Status CheckNoRopeScaling(const ConfigReader& cfg) {
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    auto s = cfg.doc().find(key);
+    if (s == cfg.doc().end() || !s->is_object()) continue;
+    auto t = s->find("rope_type");
+    if (t == s->end()) t = s->find("type");
+    if (t != s->end() && t->is_string() && *t != "default") {
+      return absl::UnimplementedError(absl::StrCat(cfg.where(), ": rope scaling type '",
+                                                   t->get<std::string>(), "' is not supported"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Gemma 3's linear scaling of its global (full-attention) layers, as
+// c->rope: the sliding layers take rope_local_theta unscaled.
+void SetGemmaGlobalScaling(double factor, ModelConfig* c) {
+  c->rope = RopeScaling();
+  if (factor == 1.0) return;
+  c->rope.type = RopeType::kLinear;
+  c->rope.factor = factor;
+}
+
+absl::Status ReadGemmaHf(const ConfigReader& cfg, ModelConfig* c) {
+  const bool g3 = IsGemma3(*c);
+  c->qk_norm = g3;
+  const json& doc = cfg.doc();
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"intermediate_size"}));
+  c->kv_heads = cfg.Num({"num_key_value_heads"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"head_dim"}).value_or(256);
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"max_position_embeddings"}).value_or(8192);
+  c->norm_eps = cfg.Num({"rms_norm_eps"}).value_or(1e-6);
+  c->rotary_dim = c->head_dim;
+  c->tied_embeddings = cfg.Flag("tie_word_embeddings", true);
+  LASERD_ASSIGN_OR_RETURN(
+      c->act,
+      ParseActivation(cfg.Str("hidden_activation", cfg.Str("hidden_act", "gelu_pytorch_tanh"))));
+  // Refused options.
+  for (const char* flag : {"attention_bias", "use_bidirectional_attention"}) {
+    if (cfg.Flag(flag, false)) {
+      return absl::UnimplementedError(absl::StrCat(cfg.where(), ": ", c->model_type, " option ",
+                                                   flag, "=true is not supported"));
+    }
+  }
+  for (const char* key : {"altup_num_inputs", "laurel_rank", "hidden_size_per_layer_input",
+                          "num_kv_shared_layers", "activation_sparsity_pattern"}) {
+    if (doc.contains(key)) {
+      return absl::UnimplementedError(absl::StrCat(cfg.where(), ": ", c->model_type, " option ",
+                                                   key, " is not supported (Gemma 3n)"));
+    }
+  }
+  const double qpas = cfg.Num({"query_pre_attn_scalar"}).value_or(256);
+  if (qpas <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": query_pre_attn_scalar must be > 0"));
+  }
+  c->attn_scale = std::pow(qpas, -0.5);
+  bool present = false;
+  // Soft-capping: Gemma 2's defaults are 50 (attention) and 30 (final); null: off.
+  auto attn_cap = NullableNum(cfg, "attn_logit_softcapping", &present);
+  c->attn_softcap = attn_cap.value_or(present || g3 ? 0.0 : 50.0);
+  auto final_cap = NullableNum(cfg, "final_logit_softcapping", &present);
+  c->final_softcap = final_cap.value_or(present || g3 ? 0.0 : 30.0);
+  if (c->attn_softcap < 0 || c->final_softcap < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": soft-capping must be >= 0"));
+  }
+  auto window = NullableNum(cfg, "sliding_window", &present);
+  c->sliding_window = static_cast<int64_t>(window.value_or(present ? 0 : 4096));
+  if (c->sliding_window < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": sliding_window must be >= 0"));
+  }
+  // Which layers are local: layer_types, else every layer but each
+  // sliding_window_pattern-th (Gemma 3, default 6) or every other one (Gemma 2).
+  c->layer_sliding.assign(c->layers, false);
+  if (auto it = doc.find("layer_types"); it != doc.end() && !it->is_null()) {
+    if (!it->is_array() || static_cast<int64_t>(it->size()) != c->layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.where(), ": layer_types must list one type per layer"));
+    }
+    for (int64_t i = 0; i < c->layers; ++i) {
+      const json& t = (*it)[i];
+      if (t == "sliding_attention") {
+        c->layer_sliding[i] = true;
+      } else if (t != "full_attention") {
+        return absl::UnimplementedError(
+            absl::StrCat(cfg.where(), ": layer type ", t.dump(), " is not supported"));
+      }
+    }
+  } else {
+    const double pattern =
+        g3 ? cfg.Num({"sliding_window_pattern", "_sliding_window_pattern"}).value_or(6) : 2;
+    if (pattern < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.where(), ": sliding_window_pattern must be >= 1"));
+    }
+    const int64_t pat = static_cast<int64_t>(pattern);
+    for (int64_t i = 0; i < c->layers; ++i) c->layer_sliding[i] = (i + 1) % pat != 0;
+  }
+  if (c->sliding_window == 0) c->layer_sliding.assign(c->layers, false);
+  // Rotary bases: Gemma 2 one (no scaling); Gemma 3 local (rope_local_base_freq,
+  // 10k) and global (rope_theta, 1M, with linear scaling where configured),
+  // flat or nested by layer type as transformers >= 5 writes rope_parameters.
+  if (!g3) {
+    c->rope_theta = cfg.RopeTheta(10000.0);
+    return CheckNoRopeScaling(cfg);
+  }
+  const json* rp = nullptr;
+  if (auto it = doc.find("rope_parameters"); it != doc.end() && it->is_object()) rp = &*it;
+  double local_factor = 1.0, global_factor = 1.0;
+  if (rp != nullptr && (rp->contains("full_attention") || rp->contains("sliding_attention"))) {
+    LASERD_RETURN_IF_ERROR(ReadGemmaRope(cfg, rp->value("full_attention", json()), "full_attention",
+                                         true, 1e6, &c->rope_theta, &global_factor));
+    LASERD_RETURN_IF_ERROR(ReadGemmaRope(cfg, rp->value("sliding_attention", json()),
+                                         "sliding_attention", false, 1e4, &c->rope_local_theta,
+                                         &local_factor));
+  } else {
+    const double theta = cfg.Num({"rope_theta"}).value_or(1e6);
+    const json scaling = doc.contains("rope_scaling") ? doc["rope_scaling"]
+                         : rp != nullptr              ? *rp
+                                                      : json();
+    LASERD_RETURN_IF_ERROR(
+        ReadGemmaRope(cfg, scaling, "rope_scaling", true, theta, &c->rope_theta, &global_factor));
+    c->rope_local_theta = cfg.Num({"rope_local_base_freq"}).value_or(1e4);
+  }
+  SetGemmaGlobalScaling(global_factor, c);
+  return absl::OkStatus();
+}
+
+absl::Status ReadGemmaGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double l, cfg.Req({"block_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double nh, cfg.Req({"attention.head_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double im, cfg.Req({"feed_forward_length"}));
+  c->hidden = h;
+  c->layers = l;
+  c->heads = nh;
+  c->kv_heads = cfg.Num({"attention.head_count_kv"}).value_or(c->heads);
+  c->head_dim = cfg.Num({"attention.key_length"}).value_or(c->heads ? c->hidden / c->heads : 0);
+  if (auto vl = cfg.Num({"attention.value_length"}); vl && *vl != c->head_dim) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": attention.value_length differing from key_length"));
+  }
+  c->intermediate = im;
+  c->max_positions = cfg.Num({"context_length"}).value_or(8192);
+  c->rope_theta = cfg.Num({"rope.freq_base"}).value_or(IsGemma3(*c) ? 1e6 : 1e4);
+  c->rotary_dim = c->head_dim;
+  if (auto it = cfg.doc().find("tokenizer.ggml.tokens"); it != cfg.doc().end() && it->is_array()) {
+    c->vocab_size = it->size();
+  }
+  if (auto v = cfg.Num({"vocab_size"})) c->vocab_size = *v;
+  const bool g3 = IsGemma3(*c);
+  c->qk_norm = g3;
+  c->act = kernels::Activation::kGeluTanh;
+  c->norm_eps = cfg.Num({"attention.layer_norm_rms_epsilon"}).value_or(1e-6);
+  if (std::string s = cfg.Str("rope.scaling.type", "none"); s != "none" && !(g3 && s == "linear")) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": rope scaling '", s, "' is not supported"));
+  }
+  // llama.cpp: 1/sqrt(head_dim), but 1/sqrt(hidden / heads) for the 27B
+  // models (46 layers of Gemma 2, 62 of Gemma 3), as their
+  // query_pre_attn_scalar is.
+  const bool is27b = c->layers == (g3 ? 62 : 46);
+  c->attn_scale = 1.0 / std::sqrt(is27b ? static_cast<double>(c->hidden / c->heads)
+                                        : static_cast<double>(c->head_dim));
+  c->final_softcap = cfg.Num({"final_logit_softcapping"}).value_or(0.0);
+  if (!g3) c->attn_softcap = cfg.Num({"attn_logit_softcapping"}).value_or(0.0);
+  c->sliding_window = cfg.Num({"attention.sliding_window"}).value_or(g3 ? 0 : 4096);
+  c->layer_sliding.assign(c->layers, false);
+  if (c->sliding_window > 0) {
+    const int64_t pat = g3 ? 6 : 2;  // llama.cpp's fixed patterns
+    for (int64_t i = 0; i < c->layers; ++i) c->layer_sliding[i] = (i + 1) % pat != 0;
+  }
+  if (g3) {
+    c->rope_local_theta = 10000.0;  // llama.cpp's fixed local base
+    if (std::string s = cfg.Str("rope.scaling.type", "none"); s == "linear") {
+      SetGemmaGlobalScaling(cfg.Num({"rope.scaling.factor"}).value_or(1.0), c);
+    }
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeGemma() {
+  Architecture a;
+  a.name = "gemma";
+  a.model_types = {{"gemma2", "gemma2", "Gemma2ForCausalLM"},
+                   {"gemma3_text", "gemma3", "Gemma3ForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.prefixes = {"model."};
+  st.embed = "embed_tokens";
+  st.final_norm = {"norm"};
+  st.head = "lm_head";
+  st.attn_norm = {"layers.{L}.input_layernorm"};
+  st.mlp_norm = {"layers.{L}.pre_feedforward_layernorm"};
+  st.post_attn_norm = {"layers.{L}.post_attention_layernorm"};
+  st.post_mlp_norm = {"layers.{L}.post_feedforward_layernorm"};
+  st.q_norm = {"layers.{L}.self_attn.q_norm"};
+  st.k_norm = {"layers.{L}.self_attn.k_norm"};
+  st.norm_weight_offset = 1.0f;
+  st.matrices = {
+      {{"attn.q"}, "layers.{L}.self_attn.q_proj"}, {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+      {{"attn.v"}, "layers.{L}.self_attn.v_proj"}, {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+      {{"mlp.in"}, "layers.{L}.mlp.gate_proj"},    {{"mlp.up"}, "layers.{L}.mlp.up_proj"},
+      {{"mlp.out"}, "layers.{L}.mlp.down_proj"}};
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.final_norm = {"output_norm"};
+  gg.head = "output";
+  gg.attn_norm = {"blk.{L}.attn_norm"};
+  gg.mlp_norm = {"blk.{L}.ffn_norm"};
+  gg.post_attn_norm = {"blk.{L}.post_attention_norm"};
+  gg.post_mlp_norm = {"blk.{L}.post_ffw_norm"};
+  gg.q_norm = {"blk.{L}.attn_q_norm"};
+  gg.k_norm = {"blk.{L}.attn_k_norm"};
+  gg.norm_weight_offset = 0.0f;  // llama.cpp's converter stores 1 + w
+  gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q"},   {{"attn.k"}, "blk.{L}.attn_k"},
+                 {{"attn.v"}, "blk.{L}.attn_v"},   {{"attn.o"}, "blk.{L}.attn_output"},
+                 {{"mlp.in"}, "blk.{L}.ffn_gate"}, {{"mlp.up"}, "blk.{L}.ffn_up"},
+                 {{"mlp.out"}, "blk.{L}.ffn_down"}};
+  a.norm = NormKind::kRms;
+  a.position = PositionKind::kRotary;
+  a.rope_style = kernels::RopeStyle::kNeox;
+  a.gated_mlp = true;
+  a.embed_scaled = true;
+  a.read_hf = ReadGemmaHf;
+  a.read_gguf = ReadGemmaGguf;
+  return a;
+}
+
+// ---------------------------------------------------------------- Mixtral ---
+// Llama attention with a mixture-of-experts MLP: a router (block_sparse_moe.
+// gate) and per-expert gated MLPs w1 (gate, moe.in), w3 (up, moe.up), w2
+// (down, moe.out), as transformers saves MixtralForCausalLM.
+
+// The mixture-of-experts keys every MoE config.json has; INVALID_ARGUMENT
+// naming the key for a count out of range.
+absl::Status ReadExpertCounts(const ConfigReader& cfg, const char* experts_key, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double e, cfg.Req({experts_key}));
+  LASERD_ASSIGN_OR_RETURN(const double k, cfg.Req({"num_experts_per_tok"}));
+  c->experts = e;
+  c->experts_per_token = k;
+  if (c->experts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": ", experts_key, " must be at least 1, got ", c->experts));
+  }
+  if (c->experts_per_token < 1 || c->experts_per_token > c->experts) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": num_experts_per_tok ",
+                                                   c->experts_per_token, " is outside [1, ",
+                                                   experts_key, " = ", c->experts, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadMixtralHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_local_experts", c));
+  c->moe_intermediate = c->intermediate;
+  c->norm_topk_prob = true;  // Mixtral always renormalises the top-k weights
+  // A sliding attention window shorter than the context changes attention.
+  if (auto w = cfg.Num({"sliding_window"}); w && *w < c->max_positions) {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": sliding_window ", *w,
+                                                 " (shorter than max_position_embeddings ",
+                                                 c->max_positions, ") is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeMixtral() {
+  Architecture a = MakeLlama();
+  a.name = "mixtral";
+  a.model_types = {{"mixtral", "", "MixtralForCausalLM"}};
+  a.gguf = TensorNaming();
+  a.read_gguf = nullptr;
+  a.hf_config_from_gguf = nullptr;
+  a.moe = true;
+  TensorNaming& st = a.safetensors;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.block_sparse_moe.gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.block_sparse_moe.experts.{E}.w1"},
+                        {{"moe.up"}, "layers.{L}.block_sparse_moe.experts.{E}.w3"},
+                        {{"moe.out"}, "layers.{L}.block_sparse_moe.experts.{E}.w2"}};
+  a.read_hf = ReadMixtralHf;
+  return a;
+}
+
+// -------------------------------------------------------------- Qwen2-MoE ---
+// Qwen2 attention (q/k/v biases) with a mixture of experts plus a shared
+// expert: the shared expert is a dense gated MLP (mlp.in / mlp.up / mlp.out,
+// intermediate size shared_expert_intermediate_size) whose output is scaled
+// by sigmoid(moe.shared_gate · x) and added to the experts' sum.
+
+absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"shared_expert_intermediate_size"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;  // the shared expert's mlp.* matrices
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  // Every layer must be a mixture-of-experts layer.
+  if (auto step = cfg.Num({"decoder_sparse_step"}); step && *step != 1) {
+    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": decoder_sparse_step ", *step,
+                                                 " (dense MLP layers) is not supported"));
+  }
+  if (auto it = cfg.doc().find("mlp_only_layers");
+      it != cfg.doc().end() && it->is_array() && !it->empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": mlp_only_layers ", it->dump(), " is not supported"));
+  }
+  if (cfg.Flag("use_sliding_window", false)) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": use_sliding_window true is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeQwen2Moe() {
+  Architecture a = MakeMixtral();
+  a.name = "qwen2_moe";
+  a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
+                 {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
+                 {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
+                 {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
+                 {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
+                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
+                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  a.read_hf = ReadQwen2MoeHf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),  new Architecture(MakeGptJ()),
-      new Architecture(MakeGptNeoX()), new Architecture(MakeQwen3()), new Architecture(MakePhi()),
-      new Architecture(MakePhi3())};
+      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),
+      new Architecture(MakeGptJ()),    new Architecture(MakeGptNeoX()),
+      new Architecture(MakeQwen3()),   new Architecture(MakePhi()),
+      new Architecture(MakePhi3()),    new Architecture(MakeGemma()),
+      new Architecture(MakeMixtral()), new Architecture(MakeQwen2Moe())};
   return *kAll;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/formats/weights.h"
@@ -38,6 +39,28 @@ struct ModelConfig {
   bool parallel_residual = false;  // see Architecture::parallel_residual
   kernels::Activation act = kernels::Activation::kSilu;
   std::optional<int32_t> bos_id, eos_id;
+
+  // Attention and logit options (Gemma 2 / Gemma 3); the defaults are plain
+  // causal attention scaled by 1/sqrt(head_dim) and raw logits.
+  double attn_scale = 0.0;          // > 0: the attention scale (query_pre_attn_scalar^-0.5)
+  double attn_softcap = 0.0;        // > 0: attention logits soft-capped (AttentionParams)
+  double final_softcap = 0.0;       // > 0: final logits = cap · tanh(logits / cap)
+  int64_t sliding_window = 0;       // window of the sliding layers
+  std::vector<bool> layer_sliding;  // per layer (empty: none): sliding-window attention
+  // > 0: rotary base of the sliding layers, unscaled (Gemma 3); `rope`
+  // scales the other layers only.
+  double rope_local_theta = 0.0;
+  bool qk_norm = false;  // per-head q/k norms (TensorNaming::q_norm, k_norm)
+
+  // Mixture of experts (Architecture::moe): every layer routes each token to
+  // its experts_per_token highest-probability experts (softmax of the
+  // router logits, top-k, renormalised to sum 1 when norm_topk_prob) and
+  // sums their gated MLPs (intermediate size moe_intermediate) weighted by
+  // those probabilities. experts == 0: a dense MLP.
+  int64_t experts = 0;
+  int64_t experts_per_token = 0;
+  int64_t moe_intermediate = 0;
+  bool norm_topk_prob = true;
 };
 
 // Typed reads from a config object: config.json, or GGUF metadata whose keys

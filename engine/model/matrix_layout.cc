@@ -40,6 +40,12 @@ std::pair<int64_t, int64_t> MatrixShape(const ModelConfig& c, const std::string&
   if (type == "attn.o") return {d, q};
   if (type == "mlp.in" || type == "mlp.up") return {c.intermediate, d};
   if (type == "mlp.out") return {d, c.intermediate};
+  if (type == kRouterMatrixType) return {c.experts, d};
+  if (type == kSharedExpertGateType) return {1, d};
+  if (auto ex = ParseExpertMatrixType(type); ex && ex->second < c.experts) {
+    if (ex->first == "moe.out") return {d, c.moe_intermediate};
+    return {c.moe_intermediate, d};
+  }
   return {0, 0};
 }
 

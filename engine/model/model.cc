@@ -32,6 +32,16 @@ std::vector<std::string> Model::MatrixTypes() const {
   for (const std::string& t : CanonicalMatrixTypes()) {
     if (!w_->layers.empty() && w_->layers[0].w.count(t)) r.push_back(t);
   }
+  // Mixture of experts: the router, then each expert matrix type for every expert.
+  if (config_.experts > 0 && !w_->layers.empty()) {
+    if (w_->layers[0].w.count(kRouterMatrixType)) r.push_back(kRouterMatrixType);
+    for (const std::string& base : ExpertMatrixBaseTypes()) {
+      for (int64_t e = 0; e < config_.experts; ++e) {
+        const std::string t = ExpertMatrixType(base, e);
+        if (w_->layers[0].w.count(t)) r.push_back(t);
+      }
+    }
+  }
   return r;
 }
 
@@ -78,7 +88,7 @@ int64_t Model::ParameterCount() const {
     for (const auto& [k, t] : ly.w) n += t.size();
     for (const auto& [k, t] : ly.b) n += t.size();
     n += ly.ln1_w.size() + ly.ln1_b.size() + ly.ln2_w.size() + ly.ln2_b.size();
-    n += ly.q_norm_w.size() + ly.k_norm_w.size();
+    n += ly.post_attn_w.size() + ly.post_mlp_w.size() + ly.q_norm_w.size() + ly.k_norm_w.size();
   }
   return n;
 }
@@ -109,6 +119,9 @@ absl::StatusOr<Tensor> Model::Embed(const std::vector<std::vector<int32_t>>& seq
 Tensor Model::EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos) {
   Tensor h = backend_->Empty(ids.size(), config_.hidden);
   backend_->GatherRows(w_->embed, ids, &h);
+  if (config_.arch->embed_scaled) {
+    backend_->Scale(&h, static_cast<float>(std::sqrt(static_cast<double>(config_.hidden))));
+  }
   if (!w_->pos_embed.empty()) {
     Tensor p = backend_->Empty(ids.size(), config_.hidden);
     backend_->GatherRows(w_->pos_embed, pos, &p);
@@ -150,16 +163,19 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   // layer that runs here is the last one).
   const bool only_kept = keep != nullptr && from == to - 1;
   const int64_t mlp_rows = only_kept ? static_cast<int64_t>(keep->size()) : n;
-  Tensor g = be->Empty(mlp_rows, c.intermediate);
+  const bool moe = c.experts > 0;  // MixtureOfExperts allocates its own scratch
+  Tensor g = moe ? Tensor() : be->Empty(mlp_rows, c.intermediate);
   const bool gated = c.arch->gated_mlp;
-  Tensor u = gated ? be->Empty(mlp_rows, c.intermediate) : Tensor();
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  auto bias = [](const LayerWeights& ly, const char* t) -> const Tensor* {
+  Tensor u = gated && !moe ? be->Empty(mlp_rows, c.intermediate) : Tensor();
+  const float scale = c.attn_scale > 0.0 ? static_cast<float>(c.attn_scale)
+                                         : 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  auto bias = [](const LayerWeights& ly, const std::string& t) -> const Tensor* {
     auto it = ly.b.find(t);
     return it == ly.b.end() ? nullptr : &it->second;
   };
   // y (+)= x · Wᵀ + b, or (x · v) · usᵀ + b under a low-rank override.
-  auto linear = [&](const LayerWeights& ly, const char* t, const Tensor& x, Tensor* y, bool acc) {
+  auto linear = [&](const LayerWeights& ly, const std::string& t, const Tensor& x, Tensor* y,
+                    bool acc) {
     auto lr = ly.lowrank.find(t);
     if (lr == ly.lowrank.end()) {
       be->Linear(x, ly.w.at(t), bias(ly, t), y, acc);
@@ -181,9 +197,20 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     if (c.parallel_residual) {
       if (!ly.ln2_w.empty()) Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
+    } else if (!ly.post_attn_w.empty()) {
+      // Sandwich: the attention output is normalised before it is added.
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "attn.o", ctx_rows, &o, false);
+      Norm(o, ly.post_attn_w, Tensor(), &o);
+      be->Add(o, res);
+      Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
     } else {
       linear(ly, "attn.o", ctx_rows, res, /*acc=*/true);
       Norm(*res, ly.ln2_w, ly.ln2_b, ln1);
+    }
+    if (c.experts > 0) {
+      MixtureOfExperts(ly, *mlp_in, res, linear);
+      return;
     }
     Tensor gg = g.rows() == res->rows() ? g : be->Empty(res->rows(), c.intermediate);
     linear(ly, "mlp.in", *mlp_in, &gg, false);
@@ -194,7 +221,14 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     } else {
       be->Activate(&gg, c.act);
     }
-    linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    if (!ly.post_mlp_w.empty()) {
+      Tensor o = be->Empty(res->rows(), d);
+      linear(ly, "mlp.out", gg, &o, false);
+      Norm(o, ly.post_mlp_w, Tensor(), &o);
+      be->Add(o, res);
+    } else {
+      linear(ly, "mlp.out", gg, res, /*acc=*/true);
+    }
   };
   for (int64_t i = from; i < to; ++i) {
     const LayerWeights& ly = w_->layers[i];
@@ -203,17 +237,22 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
-    // Per-head q/k norms (Qwen3): RMSNorm over each head's head_dim values.
+    // Per-head q/k norms (Qwen3, Gemma 3): q, k viewed as [n * heads, head_dim].
     if (!ly.q_norm_w.empty()) {
       Tensor qh = q.Reshaped(n * c.heads, c.head_dim);
-      be->RmsNorm(qh, ly.q_norm_w, c.norm_eps, &qh);
+      Norm(qh, ly.q_norm_w, Tensor(), &qh);
     }
     if (!ly.k_norm_w.empty()) {
       Tensor kh = k.Reshaped(n * c.kv_heads, c.head_dim);
-      be->RmsNorm(kh, ly.k_norm_w, c.norm_eps, &kh);
+      Norm(kh, ly.k_norm_w, Tensor(), &kh);
     }
-    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout);
-    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, scale, &ctx);
+    const bool sliding = i < static_cast<int64_t>(c.layer_sliding.size()) && c.layer_sliding[i];
+    if (c.rotary_dim > 0 && !w_->inv_freq.empty()) ApplyRope(&q, &k, layout, sliding);
+    kernels::AttentionParams ap;
+    ap.scale = scale;
+    ap.window = sliding ? c.sliding_window : 0;
+    ap.softcap = static_cast<float>(c.attn_softcap);
+    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, ap, &ctx);
     if (keep != nullptr && i == to - 1) {
       // Last layer: nothing after it reads the other rows.
       const int64_t m = static_cast<int64_t>(keep->size());
@@ -229,13 +268,18 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
   }
 }
 
-void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout) {
+void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout, bool sliding) {
   const ModelConfig& c = config_;
   const kernels::RopeStyle style = c.arch->rope_style;
   auto rope = [&](const kernels::SeqLayout& l, const std::vector<float>& inv_freq, float factor) {
     backend_->Rope(q, l, c.heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
     backend_->Rope(k, l, c.kv_heads, c.head_dim, c.rotary_dim, inv_freq, style, factor);
   };
+  // Sliding-window layers with their own base (Gemma 3): unscaled.
+  if (sliding && !w_->inv_freq_local.empty()) {
+    rope(layout, w_->inv_freq_local, 1.0f);
+    return;
+  }
   if (!RopeDependsOnLength(c.rope)) {
     rope(layout, w_->inv_freq, w_->rope_attention_factor);
     return;
@@ -263,6 +307,80 @@ void Model::ApplyRope(Tensor* q, Tensor* k, const kernels::SeqLayout& layout) {
   }
 }
 
+void Model::MixtureOfExperts(const LayerWeights& ly, const Tensor& x, Tensor* res,
+                             const LinearFn& linear) {
+  const ModelConfig& c = config_;
+  kernels::Backend* be = backend_;
+  const int64_t n = x.rows(), d = c.hidden, E = c.experts, K = c.experts_per_token;
+  // Routing on the host: softmax over the router logits, the K most probable
+  // experts (ties to the lower index), renormalised when norm_topk_prob.
+  Tensor logits_t = be->Empty(n, E);
+  linear(ly, kRouterMatrixType, x, &logits_t, false);
+  std::vector<float> logits(n * E);
+  be->ToHost(logits_t, logits.data());
+  std::vector<std::vector<int64_t>> rows(E);
+  std::vector<std::vector<float>> weights(E);
+  std::vector<float> p(E);
+  std::vector<int64_t> order(E);
+  for (int64_t r = 0; r < n; ++r) {
+    const float* l = &logits[r * E];
+    const float mx = *std::max_element(l, l + E);
+    float sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += (p[e] = std::exp(l[e] - mx));
+    for (int64_t e = 0; e < E; ++e) p[e] /= sum;
+    for (int64_t e = 0; e < E; ++e) order[e] = e;
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+    float top = 0;
+    for (int64_t j = 0; j < K; ++j) top += p[order[j]];
+    for (int64_t j = 0; j < K; ++j) {
+      const int64_t e = order[j];
+      rows[e].push_back(r);
+      weights[e].push_back(c.norm_topk_prob ? p[e] / top : p[e]);
+    }
+  }
+  // Each expert on its tokens; the weighted outputs summed in expert order.
+  std::vector<float> out(n * d, 0.0f), ye;
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t m = static_cast<int64_t>(rows[e].size());
+    if (m == 0) continue;
+    const int64_t im = c.moe_intermediate;
+    Tensor xe = be->Empty(m, d), ge = be->Empty(m, im), ue = be->Empty(m, im), oe = be->Empty(m, d);
+    be->GatherRows(x, rows[e], &xe);
+    linear(ly, ExpertMatrixType("moe.in", e), xe, &ge, false);
+    linear(ly, ExpertMatrixType("moe.up", e), xe, &ue, false);
+    be->GatedActivate(&ge, ue, c.act);
+    linear(ly, ExpertMatrixType("moe.out", e), ge, &oe, false);
+    ye.resize(m * d);
+    be->ToHost(oe, ye.data());
+    for (int64_t j = 0; j < m; ++j) {
+      float* o = &out[rows[e][j] * d];
+      const float w = weights[e][j];
+      for (int64_t i = 0; i < d; ++i) o[i] += ye[j * d + i] * w;
+    }
+  }
+  // A shared expert (the dense MLP) scaled by sigmoid(shared gate · x), added
+  // after the experts' sum as transformers adds it.
+  if (ly.w.count("mlp.in")) {
+    const int64_t im = c.intermediate;
+    Tensor gs = be->Empty(n, im), us = be->Empty(n, im), os = be->Empty(n, d),
+           gate = be->Empty(n, 1);
+    linear(ly, "mlp.in", x, &gs, false);
+    linear(ly, "mlp.up", x, &us, false);
+    be->GatedActivate(&gs, us, c.act);
+    linear(ly, "mlp.out", gs, &os, false);
+    linear(ly, kSharedExpertGateType, x, &gate, false);
+    std::vector<float> so(n * d), g(n);
+    be->ToHost(os, so.data());
+    be->ToHost(gate, g.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const float sg = 1.0f / (1.0f + std::exp(-g[r]));
+      for (int64_t i = 0; i < d; ++i) out[r * d + i] += sg * so[r * d + i];
+    }
+  }
+  Tensor moe = be->FromHost(out.data(), n, d);
+  be->Add(moe, res);
+}
+
 Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   kernels::Backend* be = backend_;
   const int64_t d = config_.hidden;
@@ -272,6 +390,7 @@ Tensor Model::Head(const Tensor& h, const std::vector<int64_t>& rows) {
   Norm(sel, w_->norm_w, w_->norm_b, &normed);
   Tensor logits = be->Empty(rows.size(), config_.vocab_size);
   be->Linear(normed, w_->lm_head, w_->lm_head_b.empty() ? nullptr : &w_->lm_head_b, &logits);
+  if (config_.final_softcap > 0.0) be->SoftCap(&logits, static_cast<float>(config_.final_softcap));
   return logits;
 }
 

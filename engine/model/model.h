@@ -6,6 +6,7 @@
 #define LASERD_ENGINE_MODEL_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 namespace laserd::model {
 
 struct ModelWeights;
+struct LayerWeights;
 
 class Model {
  public:
@@ -96,10 +98,21 @@ class Model {
   // Embeddings (+ learned positions) of the given tokens at the given positions.
   kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
   // The rotary embedding of q and k (each sequence's frequencies, see rope_scaling.h).
-  void ApplyRope(kernels::Tensor* q, kernels::Tensor* k, const kernels::SeqLayout& layout);
+  // `sliding`: a sliding-window layer (its own unscaled base where the model
+  // has one, ModelConfig::rope_local_theta).
+  void ApplyRope(kernels::Tensor* q, kernels::Tensor* k, const kernels::SeqLayout& layout,
+                 bool sliding);
   // y = the architecture's norm of x with weight w and bias b (empty: none).
   void Norm(const kernels::Tensor& x, const kernels::Tensor& w, const kernels::Tensor& b,
             kernels::Tensor* y);
+  // y (+)= x · W(type)ᵀ + b of a layer, honouring low-rank overrides.
+  using LinearFn = std::function<void(const LayerWeights&, const std::string&,
+                                      const kernels::Tensor&, kernels::Tensor*, bool)>;
+  // res += the mixture-of-experts MLP of `ly` on x (ModelConfig::experts):
+  // routing and the weighted sum of the expert outputs run on the host, each
+  // expert's gated MLP on the backend over the rows routed to it.
+  void MixtureOfExperts(const LayerWeights& ly, const kernels::Tensor& x, kernels::Tensor* res,
+                        const LinearFn& linear);
   ModelConfig config_;
   kernels::Backend* backend_ = nullptr;
   std::unique_ptr<ModelWeights> w_;

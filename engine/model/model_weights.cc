@@ -101,9 +101,21 @@ class WeightLoader {
   }
 
   // A norm's weight (and bias, where the architecture has one), [1, d].
-  absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b) {
+  // `dim`: the norm's width (0: hidden). The architecture's
+  // norm_weight_offset is added to the weight.
+  absl::Status LoadNorm(TensorKind kind, const NormTensor& n, int64_t layer, Tensor* w, Tensor* b,
+                        int64_t dim = 0) {
     if (n.name.empty()) return absl::OkStatus();
-    LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, layer), {1, c_.hidden}));
+    if (dim == 0) dim = c_.hidden;
+    if (naming_.norm_weight_offset != 0.0f) {
+      const std::string name = Name(kind, layer);
+      LASERD_ASSIGN_OR_RETURN(formats::TensorF32 t, src_.LoadF32(name));
+      if (t.shape != std::vector<int64_t>{dim}) return BadShape(name, t.shape, {dim});
+      for (float& x : t.data) x += naming_.norm_weight_offset;  // fp32, as (1.0 + w.float())
+      *w = be_->FromHost(t.data.data(), 1, dim);
+    } else {
+      LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, layer), {1, dim}));
+    }
     if (n.bias) {
       LASERD_ASSIGN_OR_RETURN(*b, Load(Name(kind, layer, true), {1, c_.hidden}));
     }
@@ -145,6 +157,26 @@ class WeightLoader {
     return absl::OkStatus();
   }
 
+  // Every expert's matrices of layer `i` (mixture of experts), keyed
+  // ExpertMatrixType(type, e).
+  absl::Status LoadExperts(int64_t i, LayerWeights* ly) {
+    for (int64_t e = 0; e < c_.experts; ++e) {
+      for (const MatrixTensor& t : naming_.expert_matrices) {
+        const std::string type = ExpertMatrixType(t.types[0], e);
+        const std::string name =
+            TensorName(arch_, src_.format(), prefix_, {TensorKind::kMatrix, i, {type}, false});
+        const auto [out, in] = MatrixShape(c_, type);
+        LASERD_ASSIGN_OR_RETURN(ly->w[type], Load(name, {out, in}));
+        const std::string bias = name.substr(0, name.size() - 7) + ".bias";
+        if (src_.Has(bias)) {
+          return absl::UnimplementedError(
+              absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status LoadAll(ModelWeights* W, ModelConfig* c) {
     const int64_t d = c->hidden, V = c->vocab_size;
     LASERD_ASSIGN_OR_RETURN(W->embed, Load(Name(TensorKind::kEmbed), {V, d}));
@@ -170,15 +202,12 @@ class WeightLoader {
       LayerWeights& ly = W->layers[i];
       for (const MatrixTensor& t : naming_.matrices)
         LASERD_RETURN_IF_ERROR(LoadMatrices(t, i, &ly));
+      LASERD_RETURN_IF_ERROR(LoadExperts(i, &ly));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kAttnNorm, naming_.attn_norm, i, &ly.ln1_w, &ly.ln1_b));
       LASERD_RETURN_IF_ERROR(
           LoadNorm(TensorKind::kMlpNorm, naming_.mlp_norm, i, &ly.ln2_w, &ly.ln2_b));
-      for (auto [kind, n, w] : {std::tuple{TensorKind::kQNorm, &naming_.q_norm, &ly.q_norm_w},
-                                std::tuple{TensorKind::kKNorm, &naming_.k_norm, &ly.k_norm_w}}) {
-        if (n->name.empty()) continue;
-        LASERD_ASSIGN_OR_RETURN(*w, Load(Name(kind, i), {1, c->head_dim}));
-      }
+      LASERD_RETURN_IF_ERROR(LoadLayerNorms(i, &ly));
     }
     LASERD_RETURN_IF_ERROR(LoadRopeTensors(c));
     // Rotary inverse frequencies, in fp32 as torch computes them.
@@ -186,8 +215,26 @@ class WeightLoader {
       RopeFrequencies f = ComputeRopeFrequencies(c->rope, c->rope_theta, c->rotary_dim, 1);
       W->inv_freq = std::move(f.inv_freq);
       W->rope_attention_factor = f.attention_factor;
+      if (c->rope_local_theta > 0.0) {
+        W->inv_freq_local =
+            ComputeRopeFrequencies(RopeScaling(), c->rope_local_theta, c->rotary_dim, 1).inv_freq;
+      }
     }
     return absl::OkStatus();
+  }
+
+  // Gemma's sandwich norms and the per-head q/k norms (Qwen3, Gemma 3), where
+  // the architecture names them and the config has them (ModelConfig::qk_norm).
+  absl::Status LoadLayerNorms(int64_t i, LayerWeights* ly) {
+    Tensor unused;
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kPostAttnNorm, naming_.post_attn_norm, i, &ly->post_attn_w, &unused));
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kPostMlpNorm, naming_.post_mlp_norm, i, &ly->post_mlp_w, &unused));
+    if (!c_.qk_norm) return absl::OkStatus();
+    LASERD_RETURN_IF_ERROR(
+        LoadNorm(TensorKind::kQNorm, naming_.q_norm, i, &ly->q_norm_w, &unused, c_.head_dim));
+    return LoadNorm(TensorKind::kKNorm, naming_.k_norm, i, &ly->k_norm_w, &unused, c_.head_dim);
   }
 
  private:

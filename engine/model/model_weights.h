@@ -24,8 +24,9 @@ struct LayerWeights {
   std::map<std::string, std::pair<kernels::Tensor, kernels::Tensor>> lowrank;
   // Input norms of attention (ln1) and MLP (ln2; empty when the MLP reads ln1's output).
   kernels::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
-  // Per-head q / k RMSNorm weights [1, head_dim] (empty: none).
-  kernels::Tensor q_norm_w, k_norm_w;
+  // Per-head q / k norm weights [1, head_dim] (Qwen3, Gemma 3) and Gemma's
+  // norms of the attention and MLP outputs (empty when the architecture has none).
+  kernels::Tensor q_norm_w, k_norm_w, post_attn_w, post_mlp_w;
 };
 
 struct ModelWeights {
@@ -39,6 +40,9 @@ struct ModelWeights {
   // length-dependent scaling, those of a sequence within the original context.
   std::vector<float> inv_freq;
   float rope_attention_factor = 1.0f;
+  // Those of the sliding-window layers where their rotary base differs
+  // (ModelConfig::rope_local_theta, unscaled); empty otherwise.
+  std::vector<float> inv_freq_local;
 };
 
 // Loads every weight of the model `c` describes (c->arch) from `src` onto

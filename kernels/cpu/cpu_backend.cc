@@ -199,12 +199,14 @@ class CpuBackend final : public Backend {
   }
 
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
-                 int heads, int kv_heads, int head_dim, float scale, Tensor* out) override {
+                 int heads, int kv_heads, int head_dim, const AttentionParams& ap,
+                 Tensor* out) override {
     if (layout.is_tree()) {
-      TreeAttention(q, k, v, layout, heads, kv_heads, head_dim, scale, out);
+      TreeAttention(q, k, v, layout, heads, kv_heads, head_dim, ap, out);
       return;
     }
     const int group = heads / kv_heads;
+    const float scale = ap.scale, cap = ap.softcap;
     const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
     std::vector<float> scores;
     for (size_t s = 0; s < layout.offsets.size(); ++s) {
@@ -225,15 +227,21 @@ class CpuBackend final : public Backend {
                     0.0f, scores.data(), T);
         for (int64_t i = 0; i < T; ++i) {
           float* r = scores.data() + i * T;
+          // Keys first..i: the causal range, cut to the window.
+          const int64_t first = ap.window > 0 ? std::max<int64_t>(0, i - ap.window + 1) : 0;
+          if (cap > 0.0f) {
+            for (int64_t j = first; j <= i; ++j) r[j] = cap * std::tanh(r[j] / cap);
+          }
           float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, r[j]);
+          for (int64_t j = first; j <= i; ++j) mx = std::max(mx, r[j]);
           float sum = 0.0f;
-          for (int64_t j = 0; j <= i; ++j) {
+          for (int64_t j = first; j <= i; ++j) {
             r[j] = std::exp(r[j] - mx);
             sum += r[j];
           }
           const float inv = 1.0f / sum;
-          for (int64_t j = 0; j <= i; ++j) r[j] *= inv;
+          for (int64_t j = 0; j < first; ++j) r[j] = 0.0f;
+          for (int64_t j = first; j <= i; ++j) r[j] *= inv;
           for (int64_t j = i + 1; j < T; ++j) r[j] = 0.0f;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, head_dim, T, 1.0f, scores.data(),
@@ -242,13 +250,15 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // Prefix-tree attention: row r attends to the chain root .. parent[r], r. The
-  // chains are short (shared prompt prefixes), so plain loops over the chain;
-  // the dot products keep 8 partial sums so that they vectorise.
+  // Prefix-tree attention: row r attends to the chain root .. parent[r], r
+  // (its last `window` entries under a window). The chains are short (shared
+  // prompt prefixes), so plain loops over the chain; the dot products keep 8
+  // partial sums so that they vectorise.
   static void TreeAttention(const Tensor& q, const Tensor& k, const Tensor& v,
                             const SeqLayout& layout, int heads, int kv_heads, int head_dim,
-                            float scale, Tensor* out) {
+                            const AttentionParams& ap, Tensor* out) {
     const int group = heads / kv_heads;
+    const float scale = ap.scale, cap = ap.softcap;
     const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
     std::vector<int64_t> chain;
     std::vector<float> w;
@@ -256,13 +266,14 @@ class CpuBackend final : public Backend {
       const int64_t T = layout.position[r] + 1;
       chain.resize(T);
       for (int64_t j = T - 1, a = r; j >= 0; --j, a = layout.parent[a]) chain[j] = a;
+      const int64_t first = ap.window > 0 ? std::max<int64_t>(0, T - ap.window) : 0;
       w.resize(T);
       for (int h = 0; h < heads; ++h) {
         const int kh = h / group;
         const float* qh = q.data() + r * qs + h * head_dim;
         float* oh = out->data() + r * os + h * head_dim;
         float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < T; ++j) {
+        for (int64_t j = first; j < T; ++j) {
           const float* kr = k.data() + chain[j] * ks + kh * head_dim;
           float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
           int d = 0;
@@ -273,16 +284,17 @@ class CpuBackend final : public Backend {
               ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
           for (; d < head_dim; ++d) dot += qh[d] * kr[d];
           w[j] = scale * dot;
+          if (cap > 0.0f) w[j] = cap * std::tanh(w[j] / cap);
           mx = std::max(mx, w[j]);
         }
         float sum = 0.0f;
-        for (int64_t j = 0; j < T; ++j) {
+        for (int64_t j = first; j < T; ++j) {
           w[j] = std::exp(w[j] - mx);
           sum += w[j];
         }
         const float inv = 1.0f / sum;
         std::fill(oh, oh + head_dim, 0.0f);
-        for (int64_t j = 0; j < T; ++j) {
+        for (int64_t j = first; j < T; ++j) {
           const float p = w[j] * inv;
           const float* vr = v.data() + chain[j] * vs + kh * head_dim;
           for (int d = 0; d < head_dim; ++d) oh[d] += p * vr[d];
@@ -326,6 +338,16 @@ class CpuBackend final : public Backend {
       return;
     }
     for (int64_t i = 0; i < n; ++i) g[i] = Act(g[i], act) * u[i];
+  }
+
+  void Scale(Tensor* x, float s) override {
+    float* d = x->data();
+    for (int64_t i = 0; i < x->size(); ++i) d[i] *= s;
+  }
+
+  void SoftCap(Tensor* x, float cap) override {
+    float* d = x->data();
+    for (int64_t i = 0; i < x->size(); ++i) d[i] = cap * std::tanh(d[i] / cap);
   }
 
   void Add(const Tensor& x, Tensor* y) override {

@@ -71,10 +71,13 @@ class CudaBackend final : public Backend {
   void Rope(Tensor* x, const SeqLayout& layout, int heads, int head_dim, int rotary_dim,
             const std::vector<float>& inv_freq, RopeStyle style, float attention_factor) override;
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
-                 int heads, int kv_heads, int head_dim, float scale, Tensor* out) override;
+                 int heads, int kv_heads, int head_dim, const AttentionParams& p,
+                 Tensor* out) override;
   void Activate(Tensor* x, Activation act) override;
   void GatedActivate(Tensor* gate, const Tensor& up, Activation act) override;
   void Add(const Tensor& x, Tensor* y) override;
+  void Scale(Tensor* x, float s) override;
+  void SoftCap(Tensor* x, float cap) override;
   void GatherRows(const Tensor& table, const std::vector<int64_t>& ids, Tensor* out) override;
   std::vector<RowScore> ScoreRows(const Tensor& logits, const std::vector<int32_t>& gold) override;
 

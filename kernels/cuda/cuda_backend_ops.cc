@@ -60,7 +60,7 @@ void CudaBackend::Rope(Tensor* x, const SeqLayout& layout, int heads, int head_d
 
 void CudaBackend::Attention(const Tensor& q, const Tensor& k, const Tensor& v,
                             const SeqLayout& layout, int heads, int kv_heads, int head_dim,
-                            float scale, Tensor* out) {
+                            const AttentionParams& p, Tensor* out) {
   OpScope op(this);
   RequireDevice(q, "Attention", "q");
   RequireDevice(k, "Attention", "k");
@@ -80,7 +80,7 @@ void CudaBackend::Attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const int64_t count = UploadLayout(layout, rows, "Attention");
   CheckCuda(cuda::LaunchAttention(q.data(), q.cols(), k.data(), k.cols(), v.data(), v.cols(),
                                   RowIds(), Positions(count), count, heads, kv_heads, head_dim,
-                                  scale, out->data(), out->cols(), stream_),
+                                  p.scale, p.window, p.softcap, out->data(), out->cols(), stream_),
             "Attention");
 }
 
@@ -115,6 +115,23 @@ void CudaBackend::Add(const Tensor& x, Tensor* y) {
   RequireF32(*y, "Add", "y");
   Require(x.size() >= y->size(), "Add", absl::StrCat("x ", Shape(x), " for y ", Shape(*y)));
   CheckCuda(cuda::LaunchAdd(x.data(), y->size(), y->data(), stream_), "Add");
+}
+
+void CudaBackend::Scale(Tensor* x, float s) {
+  OpScope op(this);
+  if (x->size() == 0) return;
+  RequireDevice(*x, "Scale", "x");
+  RequireF32(*x, "Scale", "x");
+  CheckCuda(cuda::LaunchScale(x->data(), x->size(), s, stream_), "Scale");
+}
+
+void CudaBackend::SoftCap(Tensor* x, float cap) {
+  OpScope op(this);
+  if (x->size() == 0) return;
+  RequireDevice(*x, "SoftCap", "x");
+  RequireF32(*x, "SoftCap", "x");
+  Require(cap > 0.0f, "SoftCap", absl::StrCat("cap ", cap));
+  CheckCuda(cuda::LaunchSoftCap(x->data(), x->size(), cap, stream_), "SoftCap");
 }
 
 void CudaBackend::GatherRows(const Tensor& table, const std::vector<int64_t>& ids, Tensor* out) {

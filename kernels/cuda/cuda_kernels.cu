@@ -159,7 +159,8 @@ __global__ void AttentionKernel(const float* __restrict__ q, int64_t q_stride,
                                 const float* __restrict__ v, int64_t v_stride,
                                 const int32_t* __restrict__ row_ids,
                                 const int32_t* __restrict__ pos, int group, int head_dim,
-                                float scale, float* __restrict__ out, int64_t out_stride) {
+                                float scale, int64_t window, float softcap,
+                                float* __restrict__ out, int64_t out_stride) {
   extern __shared__ float smem[];
   float* qs = smem;
   float* acc = qs + head_dim;
@@ -170,8 +171,10 @@ __global__ void AttentionKernel(const float* __restrict__ q, int64_t q_stride,
   const int h = blockIdx.y;
   const int kvh = h / group;
   const int64_t row = row_ids[e];
-  const int64_t n_keys = int64_t{pos[e]} + 1;
-  const int64_t start = row - pos[e];
+  // Keys [start, start + n_keys): the causal range, cut to the window.
+  int64_t n_keys = int64_t{pos[e]} + 1;
+  if (window > 0 && n_keys > window) n_keys = window;
+  const int64_t start = row - n_keys + 1;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int warps = blockDim.x >> 5;
 
@@ -192,7 +195,10 @@ __global__ void AttentionKernel(const float* __restrict__ q, int64_t q_stride,
       float dot = 0.0f;
       for (int d = lane; d < head_dim; d += 32) dot += qs[d] * kr[d];
       dot = WarpSum(dot);
-      if (lane == 0) p[j] = scale * dot;
+      if (lane == 0) {
+        const float sc = scale * dot;
+        p[j] = softcap > 0.0f ? softcap * tanhf(sc / softcap) : sc;
+      }
     }
     __syncthreads();
     const float s = threadIdx.x < tile ? p[threadIdx.x] : -INFINITY;
@@ -227,6 +233,20 @@ __global__ void GatedActivateKernel(float* gate, const float* up, int64_t n, Act
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     gate[i] = Act(gate[i], act) * up[i];
+  }
+}
+
+__global__ void ScaleKernel(float* x, int64_t n, float s) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    x[i] *= s;
+  }
+}
+
+__global__ void SoftCapKernel(float* x, int64_t n, float cap) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    x[i] = cap * tanhf(x[i] / cap);
   }
 }
 
@@ -483,8 +503,8 @@ cudaError_t LaunchRope(float* x, int64_t row_stride, const int32_t* row_ids, con
 cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, int64_t k_stride,
                             const float* v, int64_t v_stride, const int32_t* row_ids,
                             const int32_t* pos, int64_t count, int heads, int kv_heads,
-                            int head_dim, float scale, float* out, int64_t out_stride,
-                            cudaStream_t stream) {
+                            int head_dim, float scale, int64_t window, float softcap, float* out,
+                            int64_t out_stride, cudaStream_t stream) {
   if (count == 0 || heads == 0) return cudaSuccess;
   const size_t smem = (2 * static_cast<size_t>(head_dim) + kAttnThreads + 32) * sizeof(float);
   if (smem > 48 * 1024) {
@@ -495,7 +515,7 @@ cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, in
   const dim3 grid(static_cast<unsigned>(count), static_cast<unsigned>(heads));
   AttentionKernel<<<grid, kAttnThreads, smem, stream>>>(q, q_stride, k, k_stride, v, v_stride,
                                                         row_ids, pos, heads / kv_heads, head_dim,
-                                                        scale, out, out_stride);
+                                                        scale, window, softcap, out, out_stride);
   return cudaGetLastError();
 }
 
@@ -509,6 +529,18 @@ cudaError_t LaunchGatedActivate(float* gate, const float* up, int64_t n, ActKind
                                 cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   GatedActivateKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(gate, up, n, act);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchScale(float* x, int64_t n, float s, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  ScaleKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(x, n, s);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchSoftCap(float* x, int64_t n, float cap, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  SoftCapKernel<<<EltBlocks(n), kEltThreads, 0, stream>>>(x, n, cap);
   return cudaGetLastError();
 }
 

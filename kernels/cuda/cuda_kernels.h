@@ -76,14 +76,15 @@ cudaError_t LaunchRope(float* x, int64_t row_stride, const int32_t* row_ids, con
 
 // Causal grouped-query attention. For each of the `count` query rows
 // (row_ids[e], at position pos[e] of its sequence, which starts at row
-// row_ids[e] - pos[e]) and each head: softmax(scale * q·kᵀ) over the keys of
-// its sequence up to and including itself, times v. Strides are the row
-// lengths (cols) of each matrix.
+// row_ids[e] - pos[e]) and each head: softmax(s) over the keys of its
+// sequence up to and including itself (the last `window` of them when window
+// > 0), times v, where s = scale * q·kᵀ, soft-capped to softcap * tanh(s /
+// softcap) when softcap > 0. Strides are the row lengths (cols) of each matrix.
 cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, int64_t k_stride,
                             const float* v, int64_t v_stride, const int32_t* row_ids,
                             const int32_t* pos, int64_t count, int heads, int kv_heads,
-                            int head_dim, float scale, float* out, int64_t out_stride,
-                            cudaStream_t stream);
+                            int head_dim, float scale, int64_t window, float softcap, float* out,
+                            int64_t out_stride, cudaStream_t stream);
 
 // x = act(x) elementwise.
 cudaError_t LaunchActivate(float* x, int64_t n, ActKind act, cudaStream_t stream);
@@ -92,6 +93,10 @@ cudaError_t LaunchGatedActivate(float* gate, const float* up, int64_t n, ActKind
                                 cudaStream_t stream);
 // y += x elementwise.
 cudaError_t LaunchAdd(const float* x, int64_t n, float* y, cudaStream_t stream);
+// x *= s elementwise.
+cudaError_t LaunchScale(float* x, int64_t n, float s, cudaStream_t stream);
+// x = cap * tanh(x / cap) elementwise.
+cudaError_t LaunchSoftCap(float* x, int64_t n, float cap, cudaStream_t stream);
 
 // out[i, :] = table[ids[i], :] for i < n; ids in device memory.
 cudaError_t LaunchGatherRows(const float* table, int64_t cols, const int64_t* ids, int64_t n,

@@ -40,7 +40,8 @@ std::vector<std::pair<std::string, std::string>> Fixtures() {
   std::vector<std::pair<std::string, std::string>> r;
   for (const json& m : manifest["models"]) {
     const std::string type = m["model_type"].get<std::string>();
-    const std::string family = type == "mistral" || type == "qwen2" ? "llama" : type;
+    std::string family = type == "mistral" || type == "qwen2" ? "llama" : type;
+    if (type == "gemma2" || type == "gemma3_text") family = "gemma";
     // (qwen3, phi and phi3 are families of their own.)
     r.push_back({m["dir"].get<std::string>(), family});
   }

@@ -88,12 +88,91 @@ TEST(CpuBackendTest, PrefixTreeEqualsPackedSequences) {
     // RoPE is per row: bit-identical.
     EXPECT_EQ(expand(Host(*be, tq), heads * hd), Host(*be, sq));
     EXPECT_EQ(expand(Host(*be, tk), kv_heads * hd), Host(*be, sk));
-    be->Attention(tq, tk, tv, tree, heads, kv_heads, hd, 0.25f, &to);
-    be->Attention(sq, sk, sv, packed, heads, kv_heads, hd, 0.25f, &so);
+    be->Attention(tq, tk, tv, tree, heads, kv_heads, hd, {0.25f}, &to);
+    be->Attention(sq, sk, sv, packed, heads, kv_heads, hd, {0.25f}, &so);
     const std::vector<float> got = expand(Host(*be, to), heads * hd), want = Host(*be, so);
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-6) << i;
   }
+}
+
+// Sliding-window and soft-capped attention against a double-precision
+// reference written from the definition, packed and as a prefix tree; with
+// window 0 and no cap it is plain causal attention.
+TEST(CpuBackendTest, WindowedSoftCappedAttentionMatchesDefinition) {
+  auto be = MakeCpuBackend();
+  const int heads = 4, kv_heads = 2, hd = 8;
+  const std::vector<int64_t> lengths = {1, 6, 11};
+  const SeqLayout packed = SeqLayout::FromLengths(lengths);
+  const int64_t rows = packed.total_rows();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::vector<float> q(rows * heads * hd), k(rows * kv_heads * hd), v(rows * kv_heads * hd);
+  for (auto* x : {&q, &k, &v})
+    for (float& f : *x) f = nd(rng);
+  // The same sequences as a tree: each sequence a chain of its own.
+  std::vector<int64_t> parent;
+  for (int64_t len : lengths)
+    for (int64_t p = 0; p < len; ++p) parent.push_back(p == 0 ? -1 : int64_t(parent.size()) - 1);
+  const SeqLayout tree = SeqLayout::FromParents(parent);
+  for (const AttentionParams& ap :
+       {AttentionParams{0.3f}, AttentionParams{0.3f, 3}, AttentionParams{0.3f, 0, 1.5f},
+        AttentionParams{0.9f, 4, 2.0f}, AttentionParams{0.3f, 1}}) {
+    // Reference.
+    std::vector<double> want(rows * heads * hd, 0.0);
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      const int64_t off = packed.offsets[s];
+      for (int64_t i = 0; i < lengths[s]; ++i)
+        for (int h = 0; h < heads; ++h) {
+          const int kh = h / (heads / kv_heads);
+          const int64_t first = ap.window > 0 ? std::max<int64_t>(0, i - ap.window + 1) : 0;
+          std::vector<double> w;
+          double mx = -1e300, sum = 0;
+          for (int64_t j = first; j <= i; ++j) {
+            double dot = 0;
+            for (int d = 0; d < hd; ++d)
+              dot += double(q[(off + i) * heads * hd + h * hd + d]) *
+                     k[(off + j) * kv_heads * hd + kh * hd + d];
+            double sc = ap.scale * dot;
+            if (ap.softcap > 0) sc = ap.softcap * std::tanh(sc / ap.softcap);
+            w.push_back(sc);
+            mx = std::max(mx, sc);
+          }
+          for (double& x : w) sum += (x = std::exp(x - mx));
+          for (int64_t j = first; j <= i; ++j)
+            for (int d = 0; d < hd; ++d)
+              want[(off + i) * heads * hd + h * hd + d] +=
+                  w[j - first] / sum * v[(off + j) * kv_heads * hd + kh * hd + d];
+        }
+    }
+    for (const SeqLayout* layout : {&packed, &tree}) {
+      Tensor tq = be->FromHost(q.data(), rows, heads * hd);
+      Tensor tk = be->FromHost(k.data(), rows, kv_heads * hd);
+      Tensor tv = be->FromHost(v.data(), rows, kv_heads * hd);
+      Tensor out = be->Empty(rows, heads * hd);
+      be->Attention(tq, tk, tv, *layout, heads, kv_heads, hd, ap, &out);
+      const std::vector<float> got = Host(*be, out);
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 2e-5)
+            << (layout->is_tree() ? "tree" : "packed") << " window " << ap.window << " softcap "
+            << ap.softcap << " element " << i;
+      }
+    }
+  }
+}
+
+TEST(CpuBackendTest, ScaleAndSoftCap) {
+  auto be = MakeCpuBackend();
+  const std::vector<float> x = {-1000.0f, -30.0f, -1.0f, 0.0f, 0.5f, 29.0f, 1e6f};
+  Tensor t = be->FromHost(x.data(), 1, x.size());
+  be->Scale(&t, 2.0f);
+  be->SoftCap(&t, 30.0f);
+  const std::vector<float> got = Host(*be, t);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(got[i], 30.0 * std::tanh(2.0 * x[i] / 30.0), 2e-6) << x[i];
+  }
+  EXPECT_EQ(got[3], 0.0f);
+  EXPECT_EQ(got[6], 30.0f);
 }
 
 TEST(CpuBackendTest, FreedBuffersAreReusedAndIndependent) {

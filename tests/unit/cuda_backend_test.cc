@@ -319,12 +319,29 @@ TEST_F(CudaBackendTest, Attention) {
     Pair v = Make(rows, int64_t{c.kv_heads} * c.head_dim);
     Pair out = Make(rows, int64_t{c.heads} * c.head_dim);
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    cpu_->Attention(q.cpu, k.cpu, v.cpu, layout, c.heads, c.kv_heads, c.head_dim, scale, &out.cpu);
-    gpu_->Attention(q.gpu, k.gpu, v.gpu, layout, c.heads, c.kv_heads, c.head_dim, scale, &out.gpu);
-    ExpectClose(out, "Attention heads=" + std::to_string(c.heads) + "/" +
-                         std::to_string(c.kv_heads) + " head_dim=" + std::to_string(c.head_dim) +
-                         " rows=" + std::to_string(rows));
+    // Plain, then with a sliding window (shorter than most sequences, and one
+    // wider than a key tile) and soft-capping, alone and together.
+    for (const AttentionParams& p :
+         {AttentionParams{scale}, AttentionParams{scale, 5}, AttentionParams{scale, 150},
+          AttentionParams{scale, 0, 0.5f}, AttentionParams{0.7f, 6, 2.0f}}) {
+      cpu_->Attention(q.cpu, k.cpu, v.cpu, layout, c.heads, c.kv_heads, c.head_dim, p, &out.cpu);
+      gpu_->Attention(q.gpu, k.gpu, v.gpu, layout, c.heads, c.kv_heads, c.head_dim, p, &out.gpu);
+      ExpectClose(out, "Attention heads=" + std::to_string(c.heads) + "/" +
+                           std::to_string(c.kv_heads) + " head_dim=" + std::to_string(c.head_dim) +
+                           " rows=" + std::to_string(rows) + " window=" + std::to_string(p.window) +
+                           " softcap=" + std::to_string(p.softcap));
+    }
   }
+}
+
+TEST_F(CudaBackendTest, ScaleAndSoftCap) {
+  Pair x = Make(17, 301, -80.0f, 80.0f);
+  cpu_->Scale(&x.cpu, 25.298221f);
+  gpu_->Scale(&x.gpu, 25.298221f);
+  ExpectClose(x, "Scale");
+  cpu_->SoftCap(&x.cpu, 30.0f);
+  gpu_->SoftCap(&x.gpu, 30.0f);
+  ExpectClose(x, "SoftCap");
 }
 
 TEST_F(CudaBackendTest, Activations) {

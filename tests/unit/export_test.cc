@@ -182,7 +182,11 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"phi", "attn.q:0:0.25,attn.o:1:0.3,mlp.in:1:0.1,mlp.out:0:0.2", 4, 0},
         // qkv_proj and gate_up_proj are fused: their edits stay dense.
         Case{"phi3", "attn.k:0:0.5,mlp.up:1:0.1,attn.o:1:0.3,mlp.out:0:0.2", 2, 2},
-        Case{"phi4_mini", "attn.q:1:0.25,mlp.in:0:0.1,mlp.out:1:0.2", 1, 2}),
+        Case{"phi4_mini", "attn.q:1:0.25,mlp.in:0:0.1,mlp.out:1:0.2", 1, 2},
+        // One expert's matrices and the router of a mixture of experts.
+        Case{"mixtral", "moe.in[1]:0:0.25,moe.out[3]:1:0.2,moe.up[0]:1:0.1,moe.router:1:0.5", 4, 0},
+        // The shared expert (mlp.*) and an expert of Qwen2-MoE.
+        Case{"qwen2_moe", "mlp.in:0:0.25,moe.up[2]:1:0.2,mlp.out:1:0.1", 3, 0}),
     [](const auto& info) { return info.param.fixture; });
 
 TEST(ExportEdits, ParsesAliasesAndRefusesBadItems) {

@@ -151,6 +151,23 @@ TEST(Spec, FlagsOverrideFile) {
       R"({"dataset":{"path":"a.jsonl"},"matrix_types":["mlp"],"rho":{"values":[0.1]},"priority":5})");
 }
 
+// --experts (mixture of experts) sets SweepSpec.experts, replacing the file's.
+TEST(Spec, ExpertsFlag) {
+  auto base = proto::ParseSweepSpecText(
+      R"({"dataset": {"path": "a.jsonl"}, "rho": {"values": [0.5]},
+          "matrix_types": ["moe.in[2]", "moe.out"], "experts": [7]})",
+      "base.json");
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_EQ(base->experts_size(), 1);
+  SpecFlags f;
+  f.experts = {1, 3};
+  auto spec = ApplySpecFlags(f, *base);
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(JsonLine(*spec),
+            R"({"dataset":{"path":"a.jsonl"},"matrix_types":["moe.in[2]","moe.out"],)"
+            R"("rho":{"values":[0.5]},"experts":[1,3]})");
+}
+
 TEST(Spec, Errors) {
   SpecFlags f;
   f.svd_method = "fast";
@@ -188,7 +205,7 @@ TEST(Output, Csv) {
   rs[1].add_stacked_on()->set_matrix_type("mlp,weird");
   const std::string csv = FormatResults(rs, Format::kCsv);
   const std::string header =
-      "index,plan_index,kind,matrix_type,layer,rho,rate,rank_source,rank,max_rank,"
+      "index,plan_index,kind,matrix_type,layer,expert,rho,rate,rank_source,rank,max_rank,"
       "relative_error,svd_method,stacked_on,kept,validation.examples,validation.correct,"
       "validation.accuracy,validation.log_loss,test.examples,test.correct,test.accuracy,"
       "test.log_loss,validation_delta.accuracy,validation_delta.log_loss,test_delta.accuracy,"
@@ -197,10 +214,10 @@ TEST(Output, Csv) {
       "validation_delta.top_k.5,validation_delta.top_k.10,test_delta.top_k.1,"
       "test_delta.top_k.5,test_delta.top_k.10\n";
   const std::string row0 =
-      "0,3,single,mlp.in,2,0.25,,rho,16,64,0.5,exact,,,10,3,30,2.5,40,0,25,2.5,10,0.5,0,0,30,70,"
+      "0,3,single,mlp.in,2,,0.25,,rho,16,64,0.5,exact,,,10,3,30,2.5,40,0,25,2.5,10,0.5,0,0,30,70,"
       "90,,,,,,,,,\n";
   const std::string row1 =
-      "1,4,single,attn.q,2,0.5,,rho,32,64,0.5,exact,\"mlp,weird@0:0\",,10,1,10,3,40,0,25,2.5,-10,"
+      "1,4,single,attn.q,2,,0.5,,rho,32,64,0.5,exact,\"mlp,weird@0:0\",,10,1,10,3,40,0,25,2.5,-10,"
       "1,0,0,30,70,90,,,,,,,,,\n";
   EXPECT_EQ(csv, header + row0 + row1);
   EXPECT_EQ(FormatResults({}, Format::kJson), "");
@@ -212,6 +229,24 @@ TEST(Output, Csv) {
             "2.5000    +10.00");
   EXPECT_EQ(*ParseFormat("csv"), Format::kCsv);
   EXPECT_FALSE(ParseFormat("xml").ok());
+}
+
+// An expert's matrix (mixture of experts) shows its index: "moe.in[3]" in the
+// table and stacked_on, the expert column in CSV; other rows leave it empty.
+TEST(Output, ExpertMatrices) {
+  pb::Result r = MakeResult(0, 3, "moe.in", 1, 0.25, 30, 2.5);
+  r.mutable_intervention()->set_expert(3);
+  pb::Intervention* s = r.add_stacked_on();
+  s->set_matrix_type("moe.out");
+  s->set_expert(0);
+  s->set_layer(1);
+  s->set_rho(0.5);
+  const std::map<std::string, std::string> m = FlattenResult(r);
+  EXPECT_EQ(m.at("matrix_type"), "moe.in");
+  EXPECT_EQ(m.at("expert"), "3");
+  EXPECT_EQ(m.at("stacked_on"), "moe.out[0]@1:0.5");
+  EXPECT_EQ(FlattenResult(MakeResult(0, 3, "moe.router", 1, 0.25, 30, 2.5)).at("expert"), "");
+  EXPECT_EQ(TableRow(r).substr(0, 20), "     0  moe.in[3]   ");
 }
 
 TEST(Watch, CursorAcceptsDenseIndicesOnce) {

@@ -133,7 +133,9 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
                                            "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
                                            "gptj", "gpt_neox", "gpt_neox_seq", "llama3_1",
                                            "llama3_2_tied", "llama_linear", "llama_dynamic",
-                                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini"));
+                                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini",
+                                           "gemma2", "gemma3", "gemma3_legacy", "mixtral",
+                                           "qwen2_moe"));
 
 // Requests that share prefixes: every fixture sequence, its prefixes with
 // other continuations, and the same sequence scored from two answer starts

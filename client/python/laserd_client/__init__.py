@@ -42,7 +42,7 @@ SpecLike = Union[Mapping[str, Any], sweep_pb2.SweepSpec, str]
 # Flat-row columns, the same names as `laserctl results --format csv`. top_k columns
 # ("validation.top_k.5", ...) follow for every k present.
 COLUMNS = [
-    "index", "plan_index", "kind", "matrix_type", "layer", "rho", "rate", "rank_source",
+    "index", "plan_index", "kind", "matrix_type", "layer", "expert", "rho", "rate", "rank_source",
     "rank", "max_rank", "relative_error", "svd_method", "stacked_on", "kept",
     "validation.examples", "validation.correct", "validation.accuracy", "validation.log_loss",
     "test.examples", "test.correct", "test.accuracy", "test.log_loss",
@@ -90,14 +90,20 @@ def _short(enum_type, value: int, prefix: str) -> str:
 def flatten_result(r: sweep_pb2.Result) -> Dict[str, Any]:
     """One flat dict of a Result, keyed like COLUMNS (+ top_k columns). Numbers stay
     numbers; `rate` is None unless the rank was given as a rate, `kept` is None for
-    single results, `stacked_on` is "type@layer:rho;..." ("" for singles)."""
+    single results, `stacked_on` is "type@layer:rho;..." ("" for singles; an expert's
+    matrix is "moe.in[3]"), `expert` is None except for an expert's matrix."""
     iv = r.intervention
+
+    def name(s):
+        return f"{s.matrix_type}[{s.expert}]" if s.HasField("expert") else s.matrix_type
+
     row: Dict[str, Any] = {
         "index": r.index,
         "plan_index": r.plan_index,
         "kind": _short(sweep_pb2.ResultKind, r.kind, "RESULT_KIND_"),
         "matrix_type": iv.matrix_type,
         "layer": iv.layer,
+        "expert": iv.expert if iv.HasField("expert") else None,
         "rho": iv.rho,
         "rate": iv.rate if iv.HasField("rate") else None,
         "rank_source": _short(sweep_pb2.RankSource, iv.rank_source, "RANK_SOURCE_"),
@@ -105,7 +111,7 @@ def flatten_result(r: sweep_pb2.Result) -> Dict[str, Any]:
         "max_rank": iv.max_rank,
         "relative_error": iv.relative_error,
         "svd_method": _short(sweep_pb2.SvdMethod, iv.svd_method, "SVD_METHOD_"),
-        "stacked_on": ";".join(f"{s.matrix_type}@{s.layer}:{s.rho!r}" for s in r.stacked_on),
+        "stacked_on": ";".join(f"{name(s)}@{s.layer}:{s.rho!r}" for s in r.stacked_on),
         "kept": r.kept if r.kind == sweep_pb2.RESULT_KIND_COMPOSITION else None,
     }
     for split, m in (("validation", r.metrics.validation), ("test", r.metrics.test)):

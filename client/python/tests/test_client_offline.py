@@ -65,7 +65,7 @@ def test_flatten_single():
     assert list(row)[:len(COLUMNS)] == COLUMNS
     assert row == {
         "index": 4, "plan_index": 9, "kind": "single", "matrix_type": "mlp.in", "layer": 2,
-        "rho": 0.25, "rate": 7.5, "rank_source": "rate", "rank": 16, "max_rank": 64,
+        "expert": None, "rho": 0.25, "rate": 7.5, "rank_source": "rate", "rank": 16, "max_rank": 64,
         "relative_error": 0.5, "svd_method": "paper", "stacked_on": "", "kept": None,
         "validation.examples": 10, "validation.correct": 3, "validation.accuracy": 30.0,
         "validation.log_loss": 2.5, "test.examples": 40, "test.correct": 0,
@@ -89,6 +89,17 @@ def test_flatten_composition():
     assert row["kept"] is False
     assert row["rate"] is None
     assert row["stacked_on"] == "attn.q@3:0.05;mlp.up@0:0.1"
+
+
+def test_flatten_expert():
+    r = make_result(6, 13, sweep_pb2.RESULT_KIND_COMPOSITION)
+    r.intervention.matrix_type = "moe.in"
+    r.intervention.expert = 3
+    r.stacked_on.add(matrix_type="moe.out", expert=0, layer=1, rho=0.5)
+    row = flatten_result(r)
+    assert row["matrix_type"] == "moe.in"
+    assert row["expert"] == 3
+    assert row["stacked_on"] == "moe.out[0]@1:0.5"
 
 
 def test_cursor_accepts_each_index_once_in_order():

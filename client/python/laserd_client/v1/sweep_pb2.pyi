@@ -187,7 +187,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SweepSpec(_message.Message):
-    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model")
+    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +211,7 @@ class SweepSpec(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    EXPERTS_FIELD_NUMBER: _ClassVar[int]
     dataset: DatasetRef
     task: TaskKind
     matrix_types: _containers.RepeatedScalarFieldContainer[str]
@@ -227,10 +228,11 @@ class SweepSpec(_message.Message):
     priority: int
     labels: _containers.ScalarMap[str, str]
     model: str
-    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ...) -> None: ...
+    experts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Intervention(_message.Message):
-    __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method")
+    __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method", "expert")
     MATRIX_TYPE_FIELD_NUMBER: _ClassVar[int]
     LAYER_FIELD_NUMBER: _ClassVar[int]
     RHO_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +244,7 @@ class Intervention(_message.Message):
     COLS_FIELD_NUMBER: _ClassVar[int]
     RELATIVE_ERROR_FIELD_NUMBER: _ClassVar[int]
     SVD_METHOD_FIELD_NUMBER: _ClassVar[int]
+    EXPERT_FIELD_NUMBER: _ClassVar[int]
     matrix_type: str
     layer: int
     rho: float
@@ -253,7 +256,8 @@ class Intervention(_message.Message):
     cols: int
     relative_error: float
     svd_method: SvdMethod
-    def __init__(self, matrix_type: _Optional[str] = ..., layer: _Optional[int] = ..., rho: _Optional[float] = ..., rate: _Optional[float] = ..., rank_source: _Optional[_Union[RankSource, str]] = ..., rank: _Optional[int] = ..., max_rank: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., relative_error: _Optional[float] = ..., svd_method: _Optional[_Union[SvdMethod, str]] = ...) -> None: ...
+    expert: int
+    def __init__(self, matrix_type: _Optional[str] = ..., layer: _Optional[int] = ..., rho: _Optional[float] = ..., rate: _Optional[float] = ..., rank_source: _Optional[_Union[RankSource, str]] = ..., rank: _Optional[int] = ..., max_rank: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., relative_error: _Optional[float] = ..., svd_method: _Optional[_Union[SvdMethod, str]] = ..., expert: _Optional[int] = ...) -> None: ...
 
 class Metrics(_message.Message):
     __slots__ = ("examples", "correct", "accuracy", "log_loss", "top_k_accuracy")
