@@ -6,114 +6,36 @@
 // `paper` recipe lands within the seed-to-seed spread of torch.svd_lowrank.
 // Skips when the model or the capitals data are absent.
 #include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "engine/laser/sweep.h"
-#include "engine/model/loaded_model.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/laser_reference.h"
 #include "tests/support/requirements.h"
 
 namespace laserd {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
+using test_support::LaserReferenceEnv;
 
-struct Env {
-  model::LoadedModel lm;
-  eval::Dataset ds;
-  json ref;
-};
-
-Env* Load() {
-  static Env* env = []() -> Env* {
-    const std::string model =
-        std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-    const std::string caps = std::string(LASERD_DATA_DIR) + "/capitals.jsonl";
-    if (!fs::exists(model) || !fs::exists(caps)) return nullptr;
-    auto lm = model::LoadModel(model, "cpu");
-    auto ds = eval::LoadDataset(caps);
-    if (!lm.ok() || !ds.ok()) return nullptr;
-    std::ifstream f(std::string(LASERD_SOURCE_DIR) +
-                    "/tests/fixtures/smollm2_laser_reference.json");
-    auto* e = new Env{*std::move(lm), *std::move(ds), json::parse(f)};
-    return e;
-  }();
+LaserReferenceEnv* Load() {
+  static LaserReferenceEnv* env = test_support::LoadLaserReference(
+      "SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2_laser_reference.json");
   return env;
 }
 
-// Runs one intervention of the reference through the sweep runner.
-laser::SweepResult RunOne(Env* env, const json& iv, kernels::SvdMethod method, uint64_t seed) {
-  laser::SweepConfig cfg;
-  cfg.matrix_types = {iv["matrix_type"].get<std::string>()};
-  cfg.layer_indices = {iv["layer"].get<int64_t>()};
-  if (iv["rate"].is_number()) {
-    cfg.ranks = {iv["rate"].get<double>()};
-    cfg.ranks_are_rates = true;
-  } else {
-    cfg.ranks = {iv["rho"].get<double>()};
-  }
-  cfg.svd.method = method;
-  cfg.svd.seed = seed;
-  cfg.keep_examples = true;
-  laser::SweepResult out;
-  auto runner = laser::SweepRunner::Create(env->lm.model.get(), *env->lm.tokenizer, env->ds, cfg);
-  EXPECT_TRUE(runner.ok()) << runner.status();
-  if (!runner.ok()) return out;
-  int n = 0;
-  EXPECT_TRUE((*runner)
-                  ->Run({},
-                        [&](const laser::SweepResult& r) {
-                          out = r;
-                          ++n;
-                          return absl::OkStatus();
-                        })
-                  .ok());
-  EXPECT_EQ(n, 1);
-  return out;
-}
-
 TEST(SmolLM2LaserReference, ExactInterventionsMatchTransformers) {
-  Env* env = Load();
+  LaserReferenceEnv* env = Load();
   if (env == nullptr) LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 model or .data/capitals.jsonl absent");
-  int checked = 0;
-  for (const json& iv : env->ref["interventions"]) {
-    if (iv["svd_method"] != "exact") continue;
-    SCOPED_TRACE(iv["matrix_type"].get<std::string>() + " L" +
-                 std::to_string(iv["layer"].get<int>()));
-    const laser::SweepResult r = RunOne(env, iv, kernels::SvdMethod::kExact, 0);
-    EXPECT_EQ(r.intervention.rank, iv["rank"].get<int64_t>());
-    EXPECT_EQ(r.intervention.max_rank, iv["max_rank"].get<int64_t>());
-    EXPECT_NEAR(r.intervention.relative_error, iv["relative_error"].get<double>(), 1e-5);
-    const json& m = iv["metrics"];
-    EXPECT_NEAR(r.metrics.validation.log_loss, m["validation"]["log_loss"].get<double>(), 1e-3);
-    EXPECT_NEAR(r.metrics.test.log_loss, m["test"]["log_loss"].get<double>(), 1e-3);
-    EXPECT_DOUBLE_EQ(r.metrics.validation.accuracy, m["validation"]["accuracy"].get<double>());
-    EXPECT_DOUBLE_EQ(r.metrics.test.accuracy, m["test"]["accuracy"].get<double>());
-    const auto& lp = iv["per_example"]["answer_logprob"];
-    ASSERT_EQ(r.examples.size(), lp.size());
-    double worst = 0;
-    for (size_t i = 0; i < lp.size(); ++i) {
-      worst = std::max(worst, std::fabs(r.examples[i].logprob - lp[i].get<double>()));
-      const json& g = iv["per_example"]["greedy_match"][i];
-      EXPECT_EQ(r.examples[i].greedy_match, g.is_boolean() ? g.get<bool>() : g.get<int>() != 0)
-          << "example " << i;
-    }
-    EXPECT_LE(worst, 1e-3);
-    std::printf("%s L%d rho %.3g: k %lld, max |dlogprob| %.2g\n",
-                iv["matrix_type"].get<std::string>().c_str(), iv["layer"].get<int>(),
-                iv["rho"].get<double>(), static_cast<long long>(r.intervention.rank), worst);
-    ++checked;
-  }
-  EXPECT_EQ(checked, 8);
+  EXPECT_EQ(test_support::CheckExactInterventions(env), 8);
 }
 
 TEST(SmolLM2LaserReference, PaperRecipeWithinSketchRandomness) {
-  Env* env = Load();
+  LaserReferenceEnv* env = Load();
   if (env == nullptr) LASERD_SKIP_OR_FAIL_IN_CI("SmolLM2 model or .data/capitals.jsonl absent");
   // The reference ran torch.svd_lowrank with several seeds per intervention:
   // laserd's own sketch must land within that spread (widened by the spread
@@ -136,7 +58,8 @@ TEST(SmolLM2LaserReference, PaperRecipeWithinSketchRandomness) {
     auto [l_lo, l_hi] =
         range([](const json& j) { return j["metrics"]["validation"]["log_loss"].get<double>(); });
     const double e_pad = std::max(e_hi - e_lo, 1e-3), l_pad = std::max(l_hi - l_lo, 0.05);
-    const laser::SweepResult r = RunOne(env, *ivs[0], kernels::SvdMethod::kPaper, 1234);
+    const laser::SweepResult r =
+        test_support::RunReferenceIntervention(env, *ivs[0], kernels::SvdMethod::kPaper, 1234);
     EXPECT_EQ(r.intervention.rank, (*ivs[0])["rank"].get<int64_t>());
     EXPECT_EQ(r.intervention.svd_method, kernels::SvdMethod::kPaper);
     EXPECT_GE(r.intervention.relative_error, e_lo - e_pad);
