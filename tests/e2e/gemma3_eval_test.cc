@@ -9,9 +9,6 @@
 // fetches it with scripts/fetch_model.sh first).
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +20,7 @@
 #include "engine/eval/split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/model_reference.h"
 #include "tests/support/requirements.h"
 
 namespace laserd::eval {
@@ -33,53 +31,10 @@ using nlohmann::json;
 constexpr double kLogprobTol = 1e-3;
 constexpr double kLogitTol = 2e-3;
 
-std::string ModelPath() {
-  return std::string(LASERD_DATA_DIR) + "/models/gemma-3-270m-q4_k_m.gguf";
-}
-std::string ReferencePath() {
-  return std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/gemma3_capitals_reference.json";
-}
-std::string Device() {
-  const char* d = std::getenv("LASERD_E2E_DEVICE");
-  return d ? d : "cpu";
-}
-
-class Gemma3EvalTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!std::filesystem::exists(ModelPath())) {
-      skip_ = "model " + ModelPath() + " not found (run scripts/fetch_model.sh)";
-      return;
-    }
-    std::ifstream in(ReferencePath());
-    if (!in) {
-      skip_ =
-          "reference " + ReferencePath() + " not found (run scripts/fixtures/reference_gemma3.py)";
-      return;
-    }
-    ref_ = new json(json::parse(in));
-    auto lm = model::LoadModel(ModelPath(), Device());
-    if (!lm.ok()) {
-      load_error_ = lm.status().ToString();
-      return;
-    }
-    lm_ = new model::LoadedModel(*std::move(lm));
-  }
-  static void TearDownTestSuite() {
-    delete lm_;
-    delete ref_;
-    lm_ = nullptr;
-    ref_ = nullptr;
-  }
-  void SetUp() override {
-    if (!skip_.empty()) LASERD_SKIP_OR_FAIL_IN_CI(skip_);
-    ASSERT_NE(lm_, nullptr) << "loading " << ModelPath() << " failed: " << load_error_;
-  }
-
-  static inline std::string skip_, load_error_;
-  static inline json* ref_ = nullptr;
-  static inline model::LoadedModel* lm_ = nullptr;
-};
+constexpr test_support::ModelReferenceSpec kGemma3{"gemma-3-270m-q4_k_m.gguf",
+                                                   "gemma3_capitals_reference.json",
+                                                   "scripts/fixtures/reference_gemma3.py"};
+using Gemma3EvalTest = test_support::ModelReferenceTest<kGemma3>;
 
 TEST_F(Gemma3EvalTest, ConfigIsGemma3) {
   const model::ModelConfig& c = lm_->model->config();
@@ -149,29 +104,14 @@ TEST_F(Gemma3EvalTest, LogitsMatchTransformers) {
 TEST_F(Gemma3EvalTest, MatchesTransformersOnEveryExample) {
   const json& ref = *ref_;
   const json& rex = ref["examples"];
-  std::string jsonl;
-  for (const json& e : rex)
-    jsonl += json{{"prompt", e["prompt"]}, {"answer", e["answer"]}}.dump() + "\n";
-  auto ds = ParseDataset(jsonl, "reference");
+  auto ds = ParseDataset(test_support::ReferenceJsonl(ref), "reference");
   ASSERT_TRUE(ds.ok()) << ds.status();
 
   // Token ids: laserd's GGUF SentencePiece tokenizer and lm-eval rule vs llama.cpp's.
   auto tok = TokenizeDataset(*lm_->tokenizer, *ds, lm_->model->config().max_positions);
   ASSERT_TRUE(tok.ok()) << tok.status();
   ASSERT_EQ(tok->size(), rex.size());
-  int id_mismatches = 0;
-  for (size_t i = 0; i < rex.size(); ++i) {
-    const TokenizedSequence& s = (*tok)[i].seqs.at(0);
-    std::vector<int32_t> prompt(s.tokens.begin(), s.tokens.begin() + s.answer_start);
-    std::vector<int32_t> answer(s.tokens.begin() + s.answer_start, s.tokens.end());
-    const bool same = prompt == rex[i]["prompt_ids"].get<std::vector<int32_t>>() &&
-                      answer == rex[i]["answer_ids"].get<std::vector<int32_t>>();
-    EXPECT_TRUE(same) << "example " << i << " (" << rex[i]["prompt"] << " +" << rex[i]["answer"]
-                      << "): token ids " << json(prompt) << json(answer) << " vs "
-                      << rex[i]["prompt_ids"] << rex[i]["answer_ids"];
-    id_mismatches += !same;
-  }
-  ASSERT_EQ(id_mismatches, 0);
+  ASSERT_EQ(test_support::CountTokenIdMismatches(*tok, rex), 0);
 
   EvalConfig cfg;
   cfg.score.batch_tokens = 1024;
@@ -179,32 +119,10 @@ TEST_F(Gemma3EvalTest, MatchesTransformersOnEveryExample) {
   ASSERT_TRUE(report.ok()) << report.status();
   const std::vector<ExampleResult>& res = report->results;
   ASSERT_EQ(res.size(), rex.size());
-  double max_err = 0;
-  for (size_t i = 0; i < res.size(); ++i) {
-    const json& r = rex[i];
-    const double err = std::abs(res[i].logprob - r["answer_logprob"].get<double>());
-    max_err = std::max(max_err, err);
-    EXPECT_LE(err, kLogprobTol) << "example " << i << ": laserd " << res[i].logprob
-                                << ", transformers " << r["answer_logprob"];
-    EXPECT_EQ(res[i].answer_tokens, r["answer_len"].get<int64_t>()) << i;
-    EXPECT_EQ(res[i].greedy_match, r["greedy_match"].get<bool>())
-        << "example " << i << ": greedy ids " << json(res[i].greedy_ids) << " vs "
-        << r["argmax_ids"];
-    const std::vector<bool> want = {r["top1"].get<bool>(), r["top5"].get<bool>(),
-                                    r["top10"].get<bool>()};
-    EXPECT_EQ(res[i].topk_hits, want) << "example " << i << ": first-token rank "
-                                      << res[i].first_greater << " vs " << r["first_token_rank"];
-  }
+  const double max_err = test_support::ExpectScoresMatch(res, rex, kLogprobTol).max_logprob_error;
   std::printf("[ gemma3 ] %zu examples: max |answer logprob - transformers| = %.3g\n", res.size(),
               max_err);
-  const json& agg = ref["aggregates"];
-  for (const SplitAggregates& sp : report->splits) {
-    const json& a = agg[sp.name];
-    EXPECT_EQ(sp.agg.count, a["n"].get<int64_t>()) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.accuracy, a["accuracy"].get<double>()) << sp.name;
-    EXPECT_NEAR(sp.agg.log_loss, a["log_loss"].get<double>(), kLogprobTol) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.topk_accuracy.at(0), a["top1_accuracy"].get<double>()) << sp.name;
-  }
+  test_support::ExpectAggregatesMatch(report->splits, ref["aggregates"], kLogprobTol, 1);
 }
 
 }  // namespace

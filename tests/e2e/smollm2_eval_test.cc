@@ -23,6 +23,7 @@
 #include "engine/eval/split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/support/model_reference.h"
 #include "tests/support/requirements.h"
 
 namespace laserd::eval {
@@ -32,63 +33,12 @@ using nlohmann::json;
 
 constexpr double kLogprobTol = 1e-3;
 
-std::string ModelPath() {
-  return std::string(LASERD_DATA_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-std::string ReferencePath() {
-  return std::string(LASERD_SOURCE_DIR) + "/tests/fixtures/smollm2_capitals_reference.json";
-}
-std::string Device() {
-  const char* d = std::getenv("LASERD_E2E_DEVICE");
-  return d ? d : "cpu";
-}
-
-// The reference's records as a JSONL dataset (prompt, answer), in its order.
-std::string ReferenceJsonl(const json& ref, size_t limit = SIZE_MAX) {
-  std::string out;
-  const json& exs = ref["examples"];
-  for (size_t i = 0; i < exs.size() && i < limit; ++i) {
-    out += json{{"prompt", exs[i]["prompt"]}, {"answer", exs[i]["answer"]}}.dump() + "\n";
-  }
-  return out;
-}
-
-class SmolLM2EvalTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (!std::filesystem::exists(ModelPath())) {
-      skip_ = "model " + ModelPath() + " not found (run scripts/fetch_model.sh)";
-      return;
-    }
-    std::ifstream in(ReferencePath());
-    if (!in) {
-      skip_ =
-          "reference " + ReferencePath() + " not found (run scripts/fixtures/reference_smollm2.py)";
-      return;
-    }
-    ref_ = new json(json::parse(in));
-    auto lm = model::LoadModel(ModelPath(), Device());
-    if (!lm.ok()) {
-      load_error_ = lm.status().ToString();
-      return;
-    }
-    lm_ = new model::LoadedModel(*std::move(lm));
-  }
-  static void TearDownTestSuite() {
-    delete lm_;
-    delete ref_;
-    lm_ = nullptr;
-    ref_ = nullptr;
-  }
-  void SetUp() override {
-    if (!skip_.empty()) LASERD_SKIP_OR_FAIL_IN_CI(skip_);
-    ASSERT_NE(lm_, nullptr) << "loading " << ModelPath() << " failed: " << load_error_;
-  }
-
-  static inline std::string skip_, load_error_;
-  static inline json* ref_ = nullptr;
-  static inline model::LoadedModel* lm_ = nullptr;
-};
+constexpr test_support::ModelReferenceSpec kSmolLM2{"SmolLM2-135M-Instruct.Q4_1.gguf",
+                                                    "smollm2_capitals_reference.json",
+                                                    "scripts/fixtures/reference_smollm2.py"};
+using SmolLM2EvalTest = test_support::ModelReferenceTest<kSmolLM2>;
+using test_support::E2eDevice;
+using test_support::ReferenceJsonl;
 
 TEST_F(SmolLM2EvalTest, ReferenceDescribesThisModelAndRule) {
   EXPECT_EQ((*ref_)["model_file"], "SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -119,19 +69,12 @@ TEST_F(SmolLM2EvalTest, MatchesTransformersOnEveryExample) {
   auto tok = TokenizeDataset(*lm_->tokenizer, *ds, lm_->model->config().max_positions);
   ASSERT_TRUE(tok.ok()) << tok.status();
   ASSERT_EQ(tok->size(), rex.size());
-  int id_mismatches = 0;
   for (size_t i = 0; i < rex.size(); ++i) {
-    const TokenizedSequence& s = (*tok)[i].seqs.at(0);
-    std::vector<int32_t> prompt(s.tokens.begin(), s.tokens.begin() + s.answer_start);
-    std::vector<int32_t> answer(s.tokens.begin() + s.answer_start, s.tokens.end());
-    const bool same = prompt == rex[i]["prompt_ids"].get<std::vector<int32_t>>() &&
-                      answer == rex[i]["answer_ids"].get<std::vector<int32_t>>();
-    EXPECT_TRUE(same) << "example " << i << " (" << rex[i]["prompt"] << " +" << rex[i]["answer"]
-                      << "): token ids differ from the reference";
-    EXPECT_EQ(s.boundary_mismatch, !rex[i]["whole_prefix_equals_prompt"].get<bool>()) << i;
-    id_mismatches += !same;
+    EXPECT_EQ((*tok)[i].seqs.at(0).boundary_mismatch,
+              !rex[i]["whole_prefix_equals_prompt"].get<bool>())
+        << i;
   }
-  ASSERT_EQ(id_mismatches, 0);
+  ASSERT_EQ(test_support::CountTokenIdMismatches(*tok, rex), 0);
 
   // Scores, in packed batches.
   EvalConfig cfg;
@@ -140,45 +83,18 @@ TEST_F(SmolLM2EvalTest, MatchesTransformersOnEveryExample) {
   ASSERT_TRUE(report.ok()) << report.status();
   const std::vector<ExampleResult>& res = report->results;
   ASSERT_EQ(res.size(), rex.size());
-  double max_err = 0;
-  int greedy_diff = 0, topk_diff = 0;
-  for (size_t i = 0; i < res.size(); ++i) {
-    const json& r = rex[i];
-    const double err = std::abs(res[i].logprob - r["answer_logprob"].get<double>());
-    max_err = std::max(max_err, err);
-    EXPECT_LE(err, kLogprobTol) << "example " << i << ": laserd " << res[i].logprob
-                                << ", transformers " << r["answer_logprob"];
-    EXPECT_EQ(res[i].answer_tokens, r["answer_len"].get<int64_t>()) << i;
-    EXPECT_EQ(res[i].greedy_match, r["greedy_match"].get<bool>())
-        << "example " << i << ": greedy ids " << json(res[i].greedy_ids) << " vs "
-        << r["argmax_ids"];
-    greedy_diff += res[i].greedy_match != r["greedy_match"].get<bool>();
-    const std::vector<bool> want = {r["top1"].get<bool>(), r["top5"].get<bool>(),
-                                    r["top10"].get<bool>()};
-    EXPECT_EQ(res[i].topk_hits, want) << "example " << i << ": first-token rank "
-                                      << res[i].first_greater << " vs " << r["first_token_rank"];
-    topk_diff += res[i].topk_hits != want;
-    EXPECT_EQ(res[i].correct, res[i].greedy_match) << i;
-  }
+  const test_support::ScoreDifferences d = test_support::ExpectScoresMatch(res, rex, kLogprobTol);
+  for (size_t i = 0; i < res.size(); ++i) EXPECT_EQ(res[i].correct, res[i].greedy_match) << i;
   std::printf(
       "[ smollm2 ] %zu examples: max |answer logprob - transformers| = %.3g, "
       "greedy differences %d, top-k differences %d, %.1f tokens/s\n",
-      res.size(), max_err, greedy_diff, topk_diff,
+      res.size(), d.max_logprob_error, d.greedy, d.topk,
       report->tokens / std::max(report->score_seconds, 1e-9));
 
   // Aggregates: same split sizes; accuracy and top-k identical (they are counts of
   // identical flags); log-loss within the per-example tolerance.
-  const json& agg = ref["aggregates"];
   ASSERT_EQ(report->splits.size(), 3u);
-  for (const SplitAggregates& sp : report->splits) {
-    const json& a = agg[sp.name];
-    EXPECT_EQ(sp.agg.count, a["n"].get<int64_t>()) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.accuracy, a["accuracy"].get<double>()) << sp.name;
-    EXPECT_NEAR(sp.agg.log_loss, a["log_loss"].get<double>(), kLogprobTol) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.topk_accuracy.at(0), a["top1_accuracy"].get<double>()) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.topk_accuracy.at(1), a["top5_accuracy"].get<double>()) << sp.name;
-    EXPECT_DOUBLE_EQ(sp.agg.topk_accuracy.at(2), a["top10_accuracy"].get<double>()) << sp.name;
-  }
+  test_support::ExpectAggregatesMatch(report->splits, ref["aggregates"], kLogprobTol, 3);
   EXPECT_EQ(report->split.validation.size(), ref["split"]["n_validation"].get<size_t>());
 }
 
@@ -198,8 +114,8 @@ TEST_F(SmolLM2EvalTest, CommandLineReport) {
   constexpr size_t kN = 25;
   std::ofstream(data) << ReferenceJsonl(*ref_, kN);
   const std::string cmd = laserd + " eval --model '" + ModelPath() + "' --data '" + data +
-                          "' --device " + Device() + " --json --no-progress --per-example '" + per +
-                          "' > '" + out + "'";
+                          "' --device " + E2eDevice() + " --json --no-progress --per-example '" +
+                          per + "' > '" + out + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream oin(out);
   json j = json::parse(oin);
