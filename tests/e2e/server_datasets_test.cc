@@ -42,10 +42,11 @@ using laserd_test::ServerTest;
 
 class ServerDatasetsTest : public ServerTest {
  protected:
-  // A sweep long enough to be running for a while on the tiny model.
-  pb::SweepSpec LongSpec(const std::string& data) {
+  // A sweep long enough to be running for a while on the tiny model: 14
+  // matrices × `n` kept fractions.
+  pb::SweepSpec LongSpec(const std::string& data, int n = 100) {
     std::vector<double> rhos;
-    for (int i = 1; i <= 100; ++i) rhos.push_back(i / 100.0);
+    for (int i = 1; i <= n; ++i) rhos.push_back(static_cast<double>(i) / n);
     return Spec(data, rhos);
   }
   // Polls GetJob until `done` holds (at most `seconds`); the last job seen.
@@ -259,9 +260,15 @@ TEST_F(ServerDatasetsTest, RetentionDeletesOldFinishedJobsAndKeepsQueuedAndRunni
   pb::Job done, running, queued;
   ASSERT_TRUE(server_->Create(Spec("small.jsonl", {0.5}), &done).ok());
   ASSERT_EQ(WaitFor(done.id(), Finished).state(), pb::JOB_STATE_SUCCEEDED);
-  // Long jobs: one runs and one waits while the finished one expires.
-  const pb::SweepSpec long_spec = LongSpec("big.jsonl");
-  ASSERT_TRUE(server_->Create(long_spec, &running).ok());
+  // Long jobs: one runs and one waits while the finished one expires (1,960
+  // interventions of 2,000 examples each: far longer than the test waits, on
+  // an idle machine too; both are cancelled below).
+  std::ofstream(root_ / "data" / "huge.jsonl") << CapitalsDataset(2000);
+  const pb::SweepSpec long_spec = LongSpec("huge.jsonl", 140);
+  {
+    const grpc::Status s = server_->Create(long_spec, &running);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
   ASSERT_TRUE(server_->Create(long_spec, &queued).ok());
 
   // Deleted within the retention plus one check interval (1 s each).
