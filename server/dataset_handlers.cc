@@ -2,11 +2,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "engine/eval/dataset.h"
 #include "server/paging.h"
 #include "server/proto_time.h"
-#include "base/sha256.h"
 #include "spdlog/spdlog.h"
 
 namespace laserd::server {

@@ -3,9 +3,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "server/file_bytes.h"
-#include "base/sha256.h"
 #include "server/sweep_io.h"
 #include "spdlog/spdlog.h"
 

@@ -7,11 +7,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "engine/laser/rank.h"
 #include "engine/model/architecture.h"
 #include "server/proto_time.h"
-#include "base/sha256.h"
 
 namespace laserd::server {
 namespace {

@@ -159,8 +159,8 @@ __global__ void AttentionKernel(const float* __restrict__ q, int64_t q_stride,
                                 const float* __restrict__ v, int64_t v_stride,
                                 const int32_t* __restrict__ row_ids,
                                 const int32_t* __restrict__ pos, int group, int head_dim,
-                                float scale, int64_t window, float softcap,
-                                float* __restrict__ out, int64_t out_stride) {
+                                float scale, int64_t window, float softcap, float* __restrict__ out,
+                                int64_t out_stride) {
   extern __shared__ float smem[];
   float* qs = smem;
   float* acc = qs + head_dim;

@@ -28,13 +28,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/delimited_message_util.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/grpc_status.h"
-#include "base/sha256.h"
 #include "server/upload_reactor.h"
 #include "server/watch_reactor.h"
 #include "tests/fuzz/server_fuzz_state.h"

@@ -30,11 +30,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/sha256.h"
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/job_store.h"
 #include "server/server_state.h"
-#include "base/sha256.h"
 #include "spdlog/spdlog.h"
 #include "sqlite3.h"
 #include "tests/support/fixtures.h"
