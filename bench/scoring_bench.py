@@ -28,11 +28,14 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--bench-bin", default="build/bench/forward_bench")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="score only the reference's first N examples (0: all)")
     args = ap.parse_args()
 
     ref = json.load(open(args.reference))
     seqs = []
-    for ex in ref["examples"]:
+    examples = ref["examples"][:args.limit] if args.limit else ref["examples"]
+    for ex in examples:
         seqs.append({"tokens": ex["prompt_ids"] + ex["answer_ids"],
                      "answer_start": len(ex["prompt_ids"])})
 
