@@ -214,6 +214,136 @@ def paper_side(args, plan, examples, n_val):
     }
 
 
+# ------------------------------------------------------------------ careful-user side
+def careful_side(args, plan, examples, n_val):
+    """What a careful user writes in an afternoon with transformers: the model loaded
+    once, one exact SVD (torch.linalg.svd, fp32) per matrix reused for every rho of the
+    grid, W_k written into the weight in place and the original restored after the last
+    rho, every example scored teacher-forced in right-padded batches of --careful-batch
+    (default attention implementation), log-softmax over the answer positions only."""
+    import torch
+    import transformers
+    torch.set_num_threads(args.threads)
+    d, name = os.path.split(os.path.abspath(args.model))
+    t0 = time.perf_counter()
+    model = transformers.AutoModelForCausalLM.from_pretrained(d, gguf_file=name,
+                                                              dtype=torch.float32)
+    model.eval()
+    load_s = time.perf_counter() - t0
+    B = args.careful_batch
+
+    def score():
+        vals = []
+        for i in range(0, len(examples), B):
+            chunk = examples[i:i + B]
+            n = max(len(c) + len(a) for c, a in chunk)
+            ids = torch.zeros((len(chunk), n), dtype=torch.long)
+            mask = torch.zeros((len(chunk), n), dtype=torch.long)
+            for j, (c, a) in enumerate(chunk):
+                ids[j, :len(c) + len(a)] = torch.tensor(c + a)
+                mask[j, :len(c) + len(a)] = 1
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits
+            for j, (c, a) in enumerate(chunk):
+                rows = logits[j, len(c) - 1:len(c) + len(a) - 1]
+                tgt = torch.tensor(a)
+                lp = torch.log_softmax(rows, -1)[torch.arange(len(a)), tgt]
+                vals.append((float(lp.double().sum()), bool((rows.argmax(-1) == tgt).all()),
+                             len(a)))
+        return vals
+
+    groups = {}
+    for mtype, layer, rho in plan:
+        groups.setdefault((mtype, layer), []).append(rho)
+    runs = []
+    c0, w0 = time.process_time(), time.perf_counter()
+    svd_total = fwd_total = 0.0
+    base = metrics(score(), n_val)
+    base_s = time.perf_counter() - w0
+    for (mtype, layer), rhos in groups.items():
+        mod = model.model.layers[layer]
+        for part in HF_NAMES[mtype].split("."):
+            mod = getattr(mod, part)
+        w = mod.weight.data
+        orig = w.clone()
+        t1 = time.perf_counter()
+        u, sv, vh = torch.linalg.svd(orig, full_matrices=False)
+        t_svd = time.perf_counter() - t1
+        svd_total += t_svd
+        for rho in rhos:
+            k = kept_rank(w.shape[0], w.shape[1], rho)
+            t1 = time.perf_counter()
+            w.copy_((u[:, :k] * sv[:k]) @ vh[:k])
+            vals = score()
+            t_fwd = time.perf_counter() - t1
+            fwd_total += t_fwd
+            runs.append({"matrix_type": mtype, "layer": layer, "rho": rho, "rank": k,
+                         "metrics": metrics(vals, n_val),
+                         "seconds": {"forward": t_fwd}})
+        w.copy_(orig)
+        print(f"careful: {mtype} L{layer} {len(rhos)} rho (svd {t_svd:.2f} s)",
+              file=sys.stderr)
+    wall = time.perf_counter() - w0
+    cpu = time.process_time() - c0
+    cfg = model.config
+    return {
+        "method": "transformers, model loaded once, one torch.linalg.svd per matrix "
+                  "reused for every rho, in-place edit and restore, right-padded "
+                  f"batches of {B}, fp32, threads={args.threads}",
+        "model_load_s": load_s, "baseline": base, "baseline_s": base_s,
+        "wall_s": wall, "cpu_s": cpu, "interventions": len(runs),
+        "split_s": {"svd": svd_total, "forward": fwd_total,
+                    "baseline_and_rest": wall - svd_total - fwd_total},
+        # like laserd's rate: the baseline is inside the timed span
+        "interventions_per_minute": 60.0 * len(runs) / wall,
+        "interventions_per_cpu_minute": 60.0 * len(runs) / cpu,
+        "config": {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size,
+                   "intermediate": cfg.intermediate_size,
+                   "heads": cfg.num_attention_heads,
+                   "kv_heads": getattr(cfg, "num_key_value_heads", cfg.num_attention_heads),
+                   "head_dim": getattr(cfg, "head_dim", None) or
+                               cfg.hidden_size // cfg.num_attention_heads,
+                   "vocab": cfg.vocab_size},
+        "runs": runs,
+    }
+
+
+def flop_ceiling(plan, examples, cfg, batch_tokens=4096):
+    """The largest speedup exact scoring can give at equal arithmetic efficiency: GEMM
+    FLOPs of the careful user's sweep over laserd's (attention score FLOPs ignored; the
+    sequences are short). Careful user: every token of every example through every
+    layer and the LM head, per intervention. laserd: layers l..L-1 only (the hidden
+    states before the edited layer are cached once per layer), on the rows left after
+    the examples of each batch (laserd's default budget of 4,096 input tokens,
+    here filled in file order) share their common token prefixes (a prefix tree over
+    prompt + answer minus its last token), and the LM head on the answer rows only. The
+    one-off cost of the cached prefixes is not counted, so this is an upper bound."""
+    d, ff, L, V = cfg["hidden"], cfg["intermediate"], cfg["layers"], cfg["vocab"]
+    qd = cfg["heads"] * cfg["head_dim"]
+    kvd = cfg["kv_heads"] * cfg["head_dim"]
+    f_layer = 2 * (d * qd + 2 * d * kvd + qd * d + 3 * d * ff)
+    f_head = 2 * d * V
+    all_rows = sum(len(c) + len(a) for c, a in examples)
+    answer_rows = sum(len(a) for c, a in examples)
+    trie_rows, seen, used = 0, set(), 0
+    for c, a in examples:  # batches of at most `batch_tokens` input tokens, file order
+        seq = tuple(c + a[:-1])
+        if used + len(seq) > batch_tokens and seen:
+            trie_rows, seen, used = trie_rows + len(seen), set(), 0
+        used += len(seq)
+        for n in range(1, len(seq) + 1):
+            seen.add(seq[:n])
+    trie_rows += len(seen)
+    careful = laserd = 0
+    for _, layer, _ in plan:
+        careful += all_rows * (L * f_layer + f_head)
+        laserd += trie_rows * (L - layer) * f_layer + answer_rows * f_head
+    return {"ceiling": careful / laserd, "careful_rows": all_rows,
+            "laserd_prefix_tree_rows": trie_rows, "answer_rows": answer_rows,
+            "laserd_batch_tokens": batch_tokens, "careful_gflop": careful / 1e9,
+            "laserd_gflop": laserd / 1e9}
+
+
 # ------------------------------------------------------------------ laserd side
 def laserd_side(args, types, layers, rhos, n_plan, tmp):
     """Runs laserd on the grid (or on the --laserd-rho subset of its ranks)."""
@@ -286,6 +416,32 @@ def laserd_side(args, types, layers, rhos, n_plan, tmp):
     return rep
 
 
+def compare_metrics(runs, results):
+    """Largest metric differences between the careful user's interventions and laserd's
+    results for the same (type, layer, rho)."""
+    bykey = {(r["intervention"]["matrix_type"], r["intervention"]["layer"],
+              round(r["intervention"]["rho"], 9)): r for r in results[1:]
+             if r.get("intervention") and r.get("metrics")}
+    out = {"matched": 0, "same_correct_counts": 0, "max_abs_accuracy_diff": 0.0,
+           "max_abs_log_loss_diff": 0.0, "same_rank": 0}
+    for run in runs:
+        r = bykey.get((run["matrix_type"], run["layer"], round(run["rho"], 9)))
+        if not r:
+            continue
+        out["matched"] += 1
+        out["same_rank"] += int(int(r["intervention"].get("rank", -1)) == run["rank"])
+        same = True
+        for part in ("validation", "test"):
+            a, b = run["metrics"][part], r["metrics"].get(part, {})
+            same &= int(b.get("correct", 0)) == a["correct"]
+            out["max_abs_accuracy_diff"] = max(out["max_abs_accuracy_diff"],
+                                               abs(a["accuracy"] - b.get("accuracy", 0.0)))
+            out["max_abs_log_loss_diff"] = max(out["max_abs_log_loss_diff"],
+                                               abs(a["log_loss"] - b.get("log_loss", 0.0)))
+        out["same_correct_counts"] += int(same)
+    return out
+
+
 def best_of(results):
     singles = [r for r in results[1:] if r.get("metrics")]
     if not singles:
@@ -325,6 +481,20 @@ def sweep_mode(args):
             if results:
                 lz["best"] = best_of(results)
             report["laserd"] = lz
+        if not args.skip_careful:
+            cu = careful_side(args, lz_plan, examples, n_val)
+            cu["flop_ceiling"] = flop_ceiling(lz_plan, examples, cu["config"])
+            lz = report.get("laserd", {})
+            if lz.get("interventions_per_minute") and results:
+                cu["speedup"] = lz["interventions_per_minute"] / cu["interventions_per_minute"]
+                cu["speedup_cpu_time"] = (lz["interventions_per_cpu_minute"] /
+                                          cu["interventions_per_cpu_minute"])
+                cu["metrics_vs_laserd"] = compare_metrics(cu["runs"], results)
+            report["careful"] = cu
+            print(f"careful user: {cu['interventions_per_minute']:.2f}/min; laserd "
+                  f"{lz.get('interventions_per_minute') or 0:.2f}/min; ratio "
+                  f"{cu.get('speedup', 0):.2f}x (FLOP ceiling "
+                  f"{cu['flop_ceiling']['ceiling']:.2f}x)", file=sys.stderr)
         if args.paper_subset > 0:
             report["paper"] = paper_side(args, lz_plan, examples, n_val)
             report["paper"]["planned_interventions"] = len(plan)
@@ -456,6 +626,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--paper-subset", type=int, default=3,
                     help="interventions of the grid timed with the paper's method (0: skip)")
+    ap.add_argument("--skip-careful", action="store_true",
+                    help="do not run the careful-user transformers peer")
+    ap.add_argument("--careful-batch", type=int, default=16,
+                    help="padded batch size of the careful-user peer")
     ap.add_argument("--laserd", default=os.path.join(ROOT, "build", "server", "laserd"))
     ap.add_argument("--laserd-svd", default="SVD_METHOD_AUTO")
     ap.add_argument("--laserd-rho", default="",
