@@ -33,6 +33,7 @@ __all__ = [
     "build",
     "read_rows",
     "load_hf_rows",
+    "load_hf_splits",
     "tokenizer_counter",
     "write_jsonl",
     "validation_size",
@@ -103,8 +104,11 @@ def load_hf_rows(name: str, config: Optional[str], split: str,
     except ImportError:
         raise DataError("--hf-dataset needs the `datasets` package (pip install datasets); "
                         "or pass the rows as files with --input") from None
-    ds = load_dataset(name, config, split=split) if config else load_dataset(name, split=split)
     label = f"{name}" + (f"/{config}" if config else "") + f"[{split}]"
+    try:
+        ds = load_dataset(name, config, split=split) if config else load_dataset(name, split=split)
+    except Exception as e:  # datasets raises many kinds (not found, offline, bad split)
+        raise DataError(f"{label}: cannot load: {type(e).__name__}: {e}") from None
     if fields:
         missing = [f for f in fields if f not in ds.column_names]
         if missing:
@@ -112,6 +116,26 @@ def load_hf_rows(name: str, config: Optional[str], split: str,
                             f"columns: {', '.join(ds.column_names)})")
         ds = ds.select_columns(list(fields))
     return [Row(f"{label} row {i}", dict(r)) for i, r in enumerate(ds)]
+
+
+def load_hf_splits(builder: str | Builder, name: str, config: Optional[str],
+                   hf_splits: Optional[Mapping[str, str]] = None) -> Dict[str, List[Row]]:
+    """Every input split of `builder` from a Hugging Face dataset (`hf_splits` maps a
+    builder split to another split name; CounterFact's one split reads "train"). For
+    HotpotQA only the first len(validation) train rows are loaded."""
+    b = BUILDERS[builder] if isinstance(builder, str) else builder
+    names = {s: (s if s != "counterfact" else "train") for s in b.splits}
+    names.update(hf_splits or {})
+    order = list(b.splits)
+    if b.prefix_of:      # the split whose length bounds the other is read first
+        order.sort(key=lambda s: s != b.prefix_of[1])
+    splits: Dict[str, List[Row]] = {}
+    for s in order:
+        hs = names[s]
+        if b.prefix_of and s == b.prefix_of[0]:
+            hs = f"{hs}[:{len(splits[b.prefix_of[1]])}]"
+        splits[s] = load_hf_rows(name, config, hs, b.fields)
+    return {s: splits[s] for s in b.splits}
 
 
 def tokenizer_counter(path: str | pathlib.Path) -> Callable[[str], int]:
@@ -597,22 +621,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 "pass --input FILE or --hf-dataset NAME")
             config = a.hf_config if a.hf_config is not None else (
                 b.hf_config if not a.hf_dataset else None)
-            hf_splits = {s: (s if s != "counterfact" else "train") for s in b.splits}
+            hf_splits: Dict[str, str] = {}
             for m in a.hf_split:
                 s, sep, h = m.partition("=")
-                if not sep or s not in b.splits:
+                if not sep or s not in b.splits or not h:
                     raise DataError(f"--hf-split takes SPLIT=HF_SPLIT with SPLIT one of "
                                     f"{', '.join(b.splits)}; got {m!r}")
                 hf_splits[s] = h
-            splits = {}
-            order = list(b.splits)
-            if b.prefix_of:          # read the split whose length bounds the other first
-                order.sort(key=lambda s: s != b.prefix_of[1])
-            for s in order:
-                hs = hf_splits[s]
-                if b.prefix_of and s == b.prefix_of[0]:
-                    hs = f"{hs}[:{len(splits[b.prefix_of[1]])}]"
-                splits[s] = load_hf_rows(name, config, hs, b.fields)
+            splits = load_hf_splits(b, name, config, hf_splits)
         counter = tokenizer_counter(a.tokenizer) if a.tokenizer else None
         records = build(b, splits, count_tokens=counter, max_answer_tokens=a.max_answer_tokens)
     except DataError as e:

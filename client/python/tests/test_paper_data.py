@@ -187,8 +187,10 @@ def write(tmp_path, name, lines):
 def cli_error(*args):
     r = run_cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert r.stderr.startswith("paper_data: ")
-    return r.stderr[len("paper_data: "):].strip()
+    # The message is the last line (`datasets` may print progress lines before it).
+    last = r.stderr.rstrip("\n").split("\n")[-1]
+    assert last.startswith("paper_data: "), r.stderr
+    return last[len("paper_data: "):]
 
 
 def test_wrong_source_file_names_line_and_field(tmp_path):
@@ -325,3 +327,66 @@ def test_hf_dataset_needs_datasets_or_a_name(tmp_path):
             "as files with --input")
     else:
         pytest.skip("`datasets` is installed: the missing-package message is not reachable")
+
+
+# --- --hf-dataset, with `datasets` on a local directory (no network) -------------------------
+
+
+@pytest.fixture
+def hf_env(monkeypatch, tmp_path):
+    pytest.importorskip("datasets", reason="the optional `datasets` package is not installed; "
+                        "the --hf-dataset path is not checked")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+
+
+def local_hf_dataset(tmp_path, files):
+    """A directory `datasets.load_dataset` reads offline; its splits are named by the
+    files (train, validation, test)."""
+    d = tmp_path / "hf"
+    d.mkdir()
+    for split, src in files.items():
+        (d / f"{split}.jsonl").write_bytes((DATA / src).read_bytes())
+    return d
+
+
+def test_hf_dataset_cli_with_split_names(hf_env, tmp_path):
+    d = local_hf_dataset(tmp_path, {"validation": "fever/paper_dev.jsonl",
+                                    "test": "fever/paper_test.jsonl"})
+    out = tmp_path / "out.jsonl"
+    r = run_cli("fever", "--hf-dataset", d, "--hf-split", "paper_dev=validation",
+                "--hf-split", "paper_test=test", "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert_same_lines(out, DATA / "fever" / "expected.jsonl")
+    # Nested fields (mc2_targets) come through `datasets` as the files have them.
+    (tmp_path / "t").mkdir()
+    d2 = local_hf_dataset(tmp_path / "t", {"validation": "truthfulqa/validation.jsonl"})
+    r = run_cli("truthfulqa", "--hf-dataset", d2, "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert_same_lines(out, DATA / "truthfulqa" / "expected.jsonl")
+
+
+def test_hf_dataset_hotpotqa_reads_only_the_train_prefix(hf_env, tmp_path):
+    d = local_hf_dataset(tmp_path, {"train": "hotpotqa/train.jsonl",
+                                    "validation": "hotpotqa/validation.jsonl"})
+    splits = paper_data.load_hf_splits("hotpotqa", str(d), None)
+    assert [len(splits["train"]), len(splits["validation"])] == [3, 3]
+    assert splits["train"][2].where == f"{d}[train[:3]] row 2"
+    assert set(splits["train"][0].data) == {"question", "answer"}
+    counts = json.loads((DATA / "hotpotqa" / "token_counts.json").read_text(encoding="utf-8"))
+    out = tmp_path / "out.jsonl"
+    paper_data.write_jsonl(build("hotpotqa", splits, count_tokens=counts.__getitem__), out)
+    assert_same_lines(out, DATA / "hotpotqa" / "expected.jsonl")
+
+
+def test_hf_dataset_errors(hf_env, tmp_path):
+    d = local_hf_dataset(tmp_path, {"validation": "fever/paper_dev.jsonl"})
+    assert cli_error("bios_gender", "--hf-dataset", d, "--hf-split", "dev=validation",
+                     "--output", tmp_path / "o.jsonl") == (
+        f"{d}[validation]: missing field(s) 'hard_text', 'gender' (its columns: id, label, "
+        "claim, evidence_annotation_id, evidence_id, evidence_wiki_url, evidence_sentence_id)")
+    msg = cli_error("bios_gender", "--hf-dataset", d, "--output", tmp_path / "o.jsonl")
+    assert msg.startswith(f"{d}[dev]: cannot load: "), msg
+    assert cli_error("bios_gender", "--hf-dataset", d, "--hf-split", "validation=dev",
+                     "--output", tmp_path / "o.jsonl") == (
+        "--hf-split takes SPLIT=HF_SPLIT with SPLIT one of dev; got 'validation=dev'")
