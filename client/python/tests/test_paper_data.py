@@ -253,6 +253,9 @@ def test_jsonl_shape_errors(tmp_path):
     p.write_bytes(b'{"hard_text": "caf\xe9", "profession": 1, "gender": 0}\n')
     assert cli_error("bios_gender", "--input", p, "--output", tmp_path / "o.jsonl") == (
         f"{p} line 1: invalid UTF-8 at byte 19 of the file")
+    p = write(tmp_path, "dev.jsonl", [good, '{"hard_text": "x\\ud800", "profession": 1, "gender": 0}'])
+    assert cli_error("bios_gender", "--input", p, "--output", tmp_path / "o.jsonl") == (
+        f"{p} line 2: field 'hard_text' is not valid Unicode (a lone surrogate)")
     p = write(tmp_path, "obj.json", ['[{"hard_text": "x", "gender": 0}, 3]'])
     assert cli_error("bios_gender", "--input", p, "--output", tmp_path / "o.jsonl") == (
         f"{p} record 2: expected a JSON object (one source record), got an integer")
