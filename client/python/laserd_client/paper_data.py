@@ -606,6 +606,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     b = BUILDERS[a.builder]
     if bool(a.input) == (a.hf_dataset is not None):
         p.error("give either --input (files) or --hf-dataset")
+    if b.name != "hotpotqa" and (a.tokenizer or a.max_answer_tokens != 15):
+        p.error("--tokenizer and --max-answer-tokens are HotpotQA's answer-length filter; "
+                f"{b.name} does not use them")
     try:
         if a.input:
             files = _parse_inputs(b, a.input)

@@ -113,6 +113,16 @@ def test_hotpotqa_cli_with_tokenizer(tmp_path):
     assert_same_lines(out, DATA / "hotpotqa" / "expected.jsonl")
 
 
+def test_tokenizer_flags_are_hotpotqa_only(tmp_path):
+    r = run_cli("fever", "--input", f"paper_dev={DATA / 'fever' / 'paper_dev.jsonl'}",
+                "--input", f"paper_test={DATA / 'fever' / 'paper_test.jsonl'}",
+                "--max-answer-tokens", "20", "--output", tmp_path / "o.jsonl")
+    assert r.returncode == 2
+    assert r.stderr.rstrip().endswith(
+        "error: --tokenizer and --max-answer-tokens are HotpotQA's answer-length filter; "
+        "fever does not use them")
+
+
 def test_hotpotqa_needs_a_tokenizer(tmp_path):
     r = run_cli("hotpotqa", "--input", f"train={DATA / 'hotpotqa' / 'train.jsonl'}",
                 "--input", f"validation={DATA / 'hotpotqa' / 'validation.jsonl'}",
