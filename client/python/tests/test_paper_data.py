@@ -403,3 +403,14 @@ def test_hf_dataset_errors(hf_env, tmp_path):
     assert cli_error("bios_gender", "--hf-dataset", d, "--hf-split", "validation=dev",
                      "--output", tmp_path / "o.jsonl") == (
         "--hf-split takes SPLIT=HF_SPLIT with SPLIT one of dev; got 'validation=dev'")
+
+
+def test_packaged_with_the_client():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    project = tomllib.loads((HERE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "laserd_client" in project["tool"]["setuptools"]["packages"]
+    assert pathlib.Path(paper_data.__file__).parent == HERE.parent / "laserd_client"
+    script = project["project"]["scripts"]["laserd-paper-data"]
+    assert script == "laserd_client.paper_data:main" and callable(paper_data.main)
+    assert set(project["project"]["optional-dependencies"]["paper-data"]) == {"datasets",
+                                                                              "tokenizers"}
