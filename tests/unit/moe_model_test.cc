@@ -98,9 +98,9 @@ TEST(MoeModelTest, UnsupportedOptionsAreRefusedByName) {
   st = LoadEdited([](json& c) { c.erase("num_local_experts"); });
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("num_local_experts"), std::string::npos) << st;
-  st = LoadEdited([](json& c) { c["sliding_window"] = 16; });
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_NE(st.message().find("sliding_window 16"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["sliding_window"] = 0; });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("sliding_window must be at least 1"), std::string::npos) << st;
 }
 
 TEST(MoeModelTest, Qwen2MoeSharedExpertIsTheDenseMlp) {
