@@ -10,7 +10,7 @@
 // mlp.out), the same for every architecture; mlp.in is the gate of a gated
 // MLP and the only input projection of a plain one.
 //
-// Mixture-of-experts layers (Mixtral) replace the MLP by a router and
+// Mixture-of-experts layers (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) replace the MLP by a router and
 // experts: "moe.router" [experts, hidden] is one matrix per layer; each
 // expert e has its own gated MLP "moe.in[e]", "moe.up[e]", "moe.out[e]"
 // (ExpertMatrixType). "moe.in" without an index names that matrix of every
@@ -102,8 +102,9 @@ struct TensorNaming {
   NormTensor attn_norm;    // per layer
   NormTensor mlp_norm;     // per layer; empty name: the MLP reads attn_norm's output
   // Per layer, [head_dim]: RMSNorm of each head of q and of k before the
-  // rotary embedding (Qwen3, Gemma 3); empty name: none. Their style (plain w
-  // or Gemma's 1 + w) is norm_weight_offset's, as for every norm.
+  // rotary embedding (Qwen3, Gemma 3; over the whole projection where
+  // Architecture::qk_norm_whole, OLMoE); empty name: none. Their style (plain
+  // w or Gemma's 1 + w) is norm_weight_offset's, as for every norm.
   NormTensor q_norm, k_norm;
   // Rotary tensors llama.cpp writes into GGUF (one each, not per layer; empty:
   // none): rope_freqs divides each inverse frequency (Llama 3's llama3
@@ -156,6 +157,10 @@ struct Architecture {
   // Mixture of experts (ModelConfig::experts > 0): the MLP of every layer is
   // the router and experts of TensorNaming::expert_matrices.
   bool moe = false;
+  // The q/k norms (TensorNaming::q_norm, k_norm) normalise the whole q and k
+  // projections ([heads * head_dim] and [kv_heads * head_dim] weights, OLMoE)
+  // rather than each head ([head_dim], Qwen3, Gemma 3).
+  bool qk_norm_whole = false;
   // Config readers: dimensions and the per-checkpoint settings (activation,
   // rotary dims, eps, parallel residual, tied embeddings) into `c`, whose
   // arch and model_type are set. read_gguf null: GGUF not supported.

@@ -1,7 +1,9 @@
 // The supported architecture families, one entry each (see architecture.h):
 // tensor names for safetensors and GGUF, layout and forward-pass facts, and
 // the config readers. Tensor names as transformers and llama.cpp write them.
+#include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -12,6 +14,90 @@ namespace laserd::model {
 namespace {
 
 using nlohmann::json;
+
+// A number that may be null (null and absent both give nullopt); `present` is
+// whether the key is there at all.
+std::optional<double> NullableNum(const ConfigReader& cfg, const char* key, bool* present) {
+  auto it = cfg.doc().find(key);
+  *present = it != cfg.doc().end();
+  if (!*present || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+// ------------------------------------------------------- sliding windows ---
+// Sliding-window attention as transformers applies it: a sliding layer's
+// query at position p attends to the keys p - window < j <= p
+// (ModelConfig::sliding_window, layer_sliding; AttentionParams::window).
+
+// The window of config.json's sliding_window: its number, none (0) when it
+// is null or `enabled` is false, `absent` when the key is missing.
+// INVALID_ARGUMENT for a number < 1.
+absl::StatusOr<int64_t> ReadWindow(const ConfigReader& cfg, bool enabled, int64_t absent) {
+  if (!enabled) return 0;
+  bool present = false;
+  auto w = NullableNum(cfg, "sliding_window", &present);
+  if (!present) return absent;
+  if (!w) return 0;
+  if (*w < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": sliding_window must be at least 1 (or null), got ", *w));
+  }
+  return static_cast<int64_t>(*w);
+}
+
+// Every layer slides over `window` (0: none), as Mistral, Mixtral and
+// Qwen3-MoE apply their one window.
+void SetUniformWindow(int64_t window, ModelConfig* c) {
+  c->sliding_window = window;
+  c->layer_sliding.assign(window > 0 ? c->layers : 0, true);
+}
+
+// Per-layer windows (Qwen2, Qwen3, Qwen2-MoE): the layers config.json's
+// layer_types marks "sliding_attention", else those `default_sliding` picks,
+// slide over `window`. INVALID_ARGUMENT for sliding layers without a window
+// (transformers refuses them too) and for a malformed layer_types.
+absl::Status SetLayerWindows(const ConfigReader& cfg, int64_t window,
+                             const std::function<bool(int64_t)>& default_sliding, ModelConfig* c) {
+  std::vector<bool> sliding(c->layers, false);
+  const json& doc = cfg.doc();
+  if (auto it = doc.find("layer_types"); it != doc.end() && !it->is_null()) {
+    if (!it->is_array() || static_cast<int64_t>(it->size()) != c->layers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(cfg.where(), ": layer_types must list one type per layer"));
+    }
+    for (int64_t i = 0; i < c->layers; ++i) {
+      const json& t = (*it)[i];
+      if (t == "sliding_attention") {
+        sliding[i] = true;
+      } else if (t != "full_attention") {
+        return absl::UnimplementedError(
+            absl::StrCat(cfg.where(), ": layer type ", t.dump(), " is not supported"));
+      }
+    }
+  } else {
+    for (int64_t i = 0; i < c->layers; ++i) sliding[i] = default_sliding(i);
+  }
+  const bool any = std::find(sliding.begin(), sliding.end(), true) != sliding.end();
+  if (any && window == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(),
+                     ": sliding_attention layers without a sliding window (use_sliding_window "
+                     "false or sliding_window null)"));
+  }
+  c->sliding_window = any ? window : 0;
+  c->layer_sliding = any ? std::move(sliding) : std::vector<bool>();
+  return absl::OkStatus();
+}
+
+// Qwen2 and Qwen3: with use_sliding_window, the layers from
+// max_window_layers (default 28) on slide over sliding_window (default 4096).
+absl::Status ReadQwenWindows(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const int64_t window,
+                          ReadWindow(cfg, cfg.Flag("use_sliding_window", false), 4096));
+  const int64_t first = static_cast<int64_t>(cfg.Num({"max_window_layers"}).value_or(28));
+  return SetLayerWindows(
+      cfg, window, [&](int64_t i) { return window > 0 && i >= first; }, c);
+}
 
 // ------------------------------------------------------------------ Llama ---
 // Llama, Mistral, Qwen2 (q/k/v biases where the checkpoint has them).
@@ -27,6 +113,14 @@ absl::Status ReadLlamaHf(const ConfigReader& cfg, ModelConfig* c) {
   c->rotary_dim = c->head_dim;
   c->tied_embeddings = cfg.Flag("tie_word_embeddings", false);
   LASERD_ASSIGN_OR_RETURN(c->act, ParseActivation(cfg.Str("hidden_act", "silu")));
+  // Sliding windows: Mistral's on every layer (4096 when the key is absent,
+  // as MistralConfig's default), Qwen2's per layer; Llama has none.
+  if (c->model_type == "mistral") {
+    LASERD_ASSIGN_OR_RETURN(const int64_t window, ReadWindow(cfg, true, 4096));
+    SetUniformWindow(window, c);
+  } else if (c->model_type == "qwen2") {
+    LASERD_RETURN_IF_ERROR(ReadQwenWindows(cfg, c));
+  }
   return cfg.ReadRopeScaling(c);
 }
 
@@ -326,14 +420,11 @@ double PartialRotaryFactor(const ConfigReader& cfg) {
   return pct;
 }
 
-// Qwen3 configs: Llama's keys; sliding-window layers are not computed.
+// Qwen3 configs: Llama's keys and Qwen2's per-layer sliding windows.
 absl::Status ReadQwen3Hf(const ConfigReader& cfg, ModelConfig* c) {
-  if (cfg.Flag("use_sliding_window", false)) {
-    return absl::UnimplementedError(
-        absl::StrCat(cfg.where(), ": qwen3 option use_sliding_window=true is not supported"));
-  }
   c->qk_norm = true;
-  return ReadLlamaHf(cfg, c);
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  return ReadQwenWindows(cfg, c);
 }
 
 absl::Status ReadQwen3Gguf(const ConfigReader& cfg, ModelConfig* c) {
@@ -524,15 +615,6 @@ Architecture MakePhi3() {
 
 bool IsGemma3(const ModelConfig& c) {
   return c.model_type == "gemma3_text" || c.model_type == "gemma3";
-}
-
-// A number that may be null (null and absent both give nullopt); `present` is
-// whether the key is there at all.
-std::optional<double> NullableNum(const ConfigReader& cfg, const char* key, bool* present) {
-  auto it = cfg.doc().find(key);
-  *present = it != cfg.doc().end();
-  if (!*present || !it->is_number()) return std::nullopt;
-  return it->get<double>();
 }
 
 // One rope parameter object: its type must be default (or linear where
@@ -794,10 +876,14 @@ Architecture MakeGemma() {
 // gate) and per-expert gated MLPs w1 (gate, moe.in), w3 (up, moe.up), w2
 // (down, moe.out), as transformers saves MixtralForCausalLM.
 
-// The mixture-of-experts keys every MoE config.json has; INVALID_ARGUMENT
-// naming the key for a count out of range.
-absl::Status ReadExpertCounts(const ConfigReader& cfg, const char* experts_key, ModelConfig* c) {
-  LASERD_ASSIGN_OR_RETURN(const double e, cfg.Req({experts_key}));
+// The mixture-of-experts keys every MoE config.json has (the expert count
+// under `experts_key`, or `alt_key` where transformers saves it so: its
+// Qwen3-MoE config writes num_local_experts, published checkpoints
+// num_experts); INVALID_ARGUMENT naming the key for a count out of range.
+absl::Status ReadExpertCounts(const ConfigReader& cfg, const char* experts_key, ModelConfig* c,
+                              const char* alt_key = nullptr) {
+  LASERD_ASSIGN_OR_RETURN(const double e, alt_key != nullptr ? cfg.Req({experts_key, alt_key})
+                                                             : cfg.Req({experts_key}));
   LASERD_ASSIGN_OR_RETURN(const double k, cfg.Req({"num_experts_per_tok"}));
   c->experts = e;
   c->experts_per_token = k;
@@ -818,12 +904,10 @@ absl::Status ReadMixtralHf(const ConfigReader& cfg, ModelConfig* c) {
   LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_local_experts", c));
   c->moe_intermediate = c->intermediate;
   c->norm_topk_prob = true;  // Mixtral always renormalises the top-k weights
-  // A sliding attention window shorter than the context changes attention.
-  if (auto w = cfg.Num({"sliding_window"}); w && *w < c->max_positions) {
-    return absl::UnimplementedError(absl::StrCat(cfg.where(), ": sliding_window ", *w,
-                                                 " (shorter than max_position_embeddings ",
-                                                 c->max_positions, ") is not supported"));
-  }
+  // Mistral's window on every layer (none when the key is absent, as
+  // MixtralConfig's default).
+  LASERD_ASSIGN_OR_RETURN(const int64_t window, ReadWindow(cfg, true, 0));
+  SetUniformWindow(window, c);
   return absl::OkStatus();
 }
 
@@ -854,15 +938,9 @@ Architecture MakeMixtral() {
 // intermediate size shared_expert_intermediate_size) whose output is scaled
 // by sigmoid(moe.shared_gate · x) and added to the experts' sum.
 
-absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
-  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
-  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c));
-  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
-  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"shared_expert_intermediate_size"}));
-  c->moe_intermediate = mi;
-  c->intermediate = si;  // the shared expert's mlp.* matrices
-  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
-  // Every layer must be a mixture-of-experts layer.
+// Qwen2-MoE and Qwen3-MoE: every layer must be a mixture-of-experts layer
+// (UNIMPLEMENTED naming decoder_sparse_step or mlp_only_layers otherwise).
+absl::Status CheckEveryLayerSparse(const ConfigReader& cfg) {
   if (auto step = cfg.Num({"decoder_sparse_step"}); step && *step != 1) {
     return absl::UnimplementedError(absl::StrCat(cfg.where(), ": decoder_sparse_step ", *step,
                                                  " (dense MLP layers) is not supported"));
@@ -872,11 +950,26 @@ absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
     return absl::UnimplementedError(
         absl::StrCat(cfg.where(), ": mlp_only_layers ", it->dump(), " is not supported"));
   }
-  if (cfg.Flag("use_sliding_window", false)) {
-    return absl::UnimplementedError(
-        absl::StrCat(cfg.where(), ": use_sliding_window true is not supported"));
-  }
   return absl::OkStatus();
+}
+
+absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"shared_expert_intermediate_size"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;  // the shared expert's mlp.* matrices
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  LASERD_RETURN_IF_ERROR(CheckEveryLayerSparse(cfg));
+  // With use_sliding_window, the even-indexed layers below max_window_layers
+  // (default 28) slide over sliding_window (default 4096), as
+  // Qwen2MoeConfig lays them out when layer_types is not listed.
+  const bool use = cfg.Flag("use_sliding_window", false);
+  LASERD_ASSIGN_OR_RETURN(const int64_t window, ReadWindow(cfg, use, 4096));
+  const int64_t below = static_cast<int64_t>(cfg.Num({"max_window_layers"}).value_or(28));
+  return SetLayerWindows(
+      cfg, window, [&](int64_t i) { return use && (i + 1) % 2 != 0 && i < below; }, c);
 }
 
 Architecture MakeQwen2Moe() {
@@ -900,15 +993,90 @@ Architecture MakeQwen2Moe() {
   return a;
 }
 
+// -------------------------------------------------------------- Qwen3-MoE ---
+// Qwen3 attention (per-head q/k RMSNorms, head_dim its own key) with a
+// mixture of experts and no shared expert: Qwen2-MoE's tensor names without
+// the shared expert. intermediate_size (the dense MLP of layers that
+// decoder_sparse_step / mlp_only_layers would make dense) is read but unused.
+
+absl::Status ReadQwen3MoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  c->qk_norm = true;
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c, "num_local_experts"));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"moe_intermediate_size"}));
+  c->moe_intermediate = mi;
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  LASERD_RETURN_IF_ERROR(CheckEveryLayerSparse(cfg));
+  // With use_sliding_window, sliding_window (default 4096) on every layer:
+  // Qwen3MoeConfig keeps no layer_types and its attention takes the one window.
+  LASERD_ASSIGN_OR_RETURN(const int64_t window,
+                          ReadWindow(cfg, cfg.Flag("use_sliding_window", false), 4096));
+  SetUniformWindow(window, c);
+  return absl::OkStatus();
+}
+
+Architecture MakeQwen3Moe() {
+  Architecture a = MakeMixtral();
+  a.name = "qwen3_moe";
+  a.model_types = {{"qwen3_moe", "", "Qwen3MoeForCausalLM"}};
+  TensorNaming& st = a.safetensors;
+  st.q_norm = {"layers.{L}.self_attn.q_norm"};
+  st.k_norm = {"layers.{L}.self_attn.k_norm"};
+  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"}};
+  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
+                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
+                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  a.read_hf = ReadQwen3MoeHf;
+  return a;
+}
+
+// ------------------------------------------------------------------ OLMoE ---
+// Llama blocks with RMSNorms over the whole q and k projections (weights
+// [hidden] and [kv_heads * head_dim], before the rotary embedding) and a
+// mixture of experts of intermediate_size each, no shared expert; Qwen3-MoE's
+// tensor names. clip_qkv (clamping q, k and v) is refused by name.
+
+absl::Status ReadOlmoeHf(const ConfigReader& cfg, ModelConfig* c) {
+  c->qk_norm = true;
+  LASERD_RETURN_IF_ERROR(ReadLlamaHf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadExpertCounts(cfg, "num_experts", c, "num_local_experts"));
+  c->moe_intermediate = c->intermediate;
+  c->norm_topk_prob = cfg.Flag("norm_topk_prob", false);
+  if (auto clip = cfg.Num({"clip_qkv"})) {
+    return absl::UnimplementedError(
+        absl::StrCat(cfg.where(), ": olmoe option clip_qkv ", *clip, " is not supported"));
+  }
+  // The q norm's weight is [hidden]: transformers builds it so, whatever head_dim is.
+  if (c->heads * c->head_dim != c->hidden) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cfg.where(), ": olmoe needs num_attention_heads x head_dim = hidden_size"));
+  }
+  return absl::OkStatus();
+}
+
+Architecture MakeOlmoe() {
+  Architecture a = MakeQwen3Moe();
+  a.name = "olmoe";
+  a.model_types = {{"olmoe", "", "OlmoeForCausalLM"}};
+  a.qk_norm_whole = true;
+  a.read_hf = ReadOlmoeHf;
+  return a;
+}
+
 }  // namespace
 
 const std::vector<const Architecture*>& Architectures() {
   static const auto* kAll = new std::vector<const Architecture*>{
-      new Architecture(MakeLlama()),   new Architecture(MakeGpt2()),
-      new Architecture(MakeGptJ()),    new Architecture(MakeGptNeoX()),
-      new Architecture(MakeQwen3()),   new Architecture(MakePhi()),
-      new Architecture(MakePhi3()),    new Architecture(MakeGemma()),
-      new Architecture(MakeMixtral()), new Architecture(MakeQwen2Moe())};
+      new Architecture(MakeLlama()),    new Architecture(MakeGpt2()),
+      new Architecture(MakeGptJ()),     new Architecture(MakeGptNeoX()),
+      new Architecture(MakeQwen3()),    new Architecture(MakePhi()),
+      new Architecture(MakePhi3()),     new Architecture(MakeGemma()),
+      new Architecture(MakeMixtral()),  new Architecture(MakeQwen2Moe()),
+      new Architecture(MakeQwen3Moe()), new Architecture(MakeOlmoe())};
   return *kAll;
 }
 

@@ -237,13 +237,15 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     linear(ly, "attn.q", a, &q, false);
     linear(ly, "attn.k", a, &k, false);
     linear(ly, "attn.v", a, &v, false);
-    // Per-head q/k norms (Qwen3, Gemma 3): q, k viewed as [n * heads, head_dim].
+    // q/k norms: per head (Qwen3, Gemma 3), q and k viewed as
+    // [n * heads, head_dim]; or over each row's whole projection (OLMoE).
+    const bool whole = c.arch->qk_norm_whole;
     if (!ly.q_norm_w.empty()) {
-      Tensor qh = q.Reshaped(n * c.heads, c.head_dim);
+      Tensor qh = whole ? q : q.Reshaped(n * c.heads, c.head_dim);
       Norm(qh, ly.q_norm_w, Tensor(), &qh);
     }
     if (!ly.k_norm_w.empty()) {
-      Tensor kh = k.Reshaped(n * c.kv_heads, c.head_dim);
+      Tensor kh = whole ? k : k.Reshaped(n * c.kv_heads, c.head_dim);
       Norm(kh, ly.k_norm_w, Tensor(), &kh);
     }
     const bool sliding = i < static_cast<int64_t>(c.layer_sliding.size()) && c.layer_sliding[i];

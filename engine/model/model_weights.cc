@@ -223,7 +223,7 @@ class WeightLoader {
     return absl::OkStatus();
   }
 
-  // Gemma's sandwich norms and the per-head q/k norms (Qwen3, Gemma 3), where
+  // Gemma's sandwich norms and the q/k norms (Qwen3, Gemma 3, OLMoE), where
   // the architecture names them and the config has them (ModelConfig::qk_norm).
   absl::Status LoadLayerNorms(int64_t i, LayerWeights* ly) {
     Tensor unused;
@@ -232,9 +232,11 @@ class WeightLoader {
     LASERD_RETURN_IF_ERROR(
         LoadNorm(TensorKind::kPostMlpNorm, naming_.post_mlp_norm, i, &ly->post_mlp_w, &unused));
     if (!c_.qk_norm) return absl::OkStatus();
-    LASERD_RETURN_IF_ERROR(
-        LoadNorm(TensorKind::kQNorm, naming_.q_norm, i, &ly->q_norm_w, &unused, c_.head_dim));
-    return LoadNorm(TensorKind::kKNorm, naming_.k_norm, i, &ly->k_norm_w, &unused, c_.head_dim);
+    const bool whole = arch_.qk_norm_whole;
+    LASERD_RETURN_IF_ERROR(LoadNorm(TensorKind::kQNorm, naming_.q_norm, i, &ly->q_norm_w, &unused,
+                                    whole ? c_.heads * c_.head_dim : c_.head_dim));
+    return LoadNorm(TensorKind::kKNorm, naming_.k_norm, i, &ly->k_norm_w, &unused,
+                    whole ? c_.kv_heads * c_.head_dim : c_.head_dim);
   }
 
  private:

@@ -106,9 +106,11 @@ TEST(CudaModelTest, TinyFixturesMatchCpu) {
   // The rope-scaled fixtures run the Rope op with yarn/longrope's cos/sin
   // factor and, for dynamic and longrope, once per group of sequence lengths;
   // qwen3 runs RmsNorm on per-head views; phi/phi4_mini partial rotary;
-  // gemma2/gemma3 sliding windows, soft-caps and sandwich norms.
-  for (const char* arch : {"llama", "gpt2", "gpt_neox", "gptj", "llama3_1", "llama_dynamic",
-                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini", "gemma2", "gemma3"}) {
+  // gemma2/gemma3 sliding windows, soft-caps and sandwich norms;
+  // mistral_swa/qwen2_swa windows on every layer and on some.
+  for (const char* arch :
+       {"llama", "gpt2", "gpt_neox", "gptj", "llama3_1", "llama_dynamic", "llama_yarn", "qwen3",
+        "phi", "phi3", "phi4_mini", "gemma2", "gemma3", "mistral_swa", "qwen2_swa"}) {
     const std::string dir = SourceDir() + "/tests/fixtures/models/" + arch;
     auto src = formats::OpenWeights(dir);
     ASSERT_TRUE(src.ok()) << src.status();

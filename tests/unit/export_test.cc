@@ -186,7 +186,13 @@ INSTANTIATE_TEST_SUITE_P(
         // One expert's matrices and the router of a mixture of experts.
         Case{"mixtral", "moe.in[1]:0:0.25,moe.out[3]:1:0.2,moe.up[0]:1:0.1,moe.router:1:0.5", 4, 0},
         // The shared expert (mlp.*) and an expert of Qwen2-MoE.
-        Case{"qwen2_moe", "mlp.in:0:0.25,moe.up[2]:1:0.2,mlp.out:1:0.1", 3, 0}),
+        Case{"qwen2_moe", "mlp.in:0:0.25,moe.up[2]:1:0.2,mlp.out:1:0.1", 3, 0},
+        // Qwen3-MoE and OLMoE: experts, the router and q/k-normed attention.
+        Case{"qwen3_moe", "moe.in[2]:0:0.25,moe.out[1]:1:0.2,moe.router:0:0.5,attn.q:1:0.25", 4, 0},
+        Case{"olmoe", "moe.up[3]:1:0.25,moe.out[0]:0:0.2,attn.k:0:0.5", 3, 0},
+        // Sliding-window attention: the window stays in the exported config.json.
+        Case{"mistral_swa", "attn.q:0:0.25,mlp.out:1:0.2", 2, 0},
+        Case{"qwen2_swa", "attn.v:1:0.25,mlp.in:0:0.1", 2, 0}),
     [](const auto& info) { return info.param.fixture; });
 
 TEST(ExportEdits, ParsesAliasesAndRefusesBadItems) {

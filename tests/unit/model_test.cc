@@ -128,14 +128,13 @@ TEST_P(TinyModelTest, LogitsMatchTransformers) {
   ExpectScoresMatchLogits(*l.model, reqs, *scores, GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(Archs, TinyModelTest,
-                         ::testing::Values("llama", "llama_float16", "llama_bfloat16",
-                                           "llama_sharded", "smollm", "mistral", "qwen2", "gpt2",
-                                           "gptj", "gpt_neox", "gpt_neox_seq", "llama3_1",
-                                           "llama3_2_tied", "llama_linear", "llama_dynamic",
-                                           "llama_yarn", "qwen3", "phi", "phi3", "phi4_mini",
-                                           "gemma2", "gemma3", "gemma3_legacy", "mixtral",
-                                           "qwen2_moe"));
+INSTANTIATE_TEST_SUITE_P(
+    Archs, TinyModelTest,
+    ::testing::Values("llama", "llama_float16", "llama_bfloat16", "llama_sharded", "smollm",
+                      "mistral", "qwen2", "gpt2", "gptj", "gpt_neox", "gpt_neox_seq", "llama3_1",
+                      "llama3_2_tied", "llama_linear", "llama_dynamic", "llama_yarn", "qwen3",
+                      "phi", "phi3", "phi4_mini", "gemma2", "gemma3", "gemma3_legacy", "mixtral",
+                      "qwen2_moe", "mistral_swa", "qwen2_swa", "qwen3_moe", "olmoe"));
 
 // Requests that share prefixes: every fixture sequence, its prefixes with
 // other continuations, and the same sequence scored from two answer starts

@@ -1,7 +1,7 @@
-// Mixture-of-experts models (Mixtral) on the tiny fixture: the router and
-// every expert's matrices are addressable by their canonical names, and
-// config options laserd does not support are refused at load, naming them.
-// (Logits against transformers: model_test's TinyModelTest on "mixtral".)
+// Mixture-of-experts models (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) on the tiny fixtures: the router
+// and every expert's matrices are addressable by their canonical names, and config options laserd
+// does not support are refused at load, naming them. (Logits against transformers: model_test's
+// TinyModelTest on "mixtral", "qwen2_moe", "qwen3_moe" and "olmoe".)
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -98,9 +98,9 @@ TEST(MoeModelTest, UnsupportedOptionsAreRefusedByName) {
   st = LoadEdited([](json& c) { c.erase("num_local_experts"); });
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("num_local_experts"), std::string::npos) << st;
-  st = LoadEdited([](json& c) { c["sliding_window"] = 16; });
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_NE(st.message().find("sliding_window 16"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["sliding_window"] = 0; });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("sliding_window must be at least 1"), std::string::npos) << st;
 }
 
 TEST(MoeModelTest, Qwen2MoeSharedExpertIsTheDenseMlp) {
@@ -141,6 +141,101 @@ TEST(MoeModelTest, Qwen2MoeUnsupportedOptionsAreRefusedByName) {
   st = LoadEdited([](json& c) { c.erase("shared_expert_intermediate_size"); }, "qwen2_moe");
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("shared_expert_intermediate_size"), std::string::npos) << st;
+}
+
+// The expert and router matrix types of a fixture with `experts` experts
+// after `first` (its attention and any dense MLP types).
+std::vector<std::string> WithExperts(std::vector<std::string> first, int experts) {
+  for (const char* base : {"moe.in", "moe.up", "moe.out"})
+    for (int e = 0; e < experts; ++e) first.push_back(ExpertMatrixType(base, e));
+  return first;
+}
+
+TEST(MoeModelTest, Qwen3MoeMatricesAndNorms) {
+  test_support::LoadedModel l = test_support::LoadTestModel(FixtureDir("qwen3_moe"));
+  ASSERT_NE(l.model, nullptr);
+  const ModelConfig& c = l.model->config();
+  EXPECT_EQ(c.arch->name, "qwen3_moe");
+  EXPECT_EQ(c.experts, 4);  // saved by transformers as num_local_experts
+  EXPECT_EQ(c.experts_per_token, 2);
+  EXPECT_EQ(c.moe_intermediate, 32);
+  EXPECT_EQ(c.head_dim, 24);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.arch->qk_norm_whole);
+  EXPECT_EQ(l.model->MatrixTypes(),
+            WithExperts({"attn.q", "attn.k", "attn.v", "attn.o", "moe.router"}, 4));
+  auto q = l.model->Matrix("attn.q", 0);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ((*q)->rows(), 96);  // 4 heads x 24
+  auto ms = FindMatrixSource(*l.src, c, "moe.in[3]", 1);
+  ASSERT_TRUE(ms.ok()) << ms.status();
+  EXPECT_EQ(ms->tensor, "model.layers.1.mlp.experts.3.gate_proj.weight");
+  ms = FindMatrixSource(*l.src, c, "moe.router", 0);
+  ASSERT_TRUE(ms.ok()) << ms.status();
+  EXPECT_EQ(ms->tensor, "model.layers.0.mlp.gate.weight");
+  auto role = RoleOfTensor(*c.arch, *l.src, "model.layers.1.self_attn.k_norm.weight");
+  ASSERT_TRUE(role.has_value());
+  EXPECT_EQ(role->kind, TensorKind::kKNorm);
+  EXPECT_EQ(role->layer, 1);
+  EXPECT_EQ(l.model->Matrix("mlp.in", 0).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(MoeModelTest, Qwen3MoeUnsupportedOptionsAreRefusedByName) {
+  EXPECT_TRUE(LoadEdited([](json&) {}, "qwen3_moe").ok());
+  // Published checkpoints name the expert count num_experts.
+  EXPECT_TRUE(LoadEdited(
+                  [](json& c) {
+                    c["num_experts"] = c["num_local_experts"];
+                    c.erase("num_local_experts");
+                  },
+                  "qwen3_moe")
+                  .ok());
+  absl::Status st = LoadEdited([](json& c) { c["decoder_sparse_step"] = 2; }, "qwen3_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("decoder_sparse_step 2"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["mlp_only_layers"] = {0}; }, "qwen3_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("mlp_only_layers [0]"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c.erase("num_local_experts"); }, "qwen3_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("'num_experts'"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c.erase("moe_intermediate_size"); }, "qwen3_moe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("moe_intermediate_size"), std::string::npos) << st;
+}
+
+TEST(MoeModelTest, OlmoeNormsTheWholeProjections) {
+  test_support::LoadedModel l = test_support::LoadTestModel(FixtureDir("olmoe"));
+  ASSERT_NE(l.model, nullptr);
+  const ModelConfig& c = l.model->config();
+  EXPECT_EQ(c.arch->name, "olmoe");
+  EXPECT_EQ(c.experts, 4);
+  EXPECT_EQ(c.moe_intermediate, 32);  // intermediate_size: each expert's
+  EXPECT_FALSE(c.norm_topk_prob);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_TRUE(c.arch->qk_norm_whole);
+  EXPECT_EQ(l.model->MatrixTypes(),
+            WithExperts({"attn.q", "attn.k", "attn.v", "attn.o", "moe.router"}, 4));
+  auto ms = FindMatrixSource(*l.src, c, "moe.out[2]", 0);
+  ASSERT_TRUE(ms.ok()) << ms.status();
+  EXPECT_EQ(ms->tensor, "model.layers.0.mlp.experts.2.down_proj.weight");
+}
+
+TEST(MoeModelTest, OlmoeUnsupportedOptionsAreRefusedByName) {
+  EXPECT_TRUE(LoadEdited([](json&) {}, "olmoe").ok());
+  absl::Status st = LoadEdited([](json& c) { c["clip_qkv"] = 8.0; }, "olmoe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("olmoe option clip_qkv 8"), std::string::npos) << st;
+  st = LoadEdited([](json& c) { c["head_dim"] = 8; }, "olmoe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("num_attention_heads x head_dim = hidden_size"), std::string::npos)
+      << st;
+  st = LoadEdited([](json& c) { c["num_experts_per_tok"] = 5; }, "olmoe");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("num_experts_per_tok 5 is outside [1, num_experts = 4]"),
+            std::string::npos)
+      << st;
 }
 
 }  // namespace

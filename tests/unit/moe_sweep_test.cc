@@ -174,6 +174,49 @@ TEST_F(MoeSweepTest, ExpertEditChangesOnlyThatExpertAndLowRankMatchesDense) {
   EXPECT_LE(d, 1e-4);
 }
 
+// Qwen3-MoE and OLMoE: "moe.in" with SweepSpec.experts sweeps the chosen
+// experts of those families too, each edit its own expert's [32, 64] gate.
+TEST(MoeFamiliesSweepTest, Qwen3MoeAndOlmoeExperts) {
+  for (const char* family : {"qwen3_moe", "olmoe"}) {
+    SCOPED_TRACE(family);
+    const fs::path dir = fs::temp_directory_path() / (std::string("laserd_moe_sweep_test_") +
+                                                      family + "_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models" / family;
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(src / f, dir / f);
+    test_support::WriteByteLevelTokenizer(dir);
+    std::ofstream(dir / "data.jsonl") << test_support::kTenExamples;
+    auto lm = model::LoadModel(dir.string(), "cpu");
+    ASSERT_TRUE(lm.ok()) << lm.status();
+    auto ds = eval::LoadDataset((dir / "data.jsonl").string());
+    ASSERT_TRUE(ds.ok()) << ds.status();
+    auto runner =
+        SweepRunner::Create(lm->model.get(), *lm->tokenizer, *ds, Config({"moe.in"}, {3, 0}));
+    ASSERT_TRUE(runner.ok()) << runner.status();
+    std::vector<SweepResult> out;
+    ASSERT_TRUE((*runner)
+                    ->Run({},
+                          [&](const SweepResult& r) {
+                            out.push_back(r);
+                            return absl::OkStatus();
+                          })
+                    .ok());
+    ASSERT_EQ(out.size(), 2u);
+    for (int j = 0; j < 2; ++j) {
+      const Intervention& iv = out[j].intervention;
+      EXPECT_EQ(iv.type, model::ExpertMatrixType("moe.in", j == 0 ? 0 : 3));
+      EXPECT_EQ(iv.layer, 1);
+      EXPECT_EQ(iv.rows, 32);
+      EXPECT_EQ(iv.cols, 64);
+      EXPECT_EQ(iv.rank, 8);  // floor(32 · 0.25)
+      EXPECT_GT(iv.relative_error, 0.0);
+    }
+    // Two different experts edited: two different models.
+    EXPECT_NE(out[0].metrics.validation.log_loss, out[1].metrics.validation.log_loss);
+    fs::remove_all(dir);
+  }
+}
+
 TEST(MoeSpecTest, ExpertsTravelFromSpecToConfig) {
   pb::SweepSpec spec;
   spec.mutable_dataset()->set_path("/tmp/x.jsonl");

@@ -154,9 +154,6 @@ TEST(RopeScalingTest, LoadRefusesUnsupportedOptionsNamingThem) {
   s = LoadWithConfig("phi3", [](json* c) { (*c)["model_type"] = "phi3small"; });
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
   EXPECT_NE(s.message().find("'phi3small'"), std::string::npos) << s;
-  s = LoadWithConfig("qwen3", [](json* c) { (*c)["use_sliding_window"] = true; });
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
-  EXPECT_NE(s.message().find("qwen3 option use_sliding_window"), std::string::npos) << s;
   // Phi-3 configs name longrope "su": read as longrope.
   s = LoadWithConfig("phi4_mini", [](json* c) { (*c)["rope_parameters"]["rope_type"] = "su"; });
   EXPECT_TRUE(s.ok()) << s;
