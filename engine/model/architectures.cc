@@ -207,10 +207,35 @@ absl::Status ReadGpt2Hf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// gpt2 GGUF: feed_forward_length is the MLP width (llama.cpp's converter
+// writes 4 · n_embd, GPT-2's n_inner default); the head is the stored output.
+absl::Status ReadGpt2Gguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double l, cfg.Req({"block_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double nh, cfg.Req({"attention.head_count"}));
+  c->hidden = h;
+  c->layers = l;
+  c->heads = nh;
+  c->kv_heads = c->heads;
+  c->head_dim = c->heads ? c->hidden / c->heads : 0;
+  c->intermediate = cfg.Num({"feed_forward_length"}).value_or(4 * c->hidden);
+  c->max_positions = cfg.Num({"context_length"}).value_or(1024);
+  c->norm_eps = cfg.Num({"attention.layer_norm_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kGeluTanh;
+  c->tied_embeddings = false;
+  if (auto v = cfg.Num({"vocab_size"})) {
+    c->vocab_size = *v;
+  } else if (auto it = cfg.doc().find("tokenizer.ggml.tokens");
+             it != cfg.doc().end() && it->is_array()) {
+    c->vocab_size = it->size();
+  }
+  return absl::OkStatus();
+}
+
 Architecture MakeGpt2() {
   Architecture a;
   a.name = "gpt2";
-  a.model_types = {{"gpt2", "", "GPT2LMHeadModel"}};
+  a.model_types = {{"gpt2", "gpt2", "GPT2LMHeadModel"}};
   TensorNaming& st = a.safetensors;
   st.prefixes = {"transformer.", ""};
   st.embed = "wte";
@@ -226,10 +251,26 @@ Architecture MakeGpt2() {
       {{"attn.o"}, "h.{L}.attn.c_proj", kConv, FusedSplit::kStacked, true},
       {{"mlp.in"}, "h.{L}.mlp.c_fc", kConv, FusedSplit::kStacked, true},
       {{"mlp.out"}, "h.{L}.mlp.c_proj", kConv, FusedSplit::kStacked, true}};
+  // GGUF (llama.cpp's gpt2): the Conv1D weights transposed to [out, in];
+  // output.weight is a copy of token_embd.
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.pos_embed = "position_embd";
+  gg.final_norm = {"output_norm", true};
+  gg.head = "output";
+  gg.attn_norm = {"blk.{L}.attn_norm", true};
+  gg.mlp_norm = {"blk.{L}.ffn_norm", true};
+  constexpr MatrixLayout kLin = MatrixLayout::kLinear;
+  gg.matrices = {
+      {{"attn.q", "attn.k", "attn.v"}, "blk.{L}.attn_qkv", kLin, FusedSplit::kStacked, true},
+      {{"attn.o"}, "blk.{L}.attn_output", kLin, FusedSplit::kStacked, true},
+      {{"mlp.in"}, "blk.{L}.ffn_up", kLin, FusedSplit::kStacked, true},
+      {{"mlp.out"}, "blk.{L}.ffn_down", kLin, FusedSplit::kStacked, true}};
   a.norm = NormKind::kLayer;
   a.position = PositionKind::kLearned;
   a.config_ties_head = true;
   a.read_hf = ReadGpt2Hf;
+  a.read_gguf = ReadGpt2Gguf;
   return a;
 }
 
@@ -827,12 +868,54 @@ absl::Status ReadMixtralHf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// The mixture-of-experts keys llama.cpp writes ({arch}.expert_count,
+// .expert_used_count); INVALID_ARGUMENT for a count out of range.
+absl::Status ReadGgufExpertCounts(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double e, cfg.Req({"expert_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double k, cfg.Req({"expert_used_count"}));
+  c->experts = e;
+  c->experts_per_token = k;
+  if (c->experts < 1 || c->experts_per_token < 1 || c->experts_per_token > c->experts) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": expert_used_count ",
+                                                   c->experts_per_token, " is outside [1, ",
+                                                   "expert_count = ", c->experts, "]"));
+  }
+  return absl::OkStatus();
+}
+
+// Mixtral GGUF: general.architecture llama with llama.expert_count; the
+// experts' width is feed_forward_length (expert_feed_forward_length where
+// written); the top-k weights are renormalised, as llama.cpp does for llama.
+absl::Status ReadMixtralGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaGguf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadGgufExpertCounts(cfg, c));
+  c->moe_intermediate = cfg.Num({"expert_feed_forward_length"}).value_or(c->intermediate);
+  c->norm_topk_prob = true;
+  return absl::OkStatus();
+}
+
+// llama.cpp's GGUF names of a Llama-attention mixture of experts: the router
+// ffn_gate_inp, each expert matrix stacked over the experts in ffn_*_exps.
+TensorNaming MoeGgufNaming() {
+  TensorNaming gg = MakeLlama().gguf;
+  gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q"},
+                 {{"attn.k"}, "blk.{L}.attn_k"},
+                 {{"attn.v"}, "blk.{L}.attn_v"},
+                 {{"attn.o"}, "blk.{L}.attn_output"},
+                 {{kRouterMatrixType}, "blk.{L}.ffn_gate_inp"}};
+  gg.expert_matrices = {{{"moe.in"}, "blk.{L}.ffn_gate_exps"},
+                        {{"moe.up"}, "blk.{L}.ffn_up_exps"},
+                        {{"moe.out"}, "blk.{L}.ffn_down_exps"}};
+  return gg;
+}
+
 Architecture MakeMixtral() {
   Architecture a = MakeLlama();
   a.name = "mixtral";
-  a.model_types = {{"mixtral", "", "MixtralForCausalLM"}};
-  a.gguf = TensorNaming();
-  a.read_gguf = nullptr;
+  a.model_types = {{"mixtral", "llama", "MixtralForCausalLM", /*gguf_rotary_permuted=*/true,
+                    /*gguf_experts=*/true}};
+  a.gguf = MoeGgufNaming();
+  a.read_gguf = ReadMixtralGguf;
   a.hf_config_from_gguf = nullptr;
   a.moe = true;
   TensorNaming& st = a.safetensors;
@@ -879,10 +962,31 @@ absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// qwen2moe GGUF: expert_feed_forward_length (the experts) and
+// expert_shared_feed_forward_length (the shared expert); llama.cpp never
+// renormalises the top-k weights of qwen2moe.
+absl::Status ReadQwen2MoeGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaGguf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadGgufExpertCounts(cfg, c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"expert_feed_forward_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"expert_shared_feed_forward_length"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;
+  c->norm_topk_prob = false;
+  return absl::OkStatus();
+}
+
 Architecture MakeQwen2Moe() {
   Architecture a = MakeMixtral();
   a.name = "qwen2_moe";
-  a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
+  a.model_types = {{"qwen2_moe", "qwen2moe", "Qwen2MoeForCausalLM"}};
+  a.gguf = MoeGgufNaming();
+  a.gguf.matrices.insert(a.gguf.matrices.end(),
+                         {{{"mlp.in"}, "blk.{L}.ffn_gate_shexp"},
+                          {{"mlp.up"}, "blk.{L}.ffn_up_shexp"},
+                          {{"mlp.out"}, "blk.{L}.ffn_down_shexp"},
+                          {{kSharedExpertGateType}, "blk.{L}.ffn_gate_inp_shexp"}});
+  a.read_gguf = ReadQwen2MoeGguf;
   TensorNaming& st = a.safetensors;
   st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
                  {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
