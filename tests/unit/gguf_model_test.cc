@@ -110,13 +110,14 @@ INSTANTIATE_TEST_SUITE_P(Families, GgufModelTest,
 // llama.cpp's logits on the fixtures with a vocabulary (llama-cpp-python
 // 0.3.16, CPU). llama.cpp differs from transformers by up to 7e-3 here (its
 // CPU GELU and SiLU go through fp16 tables), so laserd must agree with it to
-// 1e-2. Gemma 2 is compared only with llama.cpp: its query_pre_attn_scalar
-// (20) is not in the GGUF and llama.cpp, as laserd, scales by 1/sqrt(head_dim
-// = 24); the tokens of five texts must be llama.cpp's ids exactly.
+// 1e-2. Gemma 2 and 3 are compared only with llama.cpp: their
+// query_pre_attn_scalar (20, 24) is not in the GGUF and llama.cpp, as laserd,
+// scales by 1/sqrt(head_dim = 24, 32); the tokens of five texts must be
+// llama.cpp's ids exactly.
 TEST(GgufModelTest, AgreesWithLlamaCpp) {
   const json ref = ReadJson(Fixtures() + "gguf_models/llamacpp_reference.json");
   auto be = kernels::MakeCpuBackend();
-  for (const std::string name : {"mixtral", "qwen2_moe", "gpt2", "gemma2"}) {
+  for (const std::string name : {"mixtral", "qwen2_moe", "gpt2", "gemma2", "gemma3"}) {
     ASSERT_TRUE(ref["models"].contains(name)) << name;
     const json& r = ref["models"][name];
     auto src = formats::OpenGguf(Fixtures() + "gguf_models/" + name + ".gguf");
@@ -192,36 +193,45 @@ TEST(GgufModelTest, ExpertEditsMatchTheSafetensorsTwin) {
   }
 }
 
-// Gemma 2 GGUF: the same matrices as the safetensors twin; the soft-capping,
-// window and layer pattern from the GGUF keys. Its norms (stored 1 + w) are
-// checked by the logits against llama.cpp (AgreesWithLlamaCpp).
-TEST(GgufModelTest, Gemma2MatchesItsTwin) {
-  auto src = formats::OpenGguf(Fixtures() + "gguf_models/gemma2.gguf");
-  auto twin = formats::OpenSafetensors(Fixtures() + "models/gemma2");
-  ASSERT_TRUE(src.ok() && twin.ok());
+// Gemma 2 and Gemma 3 GGUF: the same matrices as the safetensors twin; the
+// soft-capping, window, layer pattern and rotary bases from the GGUF keys.
+// Their norms (stored 1 + w) are checked by the logits against llama.cpp
+// (AgreesWithLlamaCpp).
+TEST(GgufModelTest, GemmaMatchesItsTwin) {
   auto be = kernels::MakeCpuBackend();
-  auto m = Model::Load(**src, be.get());
-  auto mt = Model::Load(**twin, be.get());
-  ASSERT_TRUE(m.ok() && mt.ok()) << m.status() << mt.status();
-  const ModelConfig& c = (*m)->config();
-  const ModelConfig& ct = (*mt)->config();
-  EXPECT_EQ(c.arch, ct.arch);
-  EXPECT_EQ(c.head_dim, ct.head_dim);
-  EXPECT_EQ(c.attn_softcap, ct.attn_softcap);
-  EXPECT_EQ(c.final_softcap, ct.final_softcap);
-  EXPECT_EQ(c.sliding_window, ct.sliding_window);
-  EXPECT_EQ(c.layer_sliding, ct.layer_sliding);
-  EXPECT_EQ(c.tied_embeddings, ct.tied_embeddings);
-  EXPECT_DOUBLE_EQ(c.attn_scale, 1.0 / std::sqrt(24.0));  // llama.cpp's, not 20^-1/2
-  for (const formats::TensorInfo& t : (*src)->tensors()) {
-    EXPECT_TRUE(RoleOfTensor(*c.arch, **src, t.name).has_value()) << t.name;
-  }
-  for (const std::string& type : (*mt)->MatrixTypes()) {
-    for (int64_t l = 0; l < c.layers; ++l) {
-      auto ha = laser::MatrixToHost(m->get(), type, l),
-           hb = laser::MatrixToHost(mt->get(), type, l);
-      ASSERT_TRUE(ha.ok() && hb.ok());
-      EXPECT_EQ(*ha, *hb) << type << " of layer " << l;
+  for (const std::string name : {"gemma2", "gemma3"}) {
+    auto src = formats::OpenGguf(Fixtures() + "gguf_models/" + name + ".gguf");
+    auto twin = formats::OpenSafetensors(Fixtures() + "models/" + name);
+    ASSERT_TRUE(src.ok() && twin.ok());
+    auto m = Model::Load(**src, be.get());
+    auto mt = Model::Load(**twin, be.get());
+    ASSERT_TRUE(m.ok() && mt.ok()) << m.status() << mt.status();
+    const ModelConfig& c = (*m)->config();
+    const ModelConfig& ct = (*mt)->config();
+    EXPECT_EQ(c.arch, ct.arch) << name;
+    EXPECT_EQ(c.head_dim, ct.head_dim) << name;
+    EXPECT_EQ(c.qk_norm, ct.qk_norm) << name;
+    EXPECT_EQ(c.attn_softcap, ct.attn_softcap) << name;
+    EXPECT_EQ(c.final_softcap, ct.final_softcap) << name;
+    EXPECT_EQ(c.sliding_window, ct.sliding_window) << name;
+    EXPECT_EQ(c.layer_sliding, ct.layer_sliding) << name;
+    EXPECT_EQ(c.tied_embeddings, ct.tied_embeddings) << name;
+    EXPECT_EQ(c.rope_theta, ct.rope_theta) << name;
+    EXPECT_EQ(c.rope_local_theta, ct.rope_local_theta) << name;
+    EXPECT_EQ(c.rope.type, ct.rope.type) << name;
+    EXPECT_EQ(c.rope.factor, ct.rope.factor) << name;
+    // llama.cpp's 1/sqrt(head_dim), not the twin's query_pre_attn_scalar.
+    EXPECT_DOUBLE_EQ(c.attn_scale, 1.0 / std::sqrt(static_cast<double>(c.head_dim))) << name;
+    for (const formats::TensorInfo& t : (*src)->tensors()) {
+      EXPECT_TRUE(RoleOfTensor(*c.arch, **src, t.name).has_value()) << t.name;
+    }
+    for (const std::string& type : (*mt)->MatrixTypes()) {
+      for (int64_t l = 0; l < c.layers; ++l) {
+        auto ha = laser::MatrixToHost(m->get(), type, l);
+        auto hb = laser::MatrixToHost(mt->get(), type, l);
+        ASSERT_TRUE(ha.ok() && hb.ok());
+        EXPECT_EQ(*ha, *hb) << name << ": " << type << " of layer " << l;
+      }
     }
   }
 }
