@@ -193,6 +193,34 @@ TEST(GgufModelTest, ExpertEditsMatchTheSafetensorsTwin) {
   }
 }
 
+// A stacked expert tensor whose shape disagrees with the metadata is refused
+// naming the tensor and both shapes.
+TEST(GgufModelTest, StackedExpertsOfTheWrongShapeAreRefused) {
+  const std::string path = ::testing::TempDir() + "/mixtral_ffn24.gguf";
+  {
+    std::ifstream in(Fixtures() + "gguf_models/mixtral.gguf", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // llama.feed_forward_length: UINT32 (type 4) 48 -> 24.
+    const std::string key = "llama.feed_forward_length";
+    const size_t at = bytes.find(key);
+    ASSERT_NE(at, std::string::npos);
+    const size_t value = at + key.size() + 4;
+    ASSERT_EQ(static_cast<uint8_t>(bytes[at + key.size()]), 4);
+    ASSERT_EQ(static_cast<uint8_t>(bytes[value]), 48);
+    bytes[value] = 24;
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  auto src = formats::OpenGguf(path);
+  ASSERT_TRUE(src.ok()) << src.status();
+  auto be = kernels::MakeCpuBackend();
+  auto m = Model::Load(**src, be.get());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
+  EXPECT_NE(m.status().message().find(
+                "tensor blk.0.ffn_gate_exps.weight has shape [4, 48, 64], expected [4, 24, 64]"),
+            std::string::npos)
+      << m.status();
+}
+
 // Gemma 2 and Gemma 3 GGUF: the same matrices as the safetensors twin; the
 // soft-capping, window, layer pattern and rotary bases from the GGUF keys.
 // Their norms (stored 1 + w) are checked by the logits against llama.cpp
