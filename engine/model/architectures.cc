@@ -104,6 +104,8 @@ void AddGgufIds(const formats::WeightSource& src, const ModelConfig& c, json* cf
   const json& md = src.metadata();
   if (c.bos_id) (*cfg)["bos_token_id"] = *c.bos_id;
   if (c.eos_id) (*cfg)["eos_token_id"] = *c.eos_id;
+  // null when the GGUF has none: some classes default to an id (Phi-3: 32000).
+  (*cfg)["pad_token_id"] = nullptr;
   if (auto it = md.find("tokenizer.ggml.padding_token_id");
       it != md.end() && it->is_number_integer()) {
     (*cfg)["pad_token_id"] = *it;
