@@ -289,7 +289,8 @@ TEST(GgufModelTest, UnsupportedRopeScalingIsRefusedByName) {
 // settings (rope scaling keys as rope_scaling, Llama 3's rope_freqs and
 // Phi-3's factor tensors as longrope, Gemma's pattern, soft-caps and bases),
 // and the merged export of an edited model reloads to the edited model's
-// logits; unedited, the export's tensors hold the safetensors twin's values.
+// logits; unedited, the export's tensors hold the safetensors twin's values;
+// an exported tokenizer.json encodes as llama.cpp does.
 TEST(GgufModelTest, ExportOfEveryFamilyReloadsToTheSameLogits) {
   auto be = kernels::MakeCpuBackend();
   // 20 tokens: past phi4_mini's original context (16), its long factors.
@@ -349,6 +350,18 @@ TEST(GgufModelTest, ExportOfEveryFamilyReloadsToTheSameLogits) {
     ASSERT_TRUE(r.ok()) << r.status();
     const json cfg = ReadJson(out + "/config.json");
     const json twin = ReadJson(Fixtures() + "models/" + k.name + "/config.json");
+    // The files with a byte-level vocabulary get a tokenizer.json that encodes
+    // as llama.cpp does.
+    const json lc = ReadJson(Fixtures() + "gguf_models/llamacpp_reference.json");
+    if (lc["models"].contains(k.name)) {
+      auto tok = tokenizer::LoadTokenizerJson(out + "/tokenizer.json");
+      ASSERT_TRUE(tok.ok()) << tok.status();
+      for (const json& t : lc["models"][k.name]["tokens"]) {
+        auto ids = (*tok)->Encode(t["text"].get<std::string>(), /*add_special=*/false);
+        ASSERT_TRUE(ids.ok()) << ids.status();
+        EXPECT_EQ(*ids, t["ids"].get<std::vector<int32_t>>()) << t["text"];
+      }
+    }
     EXPECT_EQ(cfg["model_type"], twin["model_type"]);
     EXPECT_EQ(cfg["architectures"], twin["architectures"]);
     if (k.name == "llama_linear" || k.name == "llama_yarn") {
