@@ -83,13 +83,16 @@ class Collector {
 
   void Add(StTensor t) { out_.push_back(std::move(t)); }
 
-  // Copies every source tensor not consumed, renamed by `rename`.
+  // Copies every source tensor not consumed, renamed by `rename`, which may
+  // also change its values; an empty name drops the tensor.
   absl::Status CopyRest(
-      const std::function<absl::StatusOr<std::string>(const std::string&)>& rename) {
+      const std::function<absl::StatusOr<std::string>(const std::string&, formats::TensorF32*)>&
+          rename) {
     for (const formats::TensorInfo& ti : src_.tensors()) {
       if (consumed_.count(ti.name)) continue;
-      LASERD_ASSIGN_OR_RETURN(auto name, rename(ti.name));
       LASERD_ASSIGN_OR_RETURN(auto t, src_.LoadF32(ti.name));
+      LASERD_ASSIGN_OR_RETURN(auto name, rename(ti.name, &t));
+      if (name.empty()) continue;
       Add({name, t.shape, std::move(t.data)});
     }
     return absl::OkStatus();
@@ -110,11 +113,28 @@ class Collector {
 };
 
 // Hugging Face name of a tensor of a GGUF source that is not one of the
-// model's matrices, by its role in the architecture.
+// model's matrices, by its role in the architecture; empty for the rotary
+// factor tensors, which the config writer puts into config.json. A norm
+// weight is converted between the formats' norm styles (Gemma: GGUF 1 + w,
+// Hugging Face w).
 absl::StatusOr<std::string> GgufToHf(const model::ModelConfig& cfg, const std::string& name,
-                                     const std::string& hf_prefix, const std::string& where) {
+                                     const std::string& hf_prefix, const std::string& where,
+                                     formats::TensorF32* t) {
   const model::Architecture& arch = *cfg.arch;
   auto role = model::RoleOfTensor(arch, formats::FileFormat::kGguf, "", name);
+  using model::TensorKind;
+  if (role && (role->kind == TensorKind::kRopeFreqs || role->kind == TensorKind::kRopeFactorsLong ||
+               role->kind == TensorKind::kRopeFactorsShort)) {
+    return std::string();
+  }
+  const float offset = arch.safetensors.norm_weight_offset - arch.gguf.norm_weight_offset;
+  if (role && !role->bias && offset != 0.0f &&
+      (role->kind == TensorKind::kFinalNorm || role->kind == TensorKind::kAttnNorm ||
+       role->kind == TensorKind::kMlpNorm || role->kind == TensorKind::kPostAttnNorm ||
+       role->kind == TensorKind::kPostMlpNorm || role->kind == TensorKind::kQNorm ||
+       role->kind == TensorKind::kKNorm)) {
+    for (float& x : t->data) x -= offset;
+  }
   if (role && role->kind == model::TensorKind::kMatrix && role->bias) {
     // llama.cpp permutes Q/K rows (and their biases) of some architectures.
     const model::ModelType* t = arch.FindModelType(formats::FileFormat::kGguf, cfg.model_type);
@@ -175,9 +195,11 @@ absl::Status CollectTensors(const formats::WeightSource& src, model::Model* mode
       }
     }
   }
-  if (!gguf) return c->CopyRest([](const std::string& n) { return n; });
+  if (!gguf) return c->CopyRest([](const std::string& n, formats::TensorF32*) { return n; });
   const std::string where = src.path();
-  return c->CopyRest([&](const std::string& n) { return GgufToHf(cfg, n, prefix, where); });
+  return c->CopyRest([&](const std::string& n, formats::TensorF32* t) {
+    return GgufToHf(cfg, n, prefix, where, t);
+  });
 }
 
 // Files beside a safetensors model that describe the model or its tokenizer.

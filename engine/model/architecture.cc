@@ -85,10 +85,25 @@ absl::StatusOr<const Architecture*> ArchitectureOf(const formats::WeightSource& 
                                       : ": config.json is missing or has no model_type"));
   }
   const std::string type = md[key].get<std::string>();
+  // GGUF: a family whose entry for this name asks for experts wins when the
+  // file has them; otherwise such entries are skipped.
+  bool experts = false;
+  if (auto it = md.find(type + ".expert_count"); gguf && it != md.end() && it->is_number()) {
+    experts = it->get<double>() > 0;
+  }
+  auto matches = [&](const Architecture* a, bool want_experts) {
+    const ModelType* m = a->FindModelType(src.format(), type);
+    return m != nullptr && (!gguf || m->gguf_experts == want_experts);
+  };
+  if (gguf && experts) {
+    for (const Architecture* a : Architectures()) {
+      if (a->read_gguf != nullptr && matches(a, true)) return a;
+    }
+  }
   std::vector<std::string> supported;
   for (const Architecture* a : Architectures()) {
     if (gguf && a->read_gguf == nullptr) continue;
-    if (a->FindModelType(src.format(), type) != nullptr) return a;
+    if (matches(a, false)) return a;
     for (const ModelType& m : a->model_types) {
       const std::string& n = gguf ? m.gguf : m.hf;
       if (!n.empty()) supported.push_back(n);
@@ -115,14 +130,20 @@ const MatrixTensor* FindMatrixTensor(const Architecture& a, FileFormat f, const 
   for (const MatrixTensor& t : a.naming(f).matrices) {
     if (std::find(t.types.begin(), t.types.end(), type) != t.types.end()) return &t;
   }
-  // An expert's matrix: the per-expert template of its base type.
+  // An expert's matrix: the per-expert (or stacked) tensor of its base type;
+  // a base type alone names a stacked tensor.
   if (auto ex = ParseExpertMatrixType(type)) {
     for (const MatrixTensor& t : a.naming(f).expert_matrices) {
       if (t.types.size() == 1 && t.types[0] == ex->first) return &t;
     }
   }
+  for (const MatrixTensor& t : a.naming(f).expert_matrices) {
+    if (StacksExperts(t) && t.types.size() == 1 && t.types[0] == type) return &t;
+  }
   return nullptr;
 }
+
+bool StacksExperts(const MatrixTensor& t) { return t.name.find("{E}") == std::string::npos; }
 
 std::string TensorName(const Architecture& a, FileFormat f, const std::string& prefix,
                        const TensorRole& role) {
@@ -256,7 +277,10 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, FileFormat f,
   // Expert tensors: "{E}" is the first number after the layer's part.
   for (const MatrixTensor& t : n.expert_matrices) {
     const size_t at = t.name.find("{E}");
-    if (at == std::string::npos) continue;
+    if (at == std::string::npos) {  // every expert stacked: the base type
+      if (MatchLayer(t.name, base, &layer)) return known(TensorKind::kMatrix, layer, t.types);
+      continue;
+    }
     const std::string head = t.name.substr(0, at), tail = t.name.substr(at + 3);
     // Try every split of `base` into head-with-layer, expert digits, tail.
     if (!absl::EndsWith(base, tail) || base.size() <= tail.size()) continue;
@@ -293,6 +317,11 @@ absl::StatusOr<MatrixSource> FindMatrixSource(const formats::WeightSource& src,
                         {TensorKind::kMatrix, layer, {type}, false});
   for (const formats::TensorInfo& ti : src.tensors()) {
     if (ti.name == s.tensor) s.dtype = formats::DTypeName(ti.dtype);
+  }
+  if (auto ex = ParseExpertMatrixType(type); ex && StacksExperts(*t)) {
+    const auto [out, in] = MatrixShape(c, type);
+    s.fused_block = absl::StrCat("expert ", ex->second, " of the stacked [", c.experts, ", ", out,
+                                 ", ", in, "] tensor");
   }
   if (t->types.size() > 1) {
     const FusedRows fr = FusedRowsOf(c, *t);

@@ -121,7 +121,9 @@ struct TensorNaming {
   float norm_weight_offset = 0.0f;
   // Mixture of experts: one tensor per expert matrix, names with "{L}" and
   // "{E}" (the expert), types {moe.in}, {moe.up} or {moe.out}, nn.Linear
-  // layout. The router is an ordinary entry of `matrices` (moe.router).
+  // layout; or, for a name without "{E}" (llama.cpp's ffn_*_exps), one
+  // tensor per layer holding every expert's matrix stacked, [experts, out,
+  // in]. The router is an ordinary entry of `matrices` (moe.router).
   std::vector<MatrixTensor> expert_matrices;
 };
 
@@ -133,6 +135,10 @@ struct ModelType {
   // llama.cpp's converter permuted the rows of attn.q / attn.k (and their
   // biases) of this GGUF architecture for its rotary layout.
   bool gguf_rotary_permuted = false;
+  // The GGUF name means this family only when the file's
+  // {gguf}.expert_count is above 0 (llama.cpp writes Mixtral as "llama" with
+  // experts); such an entry wins over a family that has the name without it.
+  bool gguf_experts = false;
 };
 
 struct Architecture {
@@ -233,9 +239,13 @@ std::optional<TensorRole> RoleOfTensor(const Architecture& a, const formats::Wei
 const MatrixTensor* FindMatrixTensor(const Architecture& a, formats::FileFormat f,
                                      const std::string& type);
 
+// Whether `t` (an expert_matrices entry) stacks every expert in one tensor.
+bool StacksExperts(const MatrixTensor& t);
+
 // Where W(type, layer) is stored in `src`: the tensor's name and, for a fused
 // tensor, which of its rows the matrix is (e.g. "rows 64:128 (of the
-// transposed [192, 64] weight)"); empty fused_block otherwise. NOT_FOUND when
+// transposed [192, 64] weight)"; for an expert in a stacked tensor, "expert 3
+// of the stacked [4, 48, 64] tensor"); empty fused_block otherwise. NOT_FOUND when
 // the architecture has no such matrix. dtype: the tensor's storage type
 // (formats::DTypeName; empty when the file does not hold it under that name).
 struct MatrixSource {

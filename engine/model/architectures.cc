@@ -193,9 +193,43 @@ absl::Status ReadLlamaGguf(const ConfigReader& cfg, ModelConfig* c) {
   return ReadGgufRopeScaling(cfg, c);
 }
 
+// The token ids and name every exported config.json takes from the GGUF.
+void AddGgufIds(const formats::WeightSource& src, const ModelConfig& c, json* cfg) {
+  const json& md = src.metadata();
+  if (c.bos_id) (*cfg)["bos_token_id"] = *c.bos_id;
+  if (c.eos_id) (*cfg)["eos_token_id"] = *c.eos_id;
+  // null when the GGUF has none: some classes default to an id (Phi-3: 32000).
+  (*cfg)["pad_token_id"] = nullptr;
+  if (auto it = md.find("tokenizer.ggml.padding_token_id");
+      it != md.end() && it->is_number_integer()) {
+    (*cfg)["pad_token_id"] = *it;
+  }
+  if (auto it = md.find("general.name"); it != md.end() && it->is_string()) {
+    (*cfg)["_name_or_path"] = *it;
+  }
+}
+
+// Whether `src` stores the head (else it is tied to the embeddings).
+bool GgufHasHead(const formats::WeightSource& src, const Architecture& a) {
+  return src.Has(TensorName(a, formats::FileFormat::kGguf, "", {TensorKind::kHead, -1, {}, false}));
+}
+
+// longrope's rope_scaling for per-frequency factors (Phi-3's long / short
+// factors, or llama.cpp's rope_freqs divisors as both, which longrope with
+// one context length and attention factor 1 computes exactly:
+// inv_freq_i = 1 / (factor_i · base^(2i/d))).
+json LongRopeScaling(const std::vector<double>& long_factor,
+                     const std::vector<double>& short_factor, int64_t original_max,
+                     double attention_factor) {
+  return {{"rope_type", "longrope"},
+          {"long_factor", long_factor},
+          {"short_factor", short_factor},
+          {"original_max_position_embeddings", original_max},
+          {"attention_factor", attention_factor}};
+}
+
 // A LlamaConfig-style config.json from the GGUF metadata.
 absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
-  const json& md = src.metadata();
   const Architecture& a = *c.arch;
   const ModelType* type = a.FindModelType(formats::FileFormat::kGguf, c.model_type);
   auto has = [&](TensorKind kind, std::vector<std::string> types) {
@@ -216,17 +250,23 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
       {"rope_theta", c.rope_theta},
       {"max_position_embeddings", c.max_positions},
       {"vocab_size", c.vocab_size},
-      {"tie_word_embeddings", !has(TensorKind::kHead, {})},
+      {"tie_word_embeddings", !GgufHasHead(src, a)},
       {"attention_bias", has(TensorKind::kMatrix, {"attn.q"})},
       {"mlp_bias", false},
       {"torch_dtype", "float32"},
       {"dtype", "float32"},
   };
   if (type->hf == "llama") cfg["pretraining_tp"] = 1;
-  // Rope scaling from the GGUF keys (the factor tensors have no config form:
-  // such files are refused, as their rope_freqs tensor has no counterpart).
+  // Rope scaling from the GGUF keys; Llama 3's rope_freqs divisors as
+  // longrope (alone: with a scaling type too, the file is refused).
   const RopeScaling& r = c.rope;
-  if (r.type == RopeType::kLinear) {
+  if (!r.freq_factors.empty()) {
+    if (r.type != RopeType::kDefault) {
+      return absl::UnimplementedError(absl::StrCat(src.path(), ": rope_freqs with rope scaling '",
+                                                   RopeTypeName(r.type), "' is not exported"));
+    }
+    cfg["rope_scaling"] = LongRopeScaling(r.freq_factors, r.freq_factors, c.max_positions, 1.0);
+  } else if (r.type == RopeType::kLinear) {
     cfg["rope_scaling"] = {{"rope_type", "linear"}, {"factor", r.factor}};
   } else if (r.type == RopeType::kYarn) {
     cfg["rope_scaling"] = {{"rope_type", "yarn"},
@@ -239,15 +279,7 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
     return absl::UnimplementedError(absl::StrCat(
         src.path(), ": rope scaling '", RopeTypeName(r.type), "' of a GGUF is not exported"));
   }
-  if (c.bos_id) cfg["bos_token_id"] = *c.bos_id;
-  if (c.eos_id) cfg["eos_token_id"] = *c.eos_id;
-  if (auto it = md.find("tokenizer.ggml.padding_token_id");
-      it != md.end() && it->is_number_integer()) {
-    cfg["pad_token_id"] = *it;
-  }
-  if (auto it = md.find("general.name"); it != md.end() && it->is_string()) {
-    cfg["_name_or_path"] = *it;
-  }
+  AddGgufIds(src, c, &cfg);
   return cfg;
 }
 
@@ -301,10 +333,59 @@ absl::Status ReadGpt2Hf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// gpt2 GGUF: feed_forward_length is the MLP width (llama.cpp's converter
+// writes 4 · n_embd, GPT-2's n_inner default); the head is the stored output.
+absl::Status ReadGpt2Gguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double h, cfg.Req({"embedding_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double l, cfg.Req({"block_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double nh, cfg.Req({"attention.head_count"}));
+  c->hidden = h;
+  c->layers = l;
+  c->heads = nh;
+  c->kv_heads = c->heads;
+  c->head_dim = c->heads ? c->hidden / c->heads : 0;
+  c->intermediate = cfg.Num({"feed_forward_length"}).value_or(4 * c->hidden);
+  c->max_positions = cfg.Num({"context_length"}).value_or(1024);
+  c->norm_eps = cfg.Num({"attention.layer_norm_epsilon"}).value_or(1e-5);
+  c->act = kernels::Activation::kGeluTanh;
+  c->tied_embeddings = false;
+  if (auto v = cfg.Num({"vocab_size"})) {
+    c->vocab_size = *v;
+  } else if (auto it = cfg.doc().find("tokenizer.ggml.tokens");
+             it != cfg.doc().end() && it->is_array()) {
+    c->vocab_size = it->size();
+  }
+  return absl::OkStatus();
+}
+
+// GPT2Config from a gpt2 GGUF; the stored output is the head (untied).
+absl::StatusOr<json> Gpt2HfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
+  json cfg = {{"architectures", {"GPT2LMHeadModel"}},
+              {"model_type", "gpt2"},
+              {"n_embd", c.hidden},
+              {"n_layer", c.layers},
+              {"n_head", c.heads},
+              {"n_inner", c.intermediate},
+              {"n_positions", c.max_positions},
+              {"n_ctx", c.max_positions},
+              {"layer_norm_epsilon", c.norm_eps},
+              {"activation_function", "gelu_new"},
+              {"vocab_size", c.vocab_size},
+              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
+              {"scale_attn_weights", true},
+              {"resid_pdrop", 0.0},
+              {"embd_pdrop", 0.0},
+              {"attn_pdrop", 0.0},
+              {"torch_dtype", "float32"},
+              {"dtype", "float32"}};
+  AddGgufIds(src, c, &cfg);
+  return cfg;
+}
+
 Architecture MakeGpt2() {
   Architecture a;
   a.name = "gpt2";
-  a.model_types = {{"gpt2", "", "GPT2LMHeadModel"}};
+  a.model_types = {{"gpt2", "gpt2", "GPT2LMHeadModel"}};
   TensorNaming& st = a.safetensors;
   st.prefixes = {"transformer.", ""};
   st.embed = "wte";
@@ -320,10 +401,27 @@ Architecture MakeGpt2() {
       {{"attn.o"}, "h.{L}.attn.c_proj", kConv, FusedSplit::kStacked, true},
       {{"mlp.in"}, "h.{L}.mlp.c_fc", kConv, FusedSplit::kStacked, true},
       {{"mlp.out"}, "h.{L}.mlp.c_proj", kConv, FusedSplit::kStacked, true}};
+  // GGUF (llama.cpp's gpt2): the Conv1D weights transposed to [out, in];
+  // output.weight is a copy of token_embd.
+  TensorNaming& gg = a.gguf;
+  gg.embed = "token_embd";
+  gg.pos_embed = "position_embd";
+  gg.final_norm = {"output_norm", true};
+  gg.head = "output";
+  gg.attn_norm = {"blk.{L}.attn_norm", true};
+  gg.mlp_norm = {"blk.{L}.ffn_norm", true};
+  constexpr MatrixLayout kLin = MatrixLayout::kLinear;
+  gg.matrices = {
+      {{"attn.q", "attn.k", "attn.v"}, "blk.{L}.attn_qkv", kLin, FusedSplit::kStacked, true},
+      {{"attn.o"}, "blk.{L}.attn_output", kLin, FusedSplit::kStacked, true},
+      {{"mlp.in"}, "blk.{L}.ffn_up", kLin, FusedSplit::kStacked, true},
+      {{"mlp.out"}, "blk.{L}.ffn_down", kLin, FusedSplit::kStacked, true}};
   a.norm = NormKind::kLayer;
   a.position = PositionKind::kLearned;
   a.config_ties_head = true;
   a.read_hf = ReadGpt2Hf;
+  a.read_gguf = ReadGpt2Gguf;
+  a.hf_config_from_gguf = Gpt2HfConfigFromGguf;
   return a;
 }
 
@@ -499,6 +597,38 @@ absl::Status ReadPhiGguf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// PhiConfig from a phi2 GGUF.
+absl::StatusOr<json> PhiHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
+  json cfg = {{"architectures", {"PhiForCausalLM"}},
+              {"model_type", "phi"},
+              {"hidden_size", c.hidden},
+              {"intermediate_size", c.intermediate},
+              {"num_hidden_layers", c.layers},
+              {"num_attention_heads", c.heads},
+              {"num_key_value_heads", c.kv_heads},
+              {"partial_rotary_factor",
+               static_cast<double>(c.rotary_dim) / static_cast<double>(c.head_dim)},
+              {"layer_norm_eps", c.norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"max_position_embeddings", c.max_positions},
+              {"vocab_size", c.vocab_size},
+              {"hidden_act", "gelu_new"},
+              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
+              {"qk_layernorm", false},
+              {"resid_pdrop", 0.0},
+              {"embd_pdrop", 0.0},
+              {"attention_dropout", 0.0},
+              {"torch_dtype", "float32"},
+              {"dtype", "float32"}};
+  if (c.rope.type != RopeType::kDefault || !c.rope.freq_factors.empty()) {
+    return absl::UnimplementedError(absl::StrCat(src.path(), ": rope scaling '",
+                                                 RopeTypeName(c.rope.type),
+                                                 "' of a phi2 GGUF is not exported"));
+  }
+  AddGgufIds(src, c, &cfg);
+  return cfg;
+}
+
 Architecture MakePhi() {
   Architecture a;
   a.name = "phi";
@@ -536,6 +666,7 @@ Architecture MakePhi() {
   a.parallel_residual = true;
   a.read_hf = ReadPhiHf;
   a.read_gguf = ReadPhiGguf;
+  a.hf_config_from_gguf = PhiHfConfigFromGguf;
   return a;
 }
 
@@ -571,6 +702,44 @@ absl::Status ReadPhi3Gguf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// Phi3Config from a phi3 GGUF: longrope from the factor tensors (read into
+// c.rope by the loader), with the GGUF's original context and attention factor.
+absl::StatusOr<json> Phi3HfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
+  json cfg = {{"architectures", {"Phi3ForCausalLM"}},
+              {"model_type", "phi3"},
+              {"hidden_size", c.hidden},
+              {"intermediate_size", c.intermediate},
+              {"num_hidden_layers", c.layers},
+              {"num_attention_heads", c.heads},
+              {"num_key_value_heads", c.kv_heads},
+              {"partial_rotary_factor",
+               static_cast<double>(c.rotary_dim) / static_cast<double>(c.head_dim)},
+              {"rms_norm_eps", c.norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"max_position_embeddings", c.max_positions},
+              {"original_max_position_embeddings", c.max_positions},
+              {"vocab_size", c.vocab_size},
+              {"hidden_act", "silu"},
+              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
+              {"sliding_window", nullptr},
+              {"resid_pdrop", 0.0},
+              {"embd_pdrop", 0.0},
+              {"attention_dropout", 0.0},
+              {"torch_dtype", "float32"},
+              {"dtype", "float32"}};
+  const RopeScaling& r = c.rope;
+  if (r.type == RopeType::kLongRope) {
+    cfg["original_max_position_embeddings"] = r.original_max_positions;
+    cfg["rope_scaling"] = LongRopeScaling(r.long_factor, r.short_factor, r.original_max_positions,
+                                          r.attention_factor);
+  } else if (r.type != RopeType::kDefault || !r.freq_factors.empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        src.path(), ": rope scaling '", RopeTypeName(r.type), "' of a phi3 GGUF is not exported"));
+  }
+  AddGgufIds(src, c, &cfg);
+  return cfg;
+}
+
 Architecture MakePhi3() {
   Architecture a;
   a.name = "phi3";
@@ -604,6 +773,7 @@ Architecture MakePhi3() {
   a.gated_mlp = true;
   a.read_hf = ReadPhi3Hf;
   a.read_gguf = ReadPhi3Gguf;
+  a.hf_config_from_gguf = Phi3HfConfigFromGguf;
   return a;
 }
 
@@ -824,6 +994,55 @@ absl::Status ReadGemmaGguf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// Gemma2Config / Gemma3TextConfig from the GGUF: query_pre_attn_scalar
+// is the one giving llama.cpp's attention scale, layer_types the sliding
+// pattern, soft-caps of 0 are null (off), Gemma 3's rotary bases per layer
+// type (its global linear scaling included).
+absl::StatusOr<json> GemmaHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
+  const bool g3 = IsGemma3(c);
+  auto cap = [](double v) { return v > 0 ? json(v) : json(nullptr); };
+  json layer_types = json::array();
+  for (bool s : c.layer_sliding) layer_types.push_back(s ? "sliding_attention" : "full_attention");
+  const double qpas = 1.0 / (c.attn_scale * c.attn_scale);
+  json cfg = {{"architectures", {g3 ? "Gemma3ForCausalLM" : "Gemma2ForCausalLM"}},
+              {"model_type", g3 ? "gemma3_text" : "gemma2"},
+              {"hidden_size", c.hidden},
+              {"intermediate_size", c.intermediate},
+              {"num_hidden_layers", c.layers},
+              {"num_attention_heads", c.heads},
+              {"num_key_value_heads", c.kv_heads},
+              {"head_dim", c.head_dim},
+              {"rms_norm_eps", c.norm_eps},
+              {"max_position_embeddings", c.max_positions},
+              {"vocab_size", c.vocab_size},
+              {"hidden_activation", "gelu_pytorch_tanh"},
+              {"query_pre_attn_scalar", std::round(qpas) == std::round(qpas * 1e6) / 1e6
+                                            ? json(static_cast<int64_t>(std::round(qpas)))
+                                            : json(qpas)},
+              {"attn_logit_softcapping", cap(c.attn_softcap)},
+              {"final_logit_softcapping", cap(c.final_softcap)},
+              {"sliding_window", c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr)},
+              {"layer_types", layer_types},
+              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
+              {"attention_bias", false},
+              {"attention_dropout", 0.0},
+              {"torch_dtype", "float32"},
+              {"dtype", "float32"}};
+  if (g3) {
+    json full = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
+    if (c.rope.type == RopeType::kLinear) {
+      full = {{"rope_type", "linear"}, {"factor", c.rope.factor}, {"rope_theta", c.rope_theta}};
+    }
+    cfg["rope_parameters"] = {
+        {"full_attention", full},
+        {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", c.rope_local_theta}}}};
+  } else {
+    cfg["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
+  }
+  AddGgufIds(src, c, &cfg);
+  return cfg;
+}
+
 Architecture MakeGemma() {
   Architecture a;
   a.name = "gemma";
@@ -868,6 +1087,7 @@ Architecture MakeGemma() {
   a.embed_scaled = true;
   a.read_hf = ReadGemmaHf;
   a.read_gguf = ReadGemmaGguf;
+  a.hf_config_from_gguf = GemmaHfConfigFromGguf;
   return a;
 }
 
@@ -911,13 +1131,69 @@ absl::Status ReadMixtralHf(const ConfigReader& cfg, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// The mixture-of-experts keys llama.cpp writes ({arch}.expert_count,
+// .expert_used_count); INVALID_ARGUMENT for a count out of range.
+absl::Status ReadGgufExpertCounts(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_ASSIGN_OR_RETURN(const double e, cfg.Req({"expert_count"}));
+  LASERD_ASSIGN_OR_RETURN(const double k, cfg.Req({"expert_used_count"}));
+  c->experts = e;
+  c->experts_per_token = k;
+  if (c->experts < 1 || c->experts_per_token < 1 || c->experts_per_token > c->experts) {
+    return absl::InvalidArgumentError(absl::StrCat(cfg.where(), ": expert_used_count ",
+                                                   c->experts_per_token, " is outside [1, ",
+                                                   "expert_count = ", c->experts, "]"));
+  }
+  return absl::OkStatus();
+}
+
+// Mixtral GGUF: general.architecture llama with llama.expert_count; the
+// experts' width is feed_forward_length (expert_feed_forward_length where
+// written); the top-k weights are renormalised, as llama.cpp does for llama.
+absl::Status ReadMixtralGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaGguf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadGgufExpertCounts(cfg, c));
+  c->moe_intermediate = cfg.Num({"expert_feed_forward_length"}).value_or(c->intermediate);
+  c->norm_topk_prob = true;
+  return absl::OkStatus();
+}
+
+// MixtralConfig from a Mixtral GGUF (llama with experts).
+absl::StatusOr<json> MixtralHfConfigFromGguf(const formats::WeightSource& src,
+                                             const ModelConfig& c) {
+  LASERD_ASSIGN_OR_RETURN(json cfg, LlamaHfConfigFromGguf(src, c));
+  cfg["num_local_experts"] = c.experts;
+  cfg["num_experts_per_tok"] = c.experts_per_token;
+  cfg["intermediate_size"] = c.moe_intermediate;
+  cfg["sliding_window"] = nullptr;
+  cfg["router_jitter_noise"] = 0.0;
+  cfg.erase("attention_bias");
+  cfg.erase("mlp_bias");
+  return cfg;
+}
+
+// llama.cpp's GGUF names of a Llama-attention mixture of experts: the router
+// ffn_gate_inp, each expert matrix stacked over the experts in ffn_*_exps.
+TensorNaming MoeGgufNaming() {
+  TensorNaming gg = MakeLlama().gguf;
+  gg.matrices = {{{"attn.q"}, "blk.{L}.attn_q"},
+                 {{"attn.k"}, "blk.{L}.attn_k"},
+                 {{"attn.v"}, "blk.{L}.attn_v"},
+                 {{"attn.o"}, "blk.{L}.attn_output"},
+                 {{kRouterMatrixType}, "blk.{L}.ffn_gate_inp"}};
+  gg.expert_matrices = {{{"moe.in"}, "blk.{L}.ffn_gate_exps"},
+                        {{"moe.up"}, "blk.{L}.ffn_up_exps"},
+                        {{"moe.out"}, "blk.{L}.ffn_down_exps"}};
+  return gg;
+}
+
 Architecture MakeMixtral() {
   Architecture a = MakeLlama();
   a.name = "mixtral";
-  a.model_types = {{"mixtral", "", "MixtralForCausalLM"}};
-  a.gguf = TensorNaming();
-  a.read_gguf = nullptr;
-  a.hf_config_from_gguf = nullptr;
+  a.model_types = {{"mixtral", "llama", "MixtralForCausalLM", /*gguf_rotary_permuted=*/true,
+                    /*gguf_experts=*/true}};
+  a.gguf = MoeGgufNaming();
+  a.read_gguf = ReadMixtralGguf;
+  a.hf_config_from_gguf = MixtralHfConfigFromGguf;
   a.moe = true;
   TensorNaming& st = a.safetensors;
   st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
@@ -972,10 +1248,50 @@ absl::Status ReadQwen2MoeHf(const ConfigReader& cfg, ModelConfig* c) {
       cfg, window, [&](int64_t i) { return use && (i + 1) % 2 != 0 && i < below; }, c);
 }
 
+// qwen2moe GGUF: expert_feed_forward_length (the experts) and
+// expert_shared_feed_forward_length (the shared expert); llama.cpp never
+// renormalises the top-k weights of qwen2moe.
+absl::Status ReadQwen2MoeGguf(const ConfigReader& cfg, ModelConfig* c) {
+  LASERD_RETURN_IF_ERROR(ReadLlamaGguf(cfg, c));
+  LASERD_RETURN_IF_ERROR(ReadGgufExpertCounts(cfg, c));
+  LASERD_ASSIGN_OR_RETURN(const double mi, cfg.Req({"expert_feed_forward_length"}));
+  LASERD_ASSIGN_OR_RETURN(const double si, cfg.Req({"expert_shared_feed_forward_length"}));
+  c->moe_intermediate = mi;
+  c->intermediate = si;
+  c->norm_topk_prob = false;
+  return absl::OkStatus();
+}
+
+// Qwen2MoeConfig from a qwen2moe GGUF.
+absl::StatusOr<json> Qwen2MoeHfConfigFromGguf(const formats::WeightSource& src,
+                                              const ModelConfig& c) {
+  LASERD_ASSIGN_OR_RETURN(json cfg, LlamaHfConfigFromGguf(src, c));
+  cfg["num_experts"] = c.experts;
+  cfg["num_experts_per_tok"] = c.experts_per_token;
+  cfg["moe_intermediate_size"] = c.moe_intermediate;
+  cfg["shared_expert_intermediate_size"] = c.intermediate;
+  cfg["norm_topk_prob"] = c.norm_topk_prob;
+  cfg["decoder_sparse_step"] = 1;
+  cfg["mlp_only_layers"] = json::array();
+  cfg["use_sliding_window"] = false;
+  cfg["qkv_bias"] = cfg["attention_bias"];
+  cfg.erase("attention_bias");
+  cfg.erase("mlp_bias");
+  return cfg;
+}
+
 Architecture MakeQwen2Moe() {
   Architecture a = MakeMixtral();
   a.name = "qwen2_moe";
-  a.model_types = {{"qwen2_moe", "", "Qwen2MoeForCausalLM"}};
+  a.model_types = {{"qwen2_moe", "qwen2moe", "Qwen2MoeForCausalLM"}};
+  a.gguf = MoeGgufNaming();
+  a.gguf.matrices.insert(a.gguf.matrices.end(),
+                         {{{"mlp.in"}, "blk.{L}.ffn_gate_shexp"},
+                          {{"mlp.up"}, "blk.{L}.ffn_up_shexp"},
+                          {{"mlp.out"}, "blk.{L}.ffn_down_shexp"},
+                          {{kSharedExpertGateType}, "blk.{L}.ffn_gate_inp_shexp"}});
+  a.read_gguf = ReadQwen2MoeGguf;
+  a.hf_config_from_gguf = Qwen2MoeHfConfigFromGguf;
   TensorNaming& st = a.safetensors;
   st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
                  {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
@@ -1019,6 +1335,10 @@ Architecture MakeQwen3Moe() {
   Architecture a = MakeMixtral();
   a.name = "qwen3_moe";
   a.model_types = {{"qwen3_moe", "", "Qwen3MoeForCausalLM"}};
+  // No GGUF reading (nor OLMoE's, which copies this): drop Mixtral's.
+  a.gguf = TensorNaming{};
+  a.read_gguf = nullptr;
+  a.hf_config_from_gguf = nullptr;
   TensorNaming& st = a.safetensors;
   st.q_norm = {"layers.{L}.self_attn.q_norm"};
   st.k_norm = {"layers.{L}.self_attn.k_norm"};

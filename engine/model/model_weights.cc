@@ -134,7 +134,10 @@ class WeightLoader {
     }
     const std::vector<int64_t> stored = StoredShape(c_, t);
     LASERD_ASSIGN_OR_RETURN(formats::TensorF32 w, src_.LoadF32(base + ".weight"));
-    if (w.shape != stored) return BadShape(base + ".weight", w.shape, stored);
+    // A one-row matrix may be stored 1-D (llama.cpp's ffn_gate_inp_shexp, {n_embd}).
+    const bool one_row = stored.size() == 2 && stored[0] == 1 && w.shape.size() == 1 &&
+                         w.shape[0] == stored[1] && t.layout == MatrixLayout::kLinear;
+    if (w.shape != stored && !one_row) return BadShape(base + ".weight", w.shape, stored);
     std::vector<std::vector<float>> ws = SplitStored(c_, t, std::move(w.data)), bs;
     if (t.bias_required || src_.Has(base + ".bias")) {
       LASERD_ASSIGN_OR_RETURN(formats::TensorF32 b, src_.LoadF32(base + ".bias"));
@@ -160,8 +163,28 @@ class WeightLoader {
   // Every expert's matrices of layer `i` (mixture of experts), keyed
   // ExpertMatrixType(type, e).
   absl::Status LoadExperts(int64_t i, LayerWeights* ly) {
+    // Stacked tensors [experts, out, in] (llama.cpp's ffn_*_exps).
+    for (const MatrixTensor& t : naming_.expert_matrices) {
+      if (!StacksExperts(t) || c_.experts == 0) continue;
+      const std::string name =
+          TensorName(arch_, src_.format(), prefix_, {TensorKind::kMatrix, i, t.types, false});
+      const auto [out, in] = MatrixShape(c_, ExpertMatrixType(t.types[0], 0));
+      LASERD_ASSIGN_OR_RETURN(formats::TensorF32 w, src_.LoadF32(name));
+      const std::vector<int64_t> want = {c_.experts, out, in};
+      if (w.shape != want) return BadShape(name, w.shape, want);
+      for (int64_t e = 0; e < c_.experts; ++e) {
+        ly->w[ExpertMatrixType(t.types[0], e)] =
+            be_->FromHost(w.data.data() + e * out * in, out, in);
+      }
+      const std::string bias = name.substr(0, name.size() - 7) + ".bias";
+      if (src_.Has(bias)) {
+        return absl::UnimplementedError(
+            absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
+      }
+    }
     for (int64_t e = 0; e < c_.experts; ++e) {
       for (const MatrixTensor& t : naming_.expert_matrices) {
+        if (StacksExperts(t)) continue;
         const std::string type = ExpertMatrixType(t.types[0], e);
         const std::string name =
             TensorName(arch_, src_.format(), prefix_, {TensorKind::kMatrix, i, {type}, false});

@@ -138,7 +138,9 @@ TEST(ArchitectureTest, RegistryIsConsistent) {
       EXPECT_TRUE(hf_types.insert(t.hf).second) << t.hf;
       EXPECT_FALSE(t.hf_class.empty()) << t.hf;
       if (!t.gguf.empty()) {
-        EXPECT_TRUE(gguf_types.insert(t.gguf).second) << t.gguf;
+        // A GGUF name is one family's, or two's told apart by experts.
+        EXPECT_TRUE(gguf_types.insert(t.gguf + (t.gguf_experts ? "+experts" : "")).second)
+            << t.gguf;
         EXPECT_NE(a->read_gguf, nullptr) << a->name;
       }
     }
