@@ -172,11 +172,6 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     }
     LASERD_RETURN_IF_ERROR(
         AtMost("svd.power_iterations", svd.power_iterations(), L::kPowerIterations));
-    if (c.svd.method == kernels::SvdMethod::kPaper && svd.power_iterations() != 2) {
-      return Invalid(
-          "svd.power_iterations",
-          absl::StrCat(svd.power_iterations(), ": the paper method uses 2 (absent or 2)"));
-    }
     c.svd.power_iters = svd.power_iterations();
   }
   c.svd.seed = svd.seed();

@@ -10,6 +10,7 @@
 #include "base/status_macros.h"
 #include "engine/eval/scorer.h"
 #include "engine/laser/intervention.h"
+#include "engine/laser/paper_svd.h"
 #include "engine/laser/rank.h"
 #include "engine/laser/spectrum.h"
 #include "engine/laser/svd_batch.h"
@@ -412,19 +413,20 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   model_->backend()->BindThread();  // a worker thread of RunParallel, or the caller's
   Unapply();
   AdvanceCache(m.layer);
-  // One decomposition to the largest rank, and every rank's truncation error,
-  // on the backend that holds W (kernels::DecomposeOnBackend), possibly with
-  // later same-shaped matrices (SvdBatcher). The errors cover every ρ/rate
-  // rank of the matrix, also those skipped on a resume: the randomized
-  // methods' residuals are computed rank after rank, so the same list gives
-  // the same bits as an uninterrupted run.
+  // One decomposition to the largest rank (the paper method: one per rank),
+  // and every rank's truncation error, on the backend that holds W
+  // (kernels::DecomposeOnBackend), possibly with later same-shaped matrices
+  // (SvdBatcher). The errors cover every ρ/rate rank of the matrix, also
+  // those skipped on a resume: the randomized methods' residuals are computed
+  // rank after rank, so the same list gives the same bits as an
+  // uninterrupted run.
   auto t0 = Clock::now();
   const std::vector<int64_t> ks = SweptRanks(m);
   // The ρ/rate ranks' decomposition and errors (in ks order), and with
   // add_suggested_rank the exact SVD that gives the suggested rank k_s.
-  std::optional<kernels::BackendSvd> dec;
+  std::optional<MatrixSvds> dec;
   std::optional<kernels::TruncatedSvd> exact;
-  const kernels::TruncatedSvd* swept_svd = nullptr;
+  std::vector<const kernels::TruncatedSvd*> swept_svds;  // per ks entry
   const std::vector<double>* swept_errors = nullptr;
   std::vector<double> exact_errors;  // ks..., then k_s
   int64_t k_suggested = 0;
@@ -453,15 +455,15 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     eks.push_back(k_suggested);
     LASERD_ASSIGN_OR_RETURN(exact_errors, kernels::TruncationErrors(host.data(), *exact, eks));
     if (reuse) {
-      swept_svd = &*exact;
+      swept_svds.assign(ks.size(), &*exact);
       swept_errors = &exact_errors;  // its first ks.size() entries
     }
   }
-  if (swept_svd == nullptr && !ks.empty()) {
+  if (swept_svds.empty() && !ks.empty()) {
     const auto tb = Clock::now();
     LASERD_ASSIGN_OR_RETURN(dec, batcher_->Take(m, more, &svd_share));
     batch_seconds = Since(tb);
-    swept_svd = &dec->svd;
+    for (size_t j : dec->svd_of) swept_svds.push_back(&dec->svds[j]);
     swept_errors = &dec->errors;
   }
   const double svd_seconds = Since(t0) - batch_seconds + svd_share;
@@ -477,9 +479,10 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
       res.intervention.rho = static_cast<double>(k_suggested) / res.intervention.max_rank;
       res.intervention.relative_error = exact_errors.back();
     } else {
-      svd = swept_svd;
       // The ρ/rate interventions come first in the matrix, in ks order.
-      res.intervention.relative_error = (*swept_errors)[todo[i] - m.interventions.data()];
+      const size_t j = todo[i] - m.interventions.data();
+      svd = swept_svds[j];
+      res.intervention.relative_error = (*swept_errors)[j];
     }
     res.intervention.svd_method = svd->method;
     res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
@@ -590,8 +593,10 @@ absl::Status SweepRunner::Compose(
       }
       auto t0 = Clock::now();
       // As Run() decomposes it: a suggested rank from the exact SVD (the
-      // prefix of the same sgesdd), the others with the configured method.
-      // (Each matrix has one intervention in a composition, its best single.)
+      // prefix of the same sgesdd), the others with the configured method
+      // (to k_max, or, for the paper method, to the rank itself with its
+      // rank's seed). (Each matrix has one intervention in a composition,
+      // its best single.)
       kernels::TruncatedSvd svd;
       if (iv.suggested) {
         LASERD_ASSIGN_OR_RETURN(const std::vector<float> host,
@@ -600,8 +605,10 @@ absl::Status SweepRunner::Compose(
             svd, ExactSpectrumSvd(host, mit->second->rows, mit->second->cols, iv.rank));
       } else {
         LASERD_ASSIGN_OR_RETURN(const kernels::Tensor* w, model_->Matrix(iv.type, iv.layer));
-        auto d =
-            kernels::DecomposeOnBackend(model_->backend(), {w}, mit->second->k_max, cfg_.svd, {});
+        const bool per_rank = PerRankDecomposition(cfg_.svd);
+        const int64_t k = per_rank ? iv.rank : mit->second->k_max;
+        auto d = kernels::DecomposeOnBackend(model_->backend(), {w}, k,
+                                             OptionsForRank(cfg_.svd, iv.type, iv.layer, k), {});
         if (!d.ok()) {
           return Prefixed(d.status(), absl::StrCat(iv.type, " of layer ", iv.layer, ": "));
         }

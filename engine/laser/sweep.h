@@ -17,7 +17,10 @@
 // summation order differs):
 //   one decomposition per matrix  one truncated SVD of (T, ℓ) to the largest k
 //                                 any requested rank needs; each rank takes the
-//                                 prefix U_k Σ_k V_kᵀ.
+//                                 prefix U_k Σ_k V_kᵀ. Not for svd.method
+//                                 paper, which (as the paper's code) runs one
+//                                 randomized SVD to exactly k per rank, each
+//                                 with its own seed (engine/laser/paper_svd.h).
 //   batched decompositions        same-shaped matrices of one runner (e.g.
 //                                 every layer's mlp.in) are decomposed in one
 //                                 kernels::DecomposeOnBackend call within
