@@ -227,6 +227,7 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (f.oversampling) spec.mutable_svd()->set_oversampling(*f.oversampling);
   if (f.power_iterations) spec.mutable_svd()->set_power_iterations(*f.power_iterations);
   if (f.seed) spec.mutable_svd()->set_seed(*f.seed);
+  if (f.round_to_source_dtype) spec.set_round_to_source_dtype(true);
   if (!f.split.empty()) {
     LASERD_ASSIGN_OR_RETURN(const pb::SplitMode m,
                             ParseEnum<pb::SplitMode>("--split", f.split, "SPLIT_MODE_",

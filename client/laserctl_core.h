@@ -62,7 +62,8 @@ struct SpecFlags {
   std::optional<int32_t> oversampling;
   std::optional<int32_t> power_iterations;
   std::optional<uint64_t> seed;
-  std::string split;  // first | shuffle
+  bool round_to_source_dtype = false;  // sets SweepSpec.round_to_source_dtype
+  std::string split;                   // first | shuffle
   std::optional<double> validation_fraction;
   std::optional<uint64_t> split_seed;
   std::vector<int32_t> top_k;

@@ -175,6 +175,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     c.svd.power_iters = svd.power_iterations();
   }
   c.svd.seed = svd.seed();
+  c.round_to_source_dtype = spec.round_to_source_dtype();
   // split
   switch (spec.split().mode()) {
     case pb::SPLIT_MODE_UNSPECIFIED:

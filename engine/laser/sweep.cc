@@ -12,6 +12,7 @@
 #include "engine/laser/intervention.h"
 #include "engine/laser/paper_svd.h"
 #include "engine/laser/rank.h"
+#include "engine/laser/source_dtype.h"
 #include "engine/laser/spectrum.h"
 #include "engine/laser/svd_batch.h"
 
@@ -199,6 +200,16 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
     }
   }
   r->total_ = pi;
+  if (cfg.round_to_source_dtype) {
+    // Every planned matrix must have a type to round to.
+    for (const PlanMatrix& m : r->plan_) {
+      auto rounding = RoundingForDType(model->SourceDType(m.type, m.layer));
+      if (!rounding.ok()) {
+        return Prefixed(rounding.status(), absl::StrCat("round_to_source_dtype: ", m.type,
+                                                        " of layer ", m.layer, " "));
+      }
+    }
+  }
 
   // The dataset: filtered, split and tokenized once.
   for (const eval::Example& ex : dataset.examples) {
@@ -387,7 +398,11 @@ absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::Truncated
   const auto t0 = Clock::now();
   const int64_t m = svd.m, n = svd.n, k = iv.rank;
   absl::Status st;
-  if (cfg_.factored_apply && k * (m + n) < m * n) {
+  if (cfg_.round_to_source_dtype) {
+    // W_k densely (as without rounding), then rounded to the source type.
+    st = editor_->ApplyDense(iv.type, iv.layer, svd, k);
+    if (st.ok()) st = RoundEdited(iv.type, iv.layer);
+  } else if (cfg_.factored_apply && k * (m + n) < m * n) {
     LASERD_ASSIGN_OR_RETURN(Factors f, MakeFactors(model_->backend(), svd, k));
     st = model_->SetLowRank(iv.type, iv.layer, std::move(f.us), std::move(f.v));
     if (st.ok()) lowrank_applied_.push_back({iv.type, iv.layer});
@@ -396,6 +411,18 @@ absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::Truncated
   }
   timings_.apply_seconds += Since(t0);
   return st;
+}
+
+absl::Status SweepRunner::RoundEdited(const std::string& type, int64_t layer) {
+  auto r = RoundingForDType(model_->SourceDType(type, layer));
+  if (!r.ok()) {
+    return Prefixed(r.status(),
+                    absl::StrCat("round_to_source_dtype: ", type, " of layer ", layer, " "));
+  }
+  if (*r == SourceRounding::kNone) return absl::OkStatus();
+  LASERD_ASSIGN_OR_RETURN(std::vector<float> w, MatrixToHost(model_, type, layer));
+  RoundInPlace(*r, &w);
+  return editor_->ApplyHost(type, layer, w);
 }
 
 void SweepRunner::Unapply() {

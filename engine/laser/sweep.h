@@ -124,6 +124,13 @@ struct SweepConfig {
   // Also the Marchenko–Pastur suggested rank of every selected matrix.
   bool add_suggested_rank = false;
   kernels::SvdOptions svd;
+  // Round every edited matrix W_k to the type its file stores it in (F16 or
+  // BF16; F32 unchanged) before scoring, as the paper's code does by
+  // assigning the fp32 W_k to an fp16 model (engine/laser/source_dtype.h).
+  // Edits are then always applied densely. A planned matrix stored in any
+  // other type (a quantized GGUF type) is INVALID_ARGUMENT. Reported
+  // relative errors stay those of the unrounded W_k.
+  bool round_to_source_dtype = false;
   eval::SplitOptions split;
   std::vector<int> topk = eval::DefaultTopK();
   // Batching: at most `batch_sequences` sequences (0: no limit) and
@@ -312,6 +319,8 @@ class SweepRunner {
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
+  // Rounds the edited W(type, layer) to its source type (round_to_source_dtype).
+  absl::Status RoundEdited(const std::string& type, int64_t layer);
   void Unapply();
   // One matrix's interventions on this runner's model; `emit(result, i)` gets
   // the result of todo[i]. `more(m, n)` names up to n later same-shaped

@@ -108,6 +108,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
   f.rho = {0.01, 0.5};
   f.svd_method = "exact";
   f.seed = 7;
+  f.round_to_source_dtype = true;
   f.split = "shuffle";
   f.validation_fraction = 0.25;
   f.top_k = {1, 5};
@@ -122,6 +123,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
           "layers": {"ranges": [{"start": 22}]},
           "rho": {"values": [0.01, 0.5]},
           "svd": {"method": "SVD_METHOD_EXACT", "seed": 7},
+          "round_to_source_dtype": true,
           "split": {"mode": "SPLIT_MODE_SHUFFLE", "validation_fraction": 0.25},
           "top_k": [1, 5],
           "composition": {"mode": "COMPOSITION_MODE_GREEDY"},
