@@ -12,7 +12,7 @@ namespace laserd::laser {
 std::vector<int64_t> SweptRanks(const PlanMatrix& m) {
   std::vector<int64_t> ks;
   for (const Intervention& iv : m.interventions) {
-    if (!iv.suggested) ks.push_back(iv.rank);
+    if (iv.kind == InterventionKind::kRankReduction && !iv.suggested) ks.push_back(iv.rank);
   }
   return ks;
 }

@@ -28,8 +28,9 @@
 
 namespace laserd::laser {
 
-// The truncation-error ranks of a matrix's ρ/rate interventions, in their
-// order (also those a resume skips, so that a resumed run gives the same bits).
+// The truncation-error ranks of a matrix's ρ/rate rank reductions, in their
+// order (also those a resume skips, so that a resumed run gives the same
+// bits). They are the matrix's first interventions.
 std::vector<int64_t> SweptRanks(const PlanMatrix& m);
 
 // A matrix's decompositions for its swept ranks.

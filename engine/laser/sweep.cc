@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/eval/scorer.h"
+#include "engine/laser/direct_edit.h"
 #include "engine/laser/intervention.h"
 #include "engine/laser/paper_svd.h"
 #include "engine/laser/rank.h"
@@ -29,6 +30,18 @@ absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
 }
 
 }  // namespace
+
+const char* InterventionKindName(InterventionKind k) {
+  switch (k) {
+    case InterventionKind::kRankReduction:
+      return "rank_reduction";
+    case InterventionKind::kZero:
+      return "zero";
+    case InterventionKind::kPrune:
+      return "prune";
+  }
+  return "?";
+}
 
 bool BetterOnValidation(double acc_a, double loss_a, double acc_b, double loss_b) {
   if (acc_a != acc_b) return acc_a > acc_b;  // false when either is NaN
@@ -147,9 +160,17 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
     for (int64_t l = 0; l < L; ++l) layer_set.insert(l);
   }
 
-  // Ranks.
+  // Kinds.
+  bool reduce = cfg.kinds.empty(), prune = false, zero = false;
+  for (InterventionKind k : cfg.kinds) {
+    reduce |= k == InterventionKind::kRankReduction;
+    prune |= k == InterventionKind::kPrune;
+    zero |= k == InterventionKind::kZero;
+  }
+
+  // Ranks: needed by rank reduction (unless suggested ranks alone) and prune.
   const char* rank_field = cfg.ranks_are_rates ? "rate" : "rho";
-  if (cfg.ranks.empty() && !cfg.add_suggested_rank) {
+  if (cfg.ranks.empty() && ((reduce && !cfg.add_suggested_rank) || prune)) {
     return absl::InvalidArgumentError(
         absl::StrCat(rank_field, ".values: at least one value is required"));
   }
@@ -165,6 +186,8 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
       m.layer = layer;
       m.rows = w->rows();
       m.cols = w->cols();
+      // Every rank value is checked even when only prune uses it.
+      std::vector<int64_t> kept;
       for (size_t i = 0; i < cfg.ranks.size(); ++i) {
         const double v = cfg.ranks[i];
         auto k = cfg.ranks_are_rates ? KeptRankFromRate(m.rows, m.cols, v)
@@ -172,20 +195,31 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
         if (!k.ok()) {
           return Prefixed(k.status(), absl::StrCat(rank_field, ".values[", i, "]: "));
         }
+        kept.push_back(*k);
+      }
+      auto planned = [&](InterventionKind kind, size_t i) {
         Intervention iv;
         iv.plan_index = pi++;
+        iv.kind = kind;
         iv.type = type;
         iv.layer = layer;
-        iv.rho = cfg.ranks_are_rates ? 1.0 - v / 10.0 : v;
-        if (cfg.ranks_are_rates) iv.rate = v;
-        iv.rank = *k;
+        if (i < cfg.ranks.size()) {
+          const double v = cfg.ranks[i];
+          iv.rho = cfg.ranks_are_rates ? 1.0 - v / 10.0 : v;
+          if (cfg.ranks_are_rates) iv.rate = v;
+        }
         iv.max_rank = std::min(m.rows, m.cols);
         iv.rows = m.rows;
         iv.cols = m.cols;
-        m.k_max = std::max(m.k_max, *k);
+        return iv;
+      };
+      for (size_t i = 0; reduce && i < cfg.ranks.size(); ++i) {
+        Intervention iv = planned(InterventionKind::kRankReduction, i);
+        iv.rank = kept[i];
+        m.k_max = std::max(m.k_max, kept[i]);
         m.interventions.push_back(iv);
       }
-      if (cfg.add_suggested_rank) {
+      if (reduce && cfg.add_suggested_rank) {
         Intervention iv;
         iv.plan_index = pi++;
         iv.type = type;
@@ -194,6 +228,14 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
         iv.max_rank = std::min(m.rows, m.cols);
         iv.rows = m.rows;
         iv.cols = m.cols;
+        m.interventions.push_back(iv);
+      }
+      for (size_t i = 0; prune && i < cfg.ranks.size(); ++i) {
+        m.interventions.push_back(planned(InterventionKind::kPrune, i));
+      }
+      if (zero) {
+        Intervention iv = planned(InterventionKind::kZero, cfg.ranks.size());
+        iv.rho = 0;
         m.interventions.push_back(iv);
       }
       r->plan_.push_back(std::move(m));
@@ -425,6 +467,20 @@ absl::Status SweepRunner::RoundEdited(const std::string& type, int64_t layer) {
   return editor_->ApplyHost(type, layer, w);
 }
 
+absl::Status SweepRunner::ApplyDirect(Intervention* iv) {
+  const auto t0 = Clock::now();
+  LASERD_ASSIGN_OR_RETURN(std::vector<float> w, MatrixToHost(model_, iv->type, iv->layer));
+  const DirectEdit e =
+      iv->kind == InterventionKind::kZero ? ZeroInPlace(&w) : PruneInPlace(&w, iv->rho, iv->rate);
+  iv->relative_error = e.relative_error;
+  iv->zeroed = e.zeroed;
+  // Zeros and kept entries are already values of the source type: nothing
+  // to round.
+  absl::Status st = editor_->ApplyHost(iv->type, iv->layer, w);
+  timings_.apply_seconds += Since(t0);
+  return st;
+}
+
 void SweepRunner::Unapply() {
   const auto t0 = Clock::now();
   for (const auto& [type, layer] : lowrank_applied_) model_->ClearLowRank(type, layer);
@@ -459,7 +515,9 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   int64_t k_suggested = 0;
   double batch_seconds = 0;  // time of batched decompositions inside t0's span
   double svd_share = 0;      // this matrix's share of it
-  if (cfg_.add_suggested_rank) {
+  const bool has_suggested = std::any_of(m.interventions.begin(), m.interventions.end(),
+                                         [](const Intervention& iv) { return iv.suggested; });
+  if (has_suggested) {
     // The full spectrum from an exact fp32 SVD on the host (as GetSpectrum),
     // its Marchenko-Pastur rank k_s, and W_{k_s} from the same SVD.
     LASERD_ASSIGN_OR_RETURN(const std::vector<float> host, MatrixToHost(model_, m.type, m.layer));
@@ -495,12 +553,14 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   }
   const double svd_seconds = Since(t0) - batch_seconds + svd_share;
   timings_.svd_seconds += svd_seconds;
-  ++timings_.decompositions;
+  if (dec || exact) ++timings_.decompositions;
   for (size_t i = 0; i < todo.size(); ++i) {
     SweepResult res;
     res.intervention = *todo[i];
-    const kernels::TruncatedSvd* svd;
-    if (res.intervention.suggested) {
+    const kernels::TruncatedSvd* svd = nullptr;
+    if (res.intervention.kind != InterventionKind::kRankReduction) {
+      // Zero and prune: no decomposition (their results are filled in below).
+    } else if (res.intervention.suggested) {
       svd = &*exact;
       res.intervention.rank = k_suggested;
       res.intervention.rho = static_cast<double>(k_suggested) / res.intervention.max_rank;
@@ -511,13 +571,15 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
       svd = swept_svds[j];
       res.intervention.relative_error = (*swept_errors)[j];
     }
-    res.intervention.svd_method = svd->method;
+    if (svd != nullptr) res.intervention.svd_method = svd->method;
     res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
     res.svd_seconds = i == 0 ? svd_seconds : 0.0;
     auto te = Clock::now();
     if (edit_hook_) edit_hook_(replica, true);
     absl::StatusOr<std::vector<eval::ExampleResult>> ex;
-    if (absl::Status st = Apply(res.intervention, *svd); !st.ok()) {
+    if (absl::Status st =
+            svd != nullptr ? Apply(res.intervention, *svd) : ApplyDirect(&res.intervention);
+        !st.ok()) {
       ex = st;
     } else {
       ex = Evaluate(m.layer);
@@ -612,7 +674,7 @@ absl::Status SweepRunner::Compose(
     for (const Intervention& iv : edits) {
       auto key = std::make_pair(iv.type, iv.layer);
       from = std::min(from, iv.layer);
-      if (svds.count(key)) continue;
+      if (svds.count(key) || iv.kind != InterventionKind::kRankReduction) continue;
       auto mit = matrices.find(key);
       if (mit == matrices.end()) {
         return absl::InvalidArgumentError(absl::StrCat("composition: ", iv.type, " of layer ",
@@ -648,7 +710,11 @@ absl::Status SweepRunner::Compose(
     Unapply();
     AdvanceCache(from);
     for (const Intervention& iv : edits) {
-      if (absl::Status st = Apply(iv, svds.at({iv.type, iv.layer})); !st.ok()) {
+      Intervention direct = iv;
+      if (absl::Status st = iv.kind == InterventionKind::kRankReduction
+                                ? Apply(iv, svds.at({iv.type, iv.layer}))
+                                : ApplyDirect(&direct);
+          !st.ok()) {
         Unapply();
         return st;
       }
