@@ -116,6 +116,10 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
   submit->add_option("--power-iterations", sf.power_iterations,
                      "Power iterations (randomized, paper)");
   submit->add_option("--seed", sf.seed, "SVD seed");
+  submit
+      ->add_option("--kinds", sf.intervention_kinds,
+                   "Intervention kinds: rank_reduction, zero, prune (comma-separated)")
+      ->delimiter(',');
   submit->add_flag("--round-to-source-dtype", sf.round_to_source_dtype,
                    "Round each edited matrix to the model's stored type (F16/BF16)");
   submit->add_option("--split", sf.split, "first | shuffle");
