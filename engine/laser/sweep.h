@@ -6,7 +6,8 @@
 // The plan. Matrices are ordered by layer (ascending), then by matrix type in
 // canonical order; each matrix's interventions follow in the order of the
 // requested ranks, then (add_suggested_rank) one more at the matrix's
-// Marchenko–Pastur suggested rank. plan_index numbers the interventions
+// Marchenko–Pastur suggested rank, then (SweepConfig::kinds) a prune at each
+// requested rank and one zero. plan_index numbers the interventions
 // densely in that order, the same for every shard; a suggested intervention
 // has its slot in the plan although its k is known only once its matrix is
 // decomposed. Shard i of N owns the matrices whose position in
