@@ -227,6 +227,17 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (f.oversampling) spec.mutable_svd()->set_oversampling(*f.oversampling);
   if (f.power_iterations) spec.mutable_svd()->set_power_iterations(*f.power_iterations);
   if (f.seed) spec.mutable_svd()->set_seed(*f.seed);
+  if (f.round_to_source_dtype) spec.set_round_to_source_dtype(true);
+  if (!f.intervention_kinds.empty()) {
+    spec.clear_intervention_kinds();
+    for (const std::string& k : f.intervention_kinds) {
+      LASERD_ASSIGN_OR_RETURN(const pb::InterventionKind kind,
+                              ParseEnum<pb::InterventionKind>("--kinds", k, "INTERVENTION_KIND_",
+                                                              &pb::InterventionKind_Parse,
+                                                              "rank_reduction, zero, prune"));
+      spec.add_intervention_kinds(kind);
+    }
+  }
   if (!f.split.empty()) {
     LASERD_ASSIGN_OR_RETURN(const pb::SplitMode m,
                             ParseEnum<pb::SplitMode>("--split", f.split, "SPLIT_MODE_",
@@ -379,6 +390,9 @@ std::string TableRow(const pb::Result& r) {
   if (r.kind() == pb::RESULT_KIND_COMPOSITION) {
     matrix = absl::StrCat("+", matrix, r.kept() ? "" : " (not kept)");
   }
+  // The paper's baselines are marked after the matrix.
+  if (iv.kind() == pb::INTERVENTION_KIND_ZERO) absl::StrAppend(&matrix, " zero");
+  if (iv.kind() == pb::INTERVENTION_KIND_PRUNE) absl::StrAppend(&matrix, " prune");
   return absl::StrFormat("%6d  %-8s %5d %8.4g %6d %9.4f  %8.2f %9.4f  %8.2f %9.4f  %+8.2f",
                          r.index(), matrix, iv.layer(), iv.rho(), iv.rank(), iv.relative_error(),
                          r.metrics().validation().accuracy(), r.metrics().validation().log_loss(),

@@ -62,6 +62,9 @@ struct SpecFlags {
   std::optional<int32_t> oversampling;
   std::optional<int32_t> power_iterations;
   std::optional<uint64_t> seed;
+  bool round_to_source_dtype = false;  // sets SweepSpec.round_to_source_dtype
+  // SweepSpec.intervention_kinds: rank_reduction | zero | prune (short or full names).
+  std::vector<std::string> intervention_kinds;
   std::string split;  // first | shuffle
   std::optional<double> validation_fraction;
   std::optional<uint64_t> split_seed;

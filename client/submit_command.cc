@@ -113,8 +113,15 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
   submit->add_flag("--add-suggested-rank", sf.add_suggested_rank, "Also the Marchenko-Pastur rank");
   submit->add_option("--svd", sf.svd_method, "auto | exact | randomized | paper");
   submit->add_option("--oversampling", sf.oversampling, "Randomized SVD oversampling");
-  submit->add_option("--power-iterations", sf.power_iterations, "Randomized SVD power iterations");
+  submit->add_option("--power-iterations", sf.power_iterations,
+                     "Power iterations (randomized, paper)");
   submit->add_option("--seed", sf.seed, "SVD seed");
+  submit
+      ->add_option("--kinds", sf.intervention_kinds,
+                   "Intervention kinds: rank_reduction, zero, prune (comma-separated)")
+      ->delimiter(',');
+  submit->add_flag("--round-to-source-dtype", sf.round_to_source_dtype,
+                   "Round each edited matrix to the model's stored type (F16/BF16)");
   submit->add_option("--split", sf.split, "first | shuffle");
   submit->add_option("--validation-fraction", sf.validation_fraction, "Validation fraction");
   submit->add_option("--split-seed", sf.split_seed, "Seed of --split shuffle");

@@ -2,7 +2,8 @@
 // host (OpenBLAS + LAPACKE), and of resident matrices on any backend
 // (DecomposeOnBackend, which batches same-shaped matrices). One decomposition
 // per matrix to the largest kept rank k_max a sweep needs; every smaller rank
-// is a prefix of the same factors. The methods and how they are chosen:
+// is a prefix of the same factors (except for the paper method, which the
+// sweep decomposes once per rank: engine/laser/paper_svd.h). The methods and how they are chosen:
 // kernels/svd_plan.h.
 //
 // Randomness: the sketch Ω is the stream of kernels/gaussian_sketch.h, filled

@@ -34,11 +34,37 @@ absl::StatusOr<std::vector<BackendSvd>> DecomposeOnBackend(
             absl::StrCat("rank ", k, " is outside the decomposition's [0, ", k_max, "]"));
       }
     }
-    if (plan.randomized()) plan.sketch = GaussianSketch(plan.seed, plan.n * plan.l);
+    if (plan.randomized()) plan.sketch = GaussianSketch(plan.seed, plan.SketchValues());
     std::vector<const Tensor*> group;
     for (size_t i : idx) group.push_back(ws[i]);
     std::vector<BackendSvd> done;
-    LASERD_RETURN_IF_ERROR(backend->Decompose(group, plan, error_ranks, &done));
+    if (plan.sketch_rows && !backend->DecomposesOnHost()) {
+      // The paper method on torch's side, on a device: the backend's
+      // randomized algorithm on resident copies of Wᵀ (through the host),
+      // then U and V swapped back. (A host backend does this in RunSvdPlan.)
+      SvdPlan tp = plan;
+      tp.m = plan.n;
+      tp.n = plan.m;
+      tp.sketch_rows = false;
+      std::vector<Tensor> transposed;
+      transposed.reserve(group.size());
+      std::vector<float> w(plan.m * plan.n), wt(plan.m * plan.n);
+      for (const Tensor* t : group) {
+        backend->ToHost(*t, w.data());
+        for (int64_t r = 0; r < plan.m; ++r)
+          for (int64_t c = 0; c < plan.n; ++c) wt[c * plan.m + r] = w[r * plan.n + c];
+        transposed.push_back(backend->FromHost(wt.data(), plan.n, plan.m));
+      }
+      std::vector<const Tensor*> tgroup;
+      for (const Tensor& t : transposed) tgroup.push_back(&t);
+      LASERD_RETURN_IF_ERROR(backend->Decompose(tgroup, tp, error_ranks, &done));
+      for (BackendSvd& b : done) {
+        std::swap(b.svd.m, b.svd.n);
+        std::swap(b.svd.u, b.svd.v);
+      }
+    } else {
+      LASERD_RETURN_IF_ERROR(backend->Decompose(group, plan, error_ranks, &done));
+    }
     if (done.size() != group.size()) {
       return absl::InternalError(absl::StrCat(backend->name(), " backend returned ", done.size(),
                                               " decompositions for ", group.size(), " matrices"));

@@ -78,7 +78,8 @@ int64_t SvdPlan::ResultBytes() const {
 int64_t SvdPlan::WorkingBytes() const {
   const int64_t mn = std::min(m, n);
   const int64_t width = randomized() ? l : mn;
-  return 4 * (m * n + 2 * (m + n) * width + (m + n) * k);
+  // sketch_rows: plus the transposed copy of W.
+  return 4 * ((sketch_rows ? 2 : 1) * m * n + 2 * (m + n) * width + (m + n) * k);
 }
 
 absl::StatusOr<SvdPlan> PlanSvd(int64_t m, int64_t n, int64_t k_max, const SvdOptions& opts) {
@@ -125,6 +126,8 @@ absl::StatusOr<SvdPlan> PlanSvd(int64_t m, int64_t n, int64_t k_max, const SvdOp
             "svd.method 'paper' uses no oversampling; got svd.oversampling ", opts.oversampling));
       }
       plan.l = k_max;
+      // torch.svd_lowrank's choice: get_approximate_basis of Aᵀ "if m < n or n > q".
+      plan.sketch_rows = m < n || n > k_max;
       plan.q = opts.power_iters >= 0
                    ? opts.power_iters
                    : (opts.encoder_model ? kPaperEncoderPowerIters : kPaperPowerIters);

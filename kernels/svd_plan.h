@@ -12,7 +12,10 @@
 //               Defaults: p = max(10, k_max/2), q = 4 (see DefaultOversampling).
 //   paper       the LASER paper code's recipe, torch.svd_lowrank(W, q=k, niter):
 //               the same algorithm with no oversampling (l = k_max) and
-//               niter = 2 power iterations (20 for encoder models).
+//               niter = 2 power iterations (20 for encoder models), on the
+//               side torch sketches: when m < n or n > k_max (every rank below
+//               full) the range finder runs on Wᵀ (Ω [m, l], Y = WᵀΩ, a basis
+//               of W's row space; SvdPlan::sketch_rows), else on W.
 //   auto        exact or randomized by a cost model (AutoPicksRandomized).
 #ifndef LASERD_KERNELS_SVD_PLAN_H_
 #define LASERD_KERNELS_SVD_PLAN_H_
@@ -102,6 +105,10 @@ struct SvdPlan {
   int64_t l = 0;
   int q = 0;
   uint64_t seed = 0;
+  // Paper only: sketch the row space, as torch.svd_lowrank does when m < n or
+  // n > l: the randomized algorithm runs on Wᵀ [n, m] (Ω [m, l]) and its U and
+  // V are swapped back. Set by PlanSvd.
+  bool sketch_rows = false;
   // Exact on the CPU: dgesdd on a double copy.
   bool exact_in_double = false;
   GpuSolver gpu_solver = GpuSolver::kGesvd;
@@ -114,6 +121,8 @@ struct SvdPlan {
   std::function<absl::Status()> interrupt;
 
   bool randomized() const { return method != SvdMethod::kExact; }
+  // Values of the sketch stream Ω uses: (sketch_rows ? m : n) · l.
+  int64_t SketchValues() const { return (sketch_rows ? m : n) * l; }
   // Host bytes of the result (U, V, singular values, spectrum) and device
   // bytes of the working set of one matrix (an fp32 copy of W, the sketch and
   // its power-iteration blocks, the factors): what batching budgets.

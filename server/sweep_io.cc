@@ -46,6 +46,19 @@ absl::StatusOr<pb::SweepSpec> ReadSweepSpec(const std::string& path) {
   return proto::ReadSweepSpecFile(path);
 }
 
+namespace {
+
+// A sweep of zero interventions alone needs no rho or rate.
+bool OnlyZeroKinds(const pb::SweepSpec& spec) {
+  if (spec.intervention_kinds_size() == 0) return false;
+  for (int k : spec.intervention_kinds()) {
+    if (k != pb::INTERVENTION_KIND_ZERO) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   HeadlessSweep h;
   laser::SweepConfig& c = h.config;
@@ -129,7 +142,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
       c.ranks.push_back(v);
     }
     c.ranks_are_rates = true;
-  } else if (!spec.add_suggested_rank()) {
+  } else if (!spec.add_suggested_rank() && !OnlyZeroKinds(spec)) {
     return Invalid("rank", "required: give rho.values or rate.values (or add_suggested_rank)");
   }
   // Every matrix's Marchenko-Pastur rank too (engine/laser/sweep.h); with no
@@ -172,14 +185,27 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     }
     LASERD_RETURN_IF_ERROR(
         AtMost("svd.power_iterations", svd.power_iterations(), L::kPowerIterations));
-    if (c.svd.method == kernels::SvdMethod::kPaper && svd.power_iterations() != 2) {
-      return Invalid(
-          "svd.power_iterations",
-          absl::StrCat(svd.power_iterations(), ": the paper method uses 2 (absent or 2)"));
-    }
     c.svd.power_iters = svd.power_iterations();
   }
   c.svd.seed = svd.seed();
+  c.round_to_source_dtype = spec.round_to_source_dtype();
+  for (int i = 0; i < spec.intervention_kinds_size(); ++i) {
+    switch (spec.intervention_kinds(i)) {
+      case pb::INTERVENTION_KIND_UNSPECIFIED:
+      case pb::INTERVENTION_KIND_RANK_REDUCTION:
+        c.kinds.push_back(laser::InterventionKind::kRankReduction);
+        break;
+      case pb::INTERVENTION_KIND_ZERO:
+        c.kinds.push_back(laser::InterventionKind::kZero);
+        break;
+      case pb::INTERVENTION_KIND_PRUNE:
+        c.kinds.push_back(laser::InterventionKind::kPrune);
+        break;
+      default:
+        return Invalid(absl::StrCat("intervention_kinds[", i, "]"),
+                       absl::StrCat("unknown value ", spec.intervention_kinds(i)));
+    }
+  }
   // split
   switch (spec.split().mode()) {
     case pb::SPLIT_MODE_UNSPECIFIED:
@@ -363,7 +389,14 @@ pb::Intervention InterventionProto(const laser::Intervention& iv) {
   p.set_rows(iv.rows);
   p.set_cols(iv.cols);
   p.set_relative_error(iv.relative_error);
-  p.set_svd_method(SvdMethodProto(iv.svd_method));
+  if (iv.kind == laser::InterventionKind::kRankReduction) {
+    p.set_svd_method(SvdMethodProto(iv.svd_method));
+  } else {
+    // Zero and prune: no SVD; the kind and the entries set to 0.
+    p.set_kind(iv.kind == laser::InterventionKind::kZero ? pb::INTERVENTION_KIND_ZERO
+                                                         : pb::INTERVENTION_KIND_PRUNE);
+    p.set_zeroed_entries(iv.zeroed);
+  }
   return p;
 }
 
@@ -385,6 +418,10 @@ laser::Intervention InterventionFromProto(const pb::Intervention& p, int64_t pla
   iv.cols = p.cols();
   iv.relative_error = p.relative_error();
   iv.svd_method = SvdMethodEngine(p.svd_method());
+  iv.kind = p.kind() == pb::INTERVENTION_KIND_ZERO    ? laser::InterventionKind::kZero
+            : p.kind() == pb::INTERVENTION_KIND_PRUNE ? laser::InterventionKind::kPrune
+                                                      : laser::InterventionKind::kRankReduction;
+  iv.zeroed = p.zeroed_entries();
   return iv;
 }
 

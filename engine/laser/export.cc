@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "engine/laser/paper_svd.h"
 #include "engine/laser/rank.h"
 #include "engine/model/matrix_layout.h"
 #include "engine/tokenizer/gguf_pre_tokenizer.h"
@@ -411,7 +412,9 @@ absl::StatusOr<std::vector<AppliedEdit>> ApplyEdits(model::Model* model,
     LASERD_ASSIGN_OR_RETURN(auto k, KeptRankFromRho(a.out, a.in, e.rho));
     a.k = k;
     LASERD_ASSIGN_OR_RETURN(auto host, MatrixToHost(model, e.type, e.layer));
-    auto d = kernels::ComputeTruncatedSvd(host.data(), a.out, a.in, a.k, svd);
+    // The paper method's seed for this matrix and rank, as a sweep uses it.
+    auto d = kernels::ComputeTruncatedSvd(host.data(), a.out, a.in, a.k,
+                                          OptionsForRank(svd, e.type, e.layer, a.k));
     if (!d.ok()) {
       return absl::Status(d.status().code(),
                           absl::StrCat(e.type, " of layer ", e.layer, ": ", d.status().message()));

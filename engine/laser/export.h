@@ -47,7 +47,8 @@ struct AppliedEdit {
   std::vector<float> us, v;
 };
 
-// Decomposes each matrix of `edits` (to its k, with `svd`) and applies it
+// Decomposes each matrix of `edits` (to its k, with `svd`; the paper method
+// with the seed a sweep uses for that matrix and rank, PaperSeed) and applies it
 // densely with `editor` (which must edit `model`). On error the edits applied
 // so far stay with the editor (its destructor restores them).
 absl::StatusOr<std::vector<AppliedEdit>> ApplyEdits(model::Model* model,

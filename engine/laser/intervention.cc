@@ -58,15 +58,34 @@ absl::Status Editor::ApplyDense(const std::string& type, int64_t layer, const Fa
                      f.v.cols(), "] of rank ", f.k, " do not fit ", type, " of layer ", layer, " [",
                      W->rows(), ", ", W->cols(), "]"));
   }
-  kernels::Backend* be = model_->backend();
-  auto key = std::make_pair(type, layer);
-  if (!originals_.count(key)) {
-    kernels::Tensor saved = be->Empty(W->rows(), W->cols());
-    be->Copy(*W, &saved);
-    originals_.emplace(key, std::move(saved));
-  }
+  SaveOriginal(type, layer, *W);
   // W [out, in] = us [out, k] · v [in, k]ᵀ.
-  be->Linear(f.us, f.v, nullptr, W);
+  model_->backend()->Linear(f.us, f.v, nullptr, W);
+  return absl::OkStatus();
+}
+
+void Editor::SaveOriginal(const std::string& type, int64_t layer, const kernels::Tensor& w) {
+  auto key = std::make_pair(type, layer);
+  if (originals_.count(key)) return;
+  kernels::Backend* be = model_->backend();
+  kernels::Tensor saved = be->Empty(w.rows(), w.cols());
+  be->Copy(w, &saved);
+  originals_.emplace(key, std::move(saved));
+}
+
+absl::Status Editor::ApplyHost(const std::string& type, int64_t layer,
+                               const std::vector<float>& w) {
+  LASERD_ASSIGN_OR_RETURN(auto t, model_->Matrix(type, layer));
+  kernels::Tensor* W = t;
+  if (static_cast<int64_t>(w.size()) != W->rows() * W->cols()) {
+    return absl::InvalidArgumentError(absl::StrCat(w.size(), " values do not fit ", type,
+                                                   " of layer ", layer, " [", W->rows(), ", ",
+                                                   W->cols(), "]"));
+  }
+  SaveOriginal(type, layer, *W);
+  kernels::Backend* be = model_->backend();
+  const kernels::Tensor src = be->FromHost(w.data(), W->rows(), W->cols());
+  be->Copy(src, W);
   return absl::OkStatus();
 }
 

@@ -58,6 +58,9 @@ class Editor {
   // Same from the rank-k prefix of a decomposition of that matrix.
   absl::Status ApplyDense(const std::string& type, int64_t layer, const kernels::TruncatedSvd& svd,
                           int64_t k);
+  // W(type, layer) ← w, a row-major host matrix of W's shape (copied to the
+  // backend). INVALID_ARGUMENT when the size does not match W.
+  absl::Status ApplyHost(const std::string& type, int64_t layer, const std::vector<float>& w);
   // Restores the original of (type, layer); FAILED_PRECONDITION if not edited.
   absl::Status Restore(const std::string& type, int64_t layer);
   // Restores every edited matrix.
@@ -67,6 +70,8 @@ class Editor {
   size_t edited_count() const { return originals_.size(); }
 
  private:
+  // Saves the original of (type, layer) on its first edit.
+  void SaveOriginal(const std::string& type, int64_t layer, const kernels::Tensor& w);
   model::Model* model_;
   std::map<std::pair<std::string, int64_t>, kernels::Tensor> originals_;
 };

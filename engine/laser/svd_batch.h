@@ -6,6 +6,11 @@
 // the others' results wait until their matrices come up. Every result is the
 // same bits as a decomposition of its matrix alone (each depends only on the
 // unedited matrix, the options and the seed).
+//
+// The paper method (engine/laser/paper_svd.h) is decomposed per rank: one
+// randomized SVD to exactly k for every distinct swept rank k of the matrix,
+// each with its own seed, one matrix at a time (never batched: the seeds
+// differ between matrices).
 #ifndef LASERD_ENGINE_LASER_SVD_BATCH_H_
 #define LASERD_ENGINE_LASER_SVD_BATCH_H_
 
@@ -23,9 +28,21 @@
 
 namespace laserd::laser {
 
-// The truncation-error ranks of a matrix's ρ/rate interventions, in their
-// order (also those a resume skips, so that a resumed run gives the same bits).
+// The truncation-error ranks of a matrix's ρ/rate rank reductions, in their
+// order (also those a resume skips, so that a resumed run gives the same
+// bits). They are the matrix's first interventions.
 std::vector<int64_t> SweptRanks(const PlanMatrix& m);
+
+// A matrix's decompositions for its swept ranks.
+struct MatrixSvds {
+  // One decomposition to k_max (every rank a prefix of it), or, for the
+  // paper method, one to each distinct rank.
+  std::vector<kernels::TruncatedSvd> svds;
+  // Per SweptRanks entry: the index in svds of its decomposition, and its
+  // relative truncation error.
+  std::vector<size_t> svd_of;
+  std::vector<double> errors;
+};
 
 class SvdBatcher {
  public:
@@ -41,9 +58,9 @@ class SvdBatcher {
   // m's decomposition to m.k_max with the errors of SweptRanks(m) (m must
   // have ρ/rate interventions): from an earlier batch, or computed now with
   // more(m, n) for the n the budget allows. `seconds` gets m's share of its
-  // batch's time (the batch's time over its size).
-  absl::StatusOr<kernels::BackendSvd> Take(const PlanMatrix& m, const MoreFn& more,
-                                           double* seconds);
+  // batch's time (the batch's time over its size). For the paper method, one
+  // decomposition per distinct rank, computed now (`seconds`: all of them).
+  absl::StatusOr<MatrixSvds> Take(const PlanMatrix& m, const MoreFn& more, double* seconds);
   // Drops the decompositions not taken yet.
   void Clear() { ready_.clear(); }
   size_t pending() const { return ready_.size(); }

@@ -9,8 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/eval/scorer.h"
+#include "engine/laser/direct_edit.h"
 #include "engine/laser/intervention.h"
+#include "engine/laser/paper_svd.h"
 #include "engine/laser/rank.h"
+#include "engine/laser/source_dtype.h"
 #include "engine/laser/spectrum.h"
 #include "engine/laser/svd_batch.h"
 
@@ -27,6 +30,18 @@ absl::Status Prefixed(const absl::Status& s, const std::string& prefix) {
 }
 
 }  // namespace
+
+const char* InterventionKindName(InterventionKind k) {
+  switch (k) {
+    case InterventionKind::kRankReduction:
+      return "rank_reduction";
+    case InterventionKind::kZero:
+      return "zero";
+    case InterventionKind::kPrune:
+      return "prune";
+  }
+  return "?";
+}
 
 bool BetterOnValidation(double acc_a, double loss_a, double acc_b, double loss_b) {
   if (acc_a != acc_b) return acc_a > acc_b;  // false when either is NaN
@@ -145,9 +160,17 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
     for (int64_t l = 0; l < L; ++l) layer_set.insert(l);
   }
 
-  // Ranks.
+  // Kinds.
+  bool reduce = cfg.kinds.empty(), prune = false, zero = false;
+  for (InterventionKind k : cfg.kinds) {
+    reduce |= k == InterventionKind::kRankReduction;
+    prune |= k == InterventionKind::kPrune;
+    zero |= k == InterventionKind::kZero;
+  }
+
+  // Ranks: needed by rank reduction (unless suggested ranks alone) and prune.
   const char* rank_field = cfg.ranks_are_rates ? "rate" : "rho";
-  if (cfg.ranks.empty() && !cfg.add_suggested_rank) {
+  if (cfg.ranks.empty() && ((reduce && !cfg.add_suggested_rank) || prune)) {
     return absl::InvalidArgumentError(
         absl::StrCat(rank_field, ".values: at least one value is required"));
   }
@@ -163,6 +186,8 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
       m.layer = layer;
       m.rows = w->rows();
       m.cols = w->cols();
+      // Every rank value is checked even when only prune uses it.
+      std::vector<int64_t> kept;
       for (size_t i = 0; i < cfg.ranks.size(); ++i) {
         const double v = cfg.ranks[i];
         auto k = cfg.ranks_are_rates ? KeptRankFromRate(m.rows, m.cols, v)
@@ -170,20 +195,31 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
         if (!k.ok()) {
           return Prefixed(k.status(), absl::StrCat(rank_field, ".values[", i, "]: "));
         }
+        kept.push_back(*k);
+      }
+      auto planned = [&](InterventionKind kind, size_t i) {
         Intervention iv;
         iv.plan_index = pi++;
+        iv.kind = kind;
         iv.type = type;
         iv.layer = layer;
-        iv.rho = cfg.ranks_are_rates ? 1.0 - v / 10.0 : v;
-        if (cfg.ranks_are_rates) iv.rate = v;
-        iv.rank = *k;
+        if (i < cfg.ranks.size()) {
+          const double v = cfg.ranks[i];
+          iv.rho = cfg.ranks_are_rates ? 1.0 - v / 10.0 : v;
+          if (cfg.ranks_are_rates) iv.rate = v;
+        }
         iv.max_rank = std::min(m.rows, m.cols);
         iv.rows = m.rows;
         iv.cols = m.cols;
-        m.k_max = std::max(m.k_max, *k);
+        return iv;
+      };
+      for (size_t i = 0; reduce && i < cfg.ranks.size(); ++i) {
+        Intervention iv = planned(InterventionKind::kRankReduction, i);
+        iv.rank = kept[i];
+        m.k_max = std::max(m.k_max, kept[i]);
         m.interventions.push_back(iv);
       }
-      if (cfg.add_suggested_rank) {
+      if (reduce && cfg.add_suggested_rank) {
         Intervention iv;
         iv.plan_index = pi++;
         iv.type = type;
@@ -194,10 +230,28 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
         iv.cols = m.cols;
         m.interventions.push_back(iv);
       }
+      for (size_t i = 0; prune && i < cfg.ranks.size(); ++i) {
+        m.interventions.push_back(planned(InterventionKind::kPrune, i));
+      }
+      if (zero) {
+        Intervention iv = planned(InterventionKind::kZero, cfg.ranks.size());
+        iv.rho = 0;
+        m.interventions.push_back(iv);
+      }
       r->plan_.push_back(std::move(m));
     }
   }
   r->total_ = pi;
+  if (cfg.round_to_source_dtype) {
+    // Every planned matrix must have a type to round to.
+    for (const PlanMatrix& m : r->plan_) {
+      auto rounding = RoundingForDType(model->SourceDType(m.type, m.layer));
+      if (!rounding.ok()) {
+        return Prefixed(rounding.status(), absl::StrCat("round_to_source_dtype: ", m.type,
+                                                        " of layer ", m.layer, " "));
+      }
+    }
+  }
 
   // The dataset: filtered, split and tokenized once.
   for (const eval::Example& ex : dataset.examples) {
@@ -386,13 +440,43 @@ absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::Truncated
   const auto t0 = Clock::now();
   const int64_t m = svd.m, n = svd.n, k = iv.rank;
   absl::Status st;
-  if (cfg_.factored_apply && k * (m + n) < m * n) {
+  if (cfg_.round_to_source_dtype) {
+    // W_k densely (as without rounding), then rounded to the source type.
+    st = editor_->ApplyDense(iv.type, iv.layer, svd, k);
+    if (st.ok()) st = RoundEdited(iv.type, iv.layer);
+  } else if (cfg_.factored_apply && k * (m + n) < m * n) {
     LASERD_ASSIGN_OR_RETURN(Factors f, MakeFactors(model_->backend(), svd, k));
     st = model_->SetLowRank(iv.type, iv.layer, std::move(f.us), std::move(f.v));
     if (st.ok()) lowrank_applied_.push_back({iv.type, iv.layer});
   } else {
     st = editor_->ApplyDense(iv.type, iv.layer, svd, k);
   }
+  timings_.apply_seconds += Since(t0);
+  return st;
+}
+
+absl::Status SweepRunner::RoundEdited(const std::string& type, int64_t layer) {
+  auto r = RoundingForDType(model_->SourceDType(type, layer));
+  if (!r.ok()) {
+    return Prefixed(r.status(),
+                    absl::StrCat("round_to_source_dtype: ", type, " of layer ", layer, " "));
+  }
+  if (*r == SourceRounding::kNone) return absl::OkStatus();
+  LASERD_ASSIGN_OR_RETURN(std::vector<float> w, MatrixToHost(model_, type, layer));
+  RoundInPlace(*r, &w);
+  return editor_->ApplyHost(type, layer, w);
+}
+
+absl::Status SweepRunner::ApplyDirect(Intervention* iv) {
+  const auto t0 = Clock::now();
+  LASERD_ASSIGN_OR_RETURN(std::vector<float> w, MatrixToHost(model_, iv->type, iv->layer));
+  const DirectEdit e =
+      iv->kind == InterventionKind::kZero ? ZeroInPlace(&w) : PruneInPlace(&w, iv->rho, iv->rate);
+  iv->relative_error = e.relative_error;
+  iv->zeroed = e.zeroed;
+  // Zeros and kept entries are already values of the source type: nothing
+  // to round.
+  absl::Status st = editor_->ApplyHost(iv->type, iv->layer, w);
   timings_.apply_seconds += Since(t0);
   return st;
 }
@@ -412,25 +496,28 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
   model_->backend()->BindThread();  // a worker thread of RunParallel, or the caller's
   Unapply();
   AdvanceCache(m.layer);
-  // One decomposition to the largest rank, and every rank's truncation error,
-  // on the backend that holds W (kernels::DecomposeOnBackend), possibly with
-  // later same-shaped matrices (SvdBatcher). The errors cover every ρ/rate
-  // rank of the matrix, also those skipped on a resume: the randomized
-  // methods' residuals are computed rank after rank, so the same list gives
-  // the same bits as an uninterrupted run.
+  // One decomposition to the largest rank (the paper method: one per rank),
+  // and every rank's truncation error, on the backend that holds W
+  // (kernels::DecomposeOnBackend), possibly with later same-shaped matrices
+  // (SvdBatcher). The errors cover every ρ/rate rank of the matrix, also
+  // those skipped on a resume: the randomized methods' residuals are computed
+  // rank after rank, so the same list gives the same bits as an
+  // uninterrupted run.
   auto t0 = Clock::now();
   const std::vector<int64_t> ks = SweptRanks(m);
   // The ρ/rate ranks' decomposition and errors (in ks order), and with
   // add_suggested_rank the exact SVD that gives the suggested rank k_s.
-  std::optional<kernels::BackendSvd> dec;
+  std::optional<MatrixSvds> dec;
   std::optional<kernels::TruncatedSvd> exact;
-  const kernels::TruncatedSvd* swept_svd = nullptr;
+  std::vector<const kernels::TruncatedSvd*> swept_svds;  // per ks entry
   const std::vector<double>* swept_errors = nullptr;
   std::vector<double> exact_errors;  // ks..., then k_s
   int64_t k_suggested = 0;
   double batch_seconds = 0;  // time of batched decompositions inside t0's span
   double svd_share = 0;      // this matrix's share of it
-  if (cfg_.add_suggested_rank) {
+  const bool has_suggested = std::any_of(m.interventions.begin(), m.interventions.end(),
+                                         [](const Intervention& iv) { return iv.suggested; });
+  if (has_suggested) {
     // The full spectrum from an exact fp32 SVD on the host (as GetSpectrum),
     // its Marchenko-Pastur rank k_s, and W_{k_s} from the same SVD.
     LASERD_ASSIGN_OR_RETURN(const std::vector<float> host, MatrixToHost(model_, m.type, m.layer));
@@ -453,41 +540,46 @@ absl::Status SweepRunner::RunMatrix(const PlanMatrix& m,
     eks.push_back(k_suggested);
     LASERD_ASSIGN_OR_RETURN(exact_errors, kernels::TruncationErrors(host.data(), *exact, eks));
     if (reuse) {
-      swept_svd = &*exact;
+      swept_svds.assign(ks.size(), &*exact);
       swept_errors = &exact_errors;  // its first ks.size() entries
     }
   }
-  if (swept_svd == nullptr && !ks.empty()) {
+  if (swept_svds.empty() && !ks.empty()) {
     const auto tb = Clock::now();
     LASERD_ASSIGN_OR_RETURN(dec, batcher_->Take(m, more, &svd_share));
     batch_seconds = Since(tb);
-    swept_svd = &dec->svd;
+    for (size_t j : dec->svd_of) swept_svds.push_back(&dec->svds[j]);
     swept_errors = &dec->errors;
   }
   const double svd_seconds = Since(t0) - batch_seconds + svd_share;
   timings_.svd_seconds += svd_seconds;
-  ++timings_.decompositions;
+  if (dec || exact) ++timings_.decompositions;
   for (size_t i = 0; i < todo.size(); ++i) {
     SweepResult res;
     res.intervention = *todo[i];
-    const kernels::TruncatedSvd* svd;
-    if (res.intervention.suggested) {
+    const kernels::TruncatedSvd* svd = nullptr;
+    if (res.intervention.kind != InterventionKind::kRankReduction) {
+      // Zero and prune: no decomposition (their results are filled in below).
+    } else if (res.intervention.suggested) {
       svd = &*exact;
       res.intervention.rank = k_suggested;
       res.intervention.rho = static_cast<double>(k_suggested) / res.intervention.max_rank;
       res.intervention.relative_error = exact_errors.back();
     } else {
-      svd = swept_svd;
       // The ρ/rate interventions come first in the matrix, in ks order.
-      res.intervention.relative_error = (*swept_errors)[todo[i] - m.interventions.data()];
+      const size_t j = todo[i] - m.interventions.data();
+      svd = swept_svds[j];
+      res.intervention.relative_error = (*swept_errors)[j];
     }
-    res.intervention.svd_method = svd->method;
+    if (svd != nullptr) res.intervention.svd_method = svd->method;
     res.shard_index = cfg_.shard_count > 1 ? cfg_.shard_index : 0;
     res.svd_seconds = i == 0 ? svd_seconds : 0.0;
     auto te = Clock::now();
     if (edit_hook_) edit_hook_(replica, true);
     absl::StatusOr<std::vector<eval::ExampleResult>> ex;
-    if (absl::Status st = Apply(res.intervention, *svd); !st.ok()) {
+    if (absl::Status st =
+            svd != nullptr ? Apply(res.intervention, *svd) : ApplyDirect(&res.intervention);
+        !st.ok()) {
       ex = st;
     } else {
       ex = Evaluate(m.layer);
@@ -582,7 +674,7 @@ absl::Status SweepRunner::Compose(
     for (const Intervention& iv : edits) {
       auto key = std::make_pair(iv.type, iv.layer);
       from = std::min(from, iv.layer);
-      if (svds.count(key)) continue;
+      if (svds.count(key) || iv.kind != InterventionKind::kRankReduction) continue;
       auto mit = matrices.find(key);
       if (mit == matrices.end()) {
         return absl::InvalidArgumentError(absl::StrCat("composition: ", iv.type, " of layer ",
@@ -590,8 +682,10 @@ absl::Status SweepRunner::Compose(
       }
       auto t0 = Clock::now();
       // As Run() decomposes it: a suggested rank from the exact SVD (the
-      // prefix of the same sgesdd), the others with the configured method.
-      // (Each matrix has one intervention in a composition, its best single.)
+      // prefix of the same sgesdd), the others with the configured method
+      // (to k_max, or, for the paper method, to the rank itself with its
+      // rank's seed). (Each matrix has one intervention in a composition,
+      // its best single.)
       kernels::TruncatedSvd svd;
       if (iv.suggested) {
         LASERD_ASSIGN_OR_RETURN(const std::vector<float> host,
@@ -600,8 +694,10 @@ absl::Status SweepRunner::Compose(
             svd, ExactSpectrumSvd(host, mit->second->rows, mit->second->cols, iv.rank));
       } else {
         LASERD_ASSIGN_OR_RETURN(const kernels::Tensor* w, model_->Matrix(iv.type, iv.layer));
-        auto d =
-            kernels::DecomposeOnBackend(model_->backend(), {w}, mit->second->k_max, cfg_.svd, {});
+        const bool per_rank = PerRankDecomposition(cfg_.svd);
+        const int64_t k = per_rank ? iv.rank : mit->second->k_max;
+        auto d = kernels::DecomposeOnBackend(model_->backend(), {w}, k,
+                                             OptionsForRank(cfg_.svd, iv.type, iv.layer, k), {});
         if (!d.ok()) {
           return Prefixed(d.status(), absl::StrCat(iv.type, " of layer ", iv.layer, ": "));
         }
@@ -614,7 +710,11 @@ absl::Status SweepRunner::Compose(
     Unapply();
     AdvanceCache(from);
     for (const Intervention& iv : edits) {
-      if (absl::Status st = Apply(iv, svds.at({iv.type, iv.layer})); !st.ok()) {
+      Intervention direct = iv;
+      if (absl::Status st = iv.kind == InterventionKind::kRankReduction
+                                ? Apply(iv, svds.at({iv.type, iv.layer}))
+                                : ApplyDirect(&direct);
+          !st.ok()) {
         Unapply();
         return st;
       }

@@ -6,7 +6,8 @@
 // The plan. Matrices are ordered by layer (ascending), then by matrix type in
 // canonical order; each matrix's interventions follow in the order of the
 // requested ranks, then (add_suggested_rank) one more at the matrix's
-// Marchenko–Pastur suggested rank. plan_index numbers the interventions
+// Marchenko–Pastur suggested rank, then (SweepConfig::kinds) a prune at each
+// requested rank and one zero. plan_index numbers the interventions
 // densely in that order, the same for every shard; a suggested intervention
 // has its slot in the plan although its k is known only once its matrix is
 // decomposed. Shard i of N owns the matrices whose position in
@@ -17,7 +18,10 @@
 // summation order differs):
 //   one decomposition per matrix  one truncated SVD of (T, ℓ) to the largest k
 //                                 any requested rank needs; each rank takes the
-//                                 prefix U_k Σ_k V_kᵀ.
+//                                 prefix U_k Σ_k V_kᵀ. Not for svd.method
+//                                 paper, which (as the paper's code) runs one
+//                                 randomized SVD to exactly k per rank, each
+//                                 with its own seed (engine/laser/paper_svd.h).
 //   batched decompositions        same-shaped matrices of one runner (e.g.
 //                                 every layer's mlp.in) are decomposed in one
 //                                 kernels::DecomposeOnBackend call within
@@ -93,6 +97,15 @@ class SvdBatcher;  // engine/laser/svd_batch.h
 // Which records a dataset may hold.
 enum class TaskFilter { kAny, kCompletion, kChoice };
 
+// What an intervention does to W (engine/laser/direct_edit.h for zero and prune).
+enum class InterventionKind {
+  kRankReduction,  // W ← W_k
+  kZero,           // W ← 0 (the paper code's `zero`)
+  kPrune,          // the paper code's `dropout`: the smallest-magnitude entries set to 0
+};
+// "rank_reduction" | "zero" | "prune".
+const char* InterventionKindName(InterventionKind k);
+
 // Layers [start, stop) by step; stop absent = through the last layer.
 struct LayerRange {
   int64_t start = 0;
@@ -118,9 +131,22 @@ struct SweepConfig {
   // May be empty only with add_suggested_rank.
   std::vector<double> ranks;
   bool ranks_are_rates = false;
-  // Also the Marchenko–Pastur suggested rank of every selected matrix.
+  // Also the Marchenko–Pastur suggested rank of every selected matrix (a
+  // rank reduction: only when kinds includes it).
   bool add_suggested_rank = false;
+  // The kinds of intervention planned for every selected matrix; empty = rank
+  // reduction only. Per matrix, whatever the order given: the rank
+  // reductions (ranks in order, then the suggested rank), then prune at each
+  // rank value (its ρ or rate is the kept fraction), then one zero.
+  std::vector<InterventionKind> kinds;
   kernels::SvdOptions svd;
+  // Round every edited matrix W_k to the type its file stores it in (F16 or
+  // BF16; F32 unchanged) before scoring, as the paper's code does by
+  // assigning the fp32 W_k to an fp16 model (engine/laser/source_dtype.h).
+  // Edits are then always applied densely. A planned matrix stored in any
+  // other type (a quantized GGUF type) is INVALID_ARGUMENT. Reported
+  // relative errors stay those of the unrounded W_k.
+  bool round_to_source_dtype = false;
   eval::SplitOptions split;
   std::vector<int> topk = eval::DefaultTopK();
   // Batching: at most `batch_sequences` sequences (0: no limit) and
@@ -160,6 +186,7 @@ struct SweepConfig {
 // One planned intervention.
 struct Intervention {
   int64_t plan_index = 0;
+  InterventionKind kind = InterventionKind::kRankReduction;
   std::string type;  // canonical; an expert's matrix is moe.in[e] (model/architecture.h)
   int64_t layer = 0;
   double rho = 0;              // requested ρ (1 − rate/10 for rates)
@@ -167,12 +194,13 @@ struct Intervention {
   // The matrix's Marchenko–Pastur suggested rank (add_suggested_rank): rank
   // and rho (= rank / max_rank) are 0 in the plan and filled in once performed.
   bool suggested = false;
-  int64_t rank = 0;            // kept k
+  int64_t rank = 0;            // kept k (0 for zero and prune)
   int64_t max_rank = 0;        // min(rows, cols)
   int64_t rows = 0, cols = 0;  // W [rows = out, cols = in]
   // Filled in once performed:
   double relative_error = 0;                                   // ‖W − W_k‖_F / ‖W‖_F
   kernels::SvdMethod svd_method = kernels::SvdMethod::kExact;  // never kAuto
+  int64_t zeroed = 0;                                          // zero and prune: entries set to 0
 };
 
 // One matrix of the plan and its interventions.
@@ -309,6 +337,11 @@ class SweepRunner {
   void AdvanceCache(int64_t layer);
   SplitMetrics Aggregate(const std::vector<eval::ExampleResult>& r) const;
   absl::Status Apply(const Intervention& iv, const kernels::TruncatedSvd& svd);
+  // Applies a zero or prune intervention, filling in its relative_error and
+  // zeroed.
+  absl::Status ApplyDirect(Intervention* iv);
+  // Rounds the edited W(type, layer) to its source type (round_to_source_dtype).
+  absl::Status RoundEdited(const std::string& type, int64_t layer);
   void Unapply();
   // One matrix's interventions on this runner's model; `emit(result, i)` gets
   // the result of todo[i]. `more(m, n)` names up to n later same-shaped

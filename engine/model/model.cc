@@ -24,7 +24,20 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const formats::WeightSource& 
   m->backend_ = backend;
   LASERD_ASSIGN_OR_RETURN(m->config_, ReadModelConfig(src));
   LASERD_ASSIGN_OR_RETURN(m->w_, LoadModelWeights(src, backend, &m->config_));
+  // Each matrix's storage type in the file (round_to_source_dtype).
+  const std::vector<std::string> types = m->MatrixTypes();
+  for (int64_t l = 0; l < m->config_.layers; ++l) {
+    for (const std::string& t : types) {
+      auto ms = FindMatrixSource(src, m->config_, t, l);
+      if (ms.ok()) m->source_dtypes_[{t, l}] = ms->dtype;
+    }
+  }
   return m;
+}
+
+std::string Model::SourceDType(const std::string& type, int64_t layer) const {
+  auto it = source_dtypes_.find({type, layer});
+  return it == source_dtypes_.end() ? std::string() : it->second;
 }
 
 std::vector<std::string> Model::MatrixTypes() const {

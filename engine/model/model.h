@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +38,10 @@ class Model {
   std::vector<std::string> MatrixTypes() const;
   // The weight W [out, in] of (type, layer); NOT_FOUND / INVALID_ARGUMENT otherwise.
   absl::StatusOr<kernels::Tensor*> Matrix(const std::string& type, int64_t layer);
+  // The storage type of W(type, layer) in the file it was loaded from
+  // (formats::DTypeName: "F16", "BF16", "F32", "Q4_1", …, as FindMatrixSource
+  // reports it); empty when unknown.
+  std::string SourceDType(const std::string& type, int64_t layer) const;
 
   // Scores a batch: one vector of TokenScore per request, one entry per answer
   // position. The LM head runs only on the positions that are scored; shared
@@ -116,6 +122,7 @@ class Model {
   ModelConfig config_;
   kernels::Backend* backend_ = nullptr;
   std::unique_ptr<ModelWeights> w_;
+  std::map<std::pair<std::string, int64_t>, std::string> source_dtypes_;
 };
 
 }  // namespace laserd::model

@@ -121,18 +121,50 @@ absl::Status RandomizedSvd(const float* w, const SvdPlan& plan, TruncatedSvd* ou
   return absl::OkStatus();
 }
 
+// RunSvdPlan without its first interrupt check.
+absl::StatusOr<TruncatedSvd> RunPlan(const float* w, const SvdPlan& plan);
+
 }  // namespace
 
 absl::StatusOr<TruncatedSvd> ComputeTruncatedSvd(const float* w, int64_t m, int64_t n,
                                                  int64_t k_max, const SvdOptions& opts) {
   LASERD_ASSIGN_OR_RETURN(SvdPlan plan, PlanSvd(m, n, k_max, opts));
-  if (plan.randomized()) plan.sketch = GaussianSketch(plan.seed, n * plan.l);
+  if (plan.randomized()) plan.sketch = GaussianSketch(plan.seed, plan.SketchValues());
   return RunSvdPlan(w, plan);
 }
 
 absl::StatusOr<TruncatedSvd> RunSvdPlan(const float* w, const SvdPlan& plan) {
   if (plan.interrupt) LASERD_RETURN_IF_ERROR(plan.interrupt());
+  return RunPlan(w, plan);
+}
+
+namespace {
+
+absl::StatusOr<TruncatedSvd> RunPlan(const float* w, const SvdPlan& plan) {
   const int64_t m = plan.m, n = plan.n, k = plan.k;
+  if (plan.sketch_rows) {
+    // The paper method on torch's side: the same algorithm on Wᵀ [n, m]
+    // (whose sketch Ω [m, l] is the first m·l values of the stream), then
+    // Wᵀ ≈ U' Σ V'ᵀ gives W ≈ V' Σ U'ᵀ.
+    std::vector<float> wt(m * n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) wt[j * m + i] = w[i * n + j];
+    SvdPlan tp = plan;
+    tp.m = n;
+    tp.n = m;
+    tp.sketch_rows = false;
+    LASERD_ASSIGN_OR_RETURN(TruncatedSvd t, RunPlan(wt.data(), tp));
+    TruncatedSvd out;
+    out.m = m;
+    out.n = n;
+    out.k = k;
+    out.method = plan.method;
+    out.frobenius_sq = SumSquares(w, m * n);
+    out.u = std::move(t.v);
+    out.v = std::move(t.u);
+    out.s = std::move(t.s);
+    return out;
+  }
   TruncatedSvd out;
   out.m = m;
   out.n = n;
@@ -148,6 +180,8 @@ absl::StatusOr<TruncatedSvd> RunSvdPlan(const float* w, const SvdPlan& plan) {
   }
   return out;
 }
+
+}  // namespace
 
 absl::StatusOr<std::vector<double>> TruncationErrors(const float* w, const TruncatedSvd& svd,
                                                      const std::vector<int64_t>& ks) {

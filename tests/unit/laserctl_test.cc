@@ -108,6 +108,8 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
   f.rho = {0.01, 0.5};
   f.svd_method = "exact";
   f.seed = 7;
+  f.round_to_source_dtype = true;
+  f.intervention_kinds = {"rank_reduction", "PRUNE", "INTERVENTION_KIND_ZERO"};
   f.split = "shuffle";
   f.validation_fraction = 0.25;
   f.top_k = {1, 5};
@@ -122,6 +124,9 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
           "layers": {"ranges": [{"start": 22}]},
           "rho": {"values": [0.01, 0.5]},
           "svd": {"method": "SVD_METHOD_EXACT", "seed": 7},
+          "round_to_source_dtype": true,
+          "intervention_kinds": ["INTERVENTION_KIND_RANK_REDUCTION", "INTERVENTION_KIND_PRUNE",
+                                 "INTERVENTION_KIND_ZERO"],
           "split": {"mode": "SPLIT_MODE_SHUFFLE", "validation_fraction": 0.25},
           "top_k": [1, 5],
           "composition": {"mode": "COMPOSITION_MODE_GREEDY"},
@@ -180,6 +185,10 @@ TEST(Spec, Errors) {
   SpecFlags h;
   h.labels = {"novalue"};
   EXPECT_EQ(ApplySpecFlags(h).status().message(), "--label: \"novalue\" is not key=value");
+  SpecFlags k;
+  k.intervention_kinds = {"dropout"};
+  EXPECT_EQ(ApplySpecFlags(k).status().message(),
+            "--kinds: unknown value \"dropout\" (one of rank_reduction, zero, prune)");
   auto bad = proto::ParseSweepSpecText(R"({"rho": {"valuez": [1]}})", "s.json");
   EXPECT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -247,6 +256,15 @@ TEST(Output, ExpertMatrices) {
   EXPECT_EQ(m.at("stacked_on"), "moe.out[0]@1:0.5");
   EXPECT_EQ(FlattenResult(MakeResult(0, 3, "moe.router", 1, 0.25, 30, 2.5)).at("expert"), "");
   EXPECT_EQ(TableRow(r).substr(0, 20), "     0  moe.in[3]   ");
+}
+
+// The paper's zero and prune baselines are marked after the matrix in the table.
+TEST(Output, InterventionKinds) {
+  pb::Result r = MakeResult(0, 3, "mlp.in", 1, 0.25, 30, 2.5);
+  r.mutable_intervention()->set_kind(pb::INTERVENTION_KIND_PRUNE);
+  EXPECT_EQ(TableRow(r).substr(0, 22), "     0  mlp.in prune  ");
+  r.mutable_intervention()->set_kind(pb::INTERVENTION_KIND_ZERO);
+  EXPECT_EQ(TableRow(r).substr(0, 21), "     0  mlp.in zero  ");
 }
 
 TEST(Watch, CursorAcceptsDenseIndicesOnce) {

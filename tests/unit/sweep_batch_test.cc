@@ -186,7 +186,8 @@ TEST_F(SweepBatchTest, BatcherTakesSameShapedMatricesWithinItsBudget) {
   auto lone = kernels::DecomposeOnBackend(lm->model->backend(), {*w}, same[0]->k_max, cfg.svd,
                                           SweptRanks(*same[0]));
   ASSERT_TRUE(lone.ok());
-  EXPECT_EQ(second->svd.u, (*lone)[0].svd.u);
+  ASSERT_EQ(second->svds.size(), 1u);
+  EXPECT_EQ(second->svds[0].u, (*lone)[0].svd.u);
   EXPECT_EQ(second->errors, (*lone)[0].errors);
   batcher.Clear();
   EXPECT_EQ(batcher.pending(), 0u);

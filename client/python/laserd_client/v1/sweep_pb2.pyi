@@ -38,6 +38,13 @@ class CompositionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMPOSITION_MODE_NONE: _ClassVar[CompositionMode]
     COMPOSITION_MODE_GREEDY: _ClassVar[CompositionMode]
 
+class InterventionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERVENTION_KIND_UNSPECIFIED: _ClassVar[InterventionKind]
+    INTERVENTION_KIND_RANK_REDUCTION: _ClassVar[InterventionKind]
+    INTERVENTION_KIND_ZERO: _ClassVar[InterventionKind]
+    INTERVENTION_KIND_PRUNE: _ClassVar[InterventionKind]
+
 class RankSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RANK_SOURCE_UNSPECIFIED: _ClassVar[RankSource]
@@ -81,6 +88,10 @@ SPLIT_MODE_SHUFFLE: SplitMode
 COMPOSITION_MODE_UNSPECIFIED: CompositionMode
 COMPOSITION_MODE_NONE: CompositionMode
 COMPOSITION_MODE_GREEDY: CompositionMode
+INTERVENTION_KIND_UNSPECIFIED: InterventionKind
+INTERVENTION_KIND_RANK_REDUCTION: InterventionKind
+INTERVENTION_KIND_ZERO: InterventionKind
+INTERVENTION_KIND_PRUNE: InterventionKind
 RANK_SOURCE_UNSPECIFIED: RankSource
 RANK_SOURCE_RHO: RankSource
 RANK_SOURCE_RATE: RankSource
@@ -187,7 +198,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SweepSpec(_message.Message):
-    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts")
+    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts", "round_to_source_dtype", "intervention_kinds")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +223,8 @@ class SweepSpec(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXPERTS_FIELD_NUMBER: _ClassVar[int]
+    ROUND_TO_SOURCE_DTYPE_FIELD_NUMBER: _ClassVar[int]
+    INTERVENTION_KINDS_FIELD_NUMBER: _ClassVar[int]
     dataset: DatasetRef
     task: TaskKind
     matrix_types: _containers.RepeatedScalarFieldContainer[str]
@@ -229,10 +242,12 @@ class SweepSpec(_message.Message):
     labels: _containers.ScalarMap[str, str]
     model: str
     experts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ...) -> None: ...
+    round_to_source_dtype: bool
+    intervention_kinds: _containers.RepeatedScalarFieldContainer[InterventionKind]
+    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ..., round_to_source_dtype: _Optional[bool] = ..., intervention_kinds: _Optional[_Iterable[_Union[InterventionKind, str]]] = ...) -> None: ...
 
 class Intervention(_message.Message):
-    __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method", "expert")
+    __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method", "expert", "kind", "zeroed_entries")
     MATRIX_TYPE_FIELD_NUMBER: _ClassVar[int]
     LAYER_FIELD_NUMBER: _ClassVar[int]
     RHO_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +260,8 @@ class Intervention(_message.Message):
     RELATIVE_ERROR_FIELD_NUMBER: _ClassVar[int]
     SVD_METHOD_FIELD_NUMBER: _ClassVar[int]
     EXPERT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ZEROED_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     matrix_type: str
     layer: int
     rho: float
@@ -257,7 +274,9 @@ class Intervention(_message.Message):
     relative_error: float
     svd_method: SvdMethod
     expert: int
-    def __init__(self, matrix_type: _Optional[str] = ..., layer: _Optional[int] = ..., rho: _Optional[float] = ..., rate: _Optional[float] = ..., rank_source: _Optional[_Union[RankSource, str]] = ..., rank: _Optional[int] = ..., max_rank: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., relative_error: _Optional[float] = ..., svd_method: _Optional[_Union[SvdMethod, str]] = ..., expert: _Optional[int] = ...) -> None: ...
+    kind: InterventionKind
+    zeroed_entries: int
+    def __init__(self, matrix_type: _Optional[str] = ..., layer: _Optional[int] = ..., rho: _Optional[float] = ..., rate: _Optional[float] = ..., rank_source: _Optional[_Union[RankSource, str]] = ..., rank: _Optional[int] = ..., max_rank: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., relative_error: _Optional[float] = ..., svd_method: _Optional[_Union[SvdMethod, str]] = ..., expert: _Optional[int] = ..., kind: _Optional[_Union[InterventionKind, str]] = ..., zeroed_entries: _Optional[int] = ...) -> None: ...
 
 class Metrics(_message.Message):
     __slots__ = ("examples", "correct", "accuracy", "log_loss", "top_k_accuracy")
