@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -52,6 +53,27 @@ std::string JsonLine(const google::protobuf::Message& m) {
   };
   canon(j);
   return j.dump();
+}
+
+std::string SignificanceMarker(const pb::Significance& s) {
+  const bool v = s.validation().significant(), t = s.test().significant();
+  if (v && t) return "[sig val+test]";
+  if (v) return "[sig val]";
+  if (t) return "[sig test]";
+  return "[n.s.]";
+}
+
+std::string SignificanceLine(const pb::Significance& s) {
+  auto split = [&](const char* name, const pb::SplitSignificance& x) {
+    return absl::StrFormat(
+        "%s acc %+.2f pp [%+.2f, %+.2f] p=%.3g (+%d/-%d)%s, log-loss %+.4f [%+.4f, %+.4f]", name,
+        x.accuracy_delta(), x.accuracy_ci_low(), x.accuracy_ci_high(), x.p_value(), x.improved(),
+        x.worsened(), x.significant() ? " *" : "", x.log_loss_delta(), x.log_loss_ci_low(),
+        x.log_loss_ci_high());
+  };
+  return absl::StrFormat("%s alpha %g, %g%% CI: %s | %s", SignificanceMarker(s), s.alpha(),
+                         100 * s.confidence(), split("validation", s.validation()),
+                         split("test", s.test()));
 }
 
 absl::StatusOr<ResultsFile> ParseResultsFile(const std::string& text, const std::string& name) {

@@ -20,6 +20,14 @@ namespace laserd::api {
 // map entries (top_k_accuracy) sorted by key so equal messages give equal bytes.
 std::string JsonLine(const google::protobuf::Message& m);
 
+// A significance at a glance: "[sig val+test]", "[sig val]", "[sig test]"
+// (the gain over the baseline is significant on those splits at its alpha) or
+// "[n.s.]".
+std::string SignificanceMarker(const ::laser::v1::Significance& s);
+// One line: the marker, then per split the accuracy delta with its interval,
+// McNemar's p-value and the log-loss delta with its interval.
+std::string SignificanceLine(const ::laser::v1::Significance& s);
+
 // A results file as read back.
 struct ResultsFile {
   bool has_header = false;
