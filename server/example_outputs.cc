@@ -63,10 +63,9 @@ absl::StatusOr<pb::Significance> SignificanceProto(const pb::ExampleOutputs& bas
                                                    const pb::ExampleOutputs& edited,
                                                    const eval::SignificanceOptions& options) {
   if (baseline.examples_size() != edited.examples_size()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("significance: the baseline has ", baseline.examples_size(),
-                     " example outputs, result ", edited.result_index(), " has ",
-                     edited.examples_size()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "significance: the baseline has ", baseline.examples_size(), " example outputs, result ",
+        edited.result_index(), " has ", edited.examples_size()));
   }
   std::vector<eval::PairedOutcome> bv, ev, bt, et;
   for (int i = 0; i < baseline.examples_size(); ++i) {

@@ -26,9 +26,8 @@ eval::SignificanceOptions SweepSignificanceOptions();
 // each labelled with its split; result_index and plan_index are -1 for the
 // baseline.
 ::laser::v1::ExampleOutputs ExampleOutputsProto(const std::vector<eval::ExampleResult>& examples,
-                                                const eval::Split& split,
-                                                const std::string& job_id, int64_t result_index,
-                                                int64_t plan_index);
+                                                const eval::Split& split, const std::string& job_id,
+                                                int64_t result_index, int64_t plan_index);
 
 // Tests `edited` against `baseline` on each split, pairing examples by index.
 // FAILED_PRECONDITION when the two do not hold the same examples (index and

@@ -506,18 +506,17 @@ class JobRunner::StoreSink : public SweepSink {
       JobRunner* r = &r_;
       std::shared_ptr<const pb::ExampleOutputs> kept;
       if (outputs != nullptr) kept = std::make_shared<const pb::ExampleOutputs>(*outputs);
-      LASERD_RETURN_IF_ERROR(
-          r_.WriteLocked([r, result, next,
-                          kept] { return r->store_.AppendResult(result, next, kept.get()); },
-                         [r, id = id_, result, next, ips] {
-                           r->running_ = next;
-                           r->ips_ = ips;
-                           pb::WatchJobEvent ev;
-                           *ev.mutable_time() = ProtoNow();
-                           *ev.mutable_result() = result;
-                           r->PublishLocked(id, ev, false);
-                         },
-                         /*owe=*/true));
+      LASERD_RETURN_IF_ERROR(r_.WriteLocked(
+          [r, result, next, kept] { return r->store_.AppendResult(result, next, kept.get()); },
+          [r, id = id_, result, next, ips] {
+            r->running_ = next;
+            r->ips_ = ips;
+            pb::WatchJobEvent ev;
+            *ev.mutable_time() = ProtoNow();
+            *ev.mutable_result() = result;
+            r->PublishLocked(id, ev, false);
+          },
+          /*owe=*/true));
       if (Clock::now() - last_progress_event_ >= std::chrono::milliseconds(200)) {
         last_progress_event_ = Clock::now();
         r_.PublishProgressLocked(id_);

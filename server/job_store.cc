@@ -344,11 +344,8 @@ absl::Status JobStore::PutExampleOutputsLocked(const std::string& job_id, int64_
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<pb::ExampleOutputs>> JobStore::ReadExampleOutputs(const std::string& job_id,
-                                                                         int64_t from,
-                                                                         int64_t to,
-                                                                         int64_t limit,
-                                                                         int64_t offset) {
+absl::StatusOr<std::vector<pb::ExampleOutputs>> JobStore::ReadExampleOutputs(
+    const std::string& job_id, int64_t from, int64_t to, int64_t limit, int64_t offset) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
           "SELECT outputs FROM example_outputs WHERE job_id = ? AND idx >= ? AND idx <= ? "

@@ -67,8 +67,7 @@ class JobStore {
   // and how many there are.
   absl::StatusOr<std::vector<::laser::v1::ExampleOutputs>> ReadExampleOutputs(
       const std::string& job_id, int64_t from, int64_t to, int64_t limit, int64_t offset = 0);
-  absl::StatusOr<int64_t> CountExampleOutputs(const std::string& job_id, int64_t from,
-                                              int64_t to);
+  absl::StatusOr<int64_t> CountExampleOutputs(const std::string& job_id, int64_t from, int64_t to);
   // Results with index >= from, in index order.
   absl::StatusOr<std::vector<::laser::v1::Result>> Results(const std::string& job_id,
                                                            int64_t from = 0);

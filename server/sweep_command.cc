@@ -317,8 +317,8 @@ absl::Status ResumeExamplesFrom(const std::string& path, SweepJob* job) {
   }
   if (kept - 1 < results && !(kept == 0 && results == 0)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--resume: ", path, " holds the example outputs of ", kept - 1, " results but ",
-        results, " results are kept; run the sweep again without --resume"));
+        "--resume: ", path, " holds the example outputs of ", kept - 1, " results but ", results,
+        " results are kept; run the sweep again without --resume"));
   }
   return absl::OkStatus();
 }

@@ -353,8 +353,8 @@ absl::StatusOr<pb::Significance> SweepHandlers::GetSignificance(
   }
   LASERD_ASSIGN_OR_RETURN(const std::vector<pb::Result> rs, store_.Results(job.id(), index));
   if (rs.empty() || rs[0].index() != index) {
-    return absl::NotFoundError(absl::StrCat("result_index: job ", job.id(), " has no result ",
-                                            index));
+    return absl::NotFoundError(
+        absl::StrCat("result_index: job ", job.id(), " has no result ", index));
   }
   if (rs[0].has_significance()) return rs[0].significance();
   LASERD_ASSIGN_OR_RETURN(const auto base, store_.ReadExampleOutputs(job.id(), -1, -1, 1));

@@ -23,10 +23,9 @@ double SecondsSince(Clock::time_point t) {
 // log-loss); the first of equals stays.
 bool IsNewBest(const pb::Result& r, const pb::Progress& p) {
   const pb::Metrics& v = r.metrics().validation();
-  return !p.has_best() ||
-         laser::BetterOnValidation(v.accuracy(), v.log_loss(),
-                                   p.best().metrics().validation().accuracy(),
-                                   p.best().metrics().validation().log_loss());
+  return !p.has_best() || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
+                                                    p.best().metrics().validation().accuracy(),
+                                                    p.best().metrics().validation().log_loss());
 }
 
 void KeepBest(const pb::Result& r, pb::Progress* p) {
@@ -104,7 +103,8 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
   const auto t_sweep = Clock::now();
   // Completes `r` (identity, deltas, shard, significance), counts it and
   // hands it to the sink with its examples' outcomes.
-  auto commit = [&](pb::Result r, const std::vector<eval::ExampleResult>& examples) -> absl::Status {
+  auto commit = [&](pb::Result r,
+                    const std::vector<eval::ExampleResult>& examples) -> absl::Status {
     r.set_job_id(job.id);
     r.set_index(next_index++);
     std::optional<pb::ExampleOutputs> outputs;

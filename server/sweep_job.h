@@ -75,8 +75,7 @@ class SweepSink {
   // Stores one result; `standing` counts it. `outputs` are its examples'
   // outcomes when the spec keeps them (keep_example_outputs), else null. A
   // cancellation may be returned here too (checked after every intervention).
-  virtual absl::Status StoreResult(const ::laser::v1::Result& result,
-                                   const SweepProgress& standing,
+  virtual absl::Status StoreResult(const ::laser::v1::Result& result, const SweepProgress& standing,
                                    const ::laser::v1::ExampleOutputs* outputs) = 0;
   // True just before the single interventions run, false after them (also
   // after a failure): the server lets spectrum requests read the unedited

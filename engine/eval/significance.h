@@ -30,7 +30,7 @@ struct SplitTest {
   int64_t improved = 0;  // b: baseline wrong, edited right
   int64_t worsened = 0;  // c: baseline right, edited wrong
   double p_value = 1;
-  bool significant = false;  // p_value < alpha
+  bool significant = false;   // p_value < alpha
   double accuracy_delta = 0;  // percentage points
   double accuracy_ci_low = 0, accuracy_ci_high = 0;
   double log_loss_delta = 0;

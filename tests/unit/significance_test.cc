@@ -51,9 +51,9 @@ TEST(QuantileTest, LinearInterpolation) {
   const std::vector<double> x = {1, 2, 4, 8};
   EXPECT_DOUBLE_EQ(Quantile(x, 0), 1);
   EXPECT_DOUBLE_EQ(Quantile(x, 1), 8);
-  EXPECT_DOUBLE_EQ(Quantile(x, 0.5), 3);          // h = 1.5
-  EXPECT_DOUBLE_EQ(Quantile(x, 0.025), 1.075);    // h = 0.075
-  EXPECT_DOUBLE_EQ(Quantile(x, 0.975), 7.7);      // h = 2.925
+  EXPECT_DOUBLE_EQ(Quantile(x, 0.5), 3);        // h = 1.5
+  EXPECT_DOUBLE_EQ(Quantile(x, 0.025), 1.075);  // h = 0.075
+  EXPECT_DOUBLE_EQ(Quantile(x, 0.975), 7.7);    // h = 2.925
 }
 
 struct Data {
