@@ -228,7 +228,7 @@
     if (rows.some((r) => r.delta)) { head.appendChild(cell('th', 'Δ acc.')); head.appendChild(cell('th', 'Δ log-loss')); }
     // Significance (Result.significance, docs/metrics.md): McNemar's exact p-value,
     // the bootstrap interval of the accuracy delta and the verdict at alpha.
-    const sig = rows.find((r) => r.sig);
+    const sig = (rows.find((r) => r.sig) || {}).sig;
     if (sig) {
       for (const h of ['p (McNemar)', `${Math.round(100 * num(sig.conf))}% CI Δ acc.`, `α ${num(sig.alpha)}`]) {
         head.appendChild(cell('th', h));

@@ -456,6 +456,7 @@ TEST_F(ServerTest, ExampleOutputsSurviveAKillAndMatchHeadless) {
     req.set_page_size(1000);
     pb::ListExampleOutputsResponse resp;
     grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
     ASSERT_TRUE(server_->sweeps().ListExampleOutputs(&ctx, req, &resp).ok());
     ASSERT_GE(resp.outputs_size(), 5);
     for (int i = 0; i < 5; ++i) EXPECT_EQ(resp.outputs(i).result_index(), i - 1);
@@ -475,6 +476,7 @@ TEST_F(ServerTest, ExampleOutputsSurviveAKillAndMatchHeadless) {
     req.set_page_token(token);
     pb::ListExampleOutputsResponse resp;
     grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
     ASSERT_TRUE(server_->sweeps().ListExampleOutputs(&ctx, req, &resp).ok());
     EXPECT_EQ(resp.total_size(), static_cast<int64_t>(want.size() + 1));
     for (const auto& o : resp.outputs()) got.push_back(o);
@@ -494,6 +496,7 @@ TEST_F(ServerTest, ExampleOutputsSurviveAKillAndMatchHeadless) {
   pb::Significance best_sig;
   {
     grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
     ASSERT_TRUE(server_->sweeps().GetSignificance(&ctx, sreq, &best_sig).ok());
   }
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
@@ -504,6 +507,7 @@ TEST_F(ServerTest, ExampleOutputsSurviveAKillAndMatchHeadless) {
   pb::Significance s3;
   {
     grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
     ASSERT_TRUE(server_->sweeps().GetSignificance(&ctx, sreq, &s3).ok());
   }
   auto recomputed = laserd::server::SignificanceProto(got[0], got[4]);

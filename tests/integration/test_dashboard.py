@@ -437,6 +437,9 @@ def test_live_page_in_headless_chromium(dash, finished_job, capsys):
             assert shown(f"best-{split}-delta-accuracy")[1] == \
                 best[f"{split}_delta"].get("accuracy", 0)
             # The best single carries its significance (docs/metrics.md).
+            head = driver.execute_script(
+                "return document.querySelector('#best tr').textContent")
+            assert "p (McNemar)" in head and "95% CI Δ acc." in head and "α 0.05" in head
             sig = best["significance"][split]
             p = sig.get("p_value", 0)
             text, value = shown(f"best-{split}-p-value")
