@@ -177,10 +177,29 @@ absl::StatusOr<std::string> MergeResults(
   }
   std::string out = absl::StrCat(JsonLine(head), "\n");
   int64_t index = 0;
+  // Each shard tested its own bests; one run tests the singles that are the
+  // best so far in plan order (higher validation accuracy, ties by lower
+  // log-loss, the first of equals staying), each of which was also the best
+  // of its shard so far and carries the same test. Other singles' tests go.
+  const pb::Result* best = nullptr;
   for (const auto& [plan, ref] : by_plan) {
     pb::Result r = *ref.first;
     r.set_index(index++);
     r.set_shard_index(0);
+    if (r.kind() == pb::RESULT_KIND_SINGLE) {
+      const pb::Metrics& v = r.metrics().validation();
+      const bool new_best =
+          best == nullptr ||
+          (v.accuracy() != best->metrics().validation().accuracy()
+               ? v.accuracy() > best->metrics().validation().accuracy()
+               : v.log_loss() < best->metrics().validation().log_loss());
+      if (new_best) {
+        best = ref.first;
+      } else {
+        r.clear_significance();
+      }
+    }
+    if (r.has_significance()) r.mutable_significance()->set_result_index(r.index());
     absl::StrAppend(&out, JsonLine(r), "\n");
   }
   return out;
