@@ -189,10 +189,9 @@ absl::StatusOr<std::string> MergeResults(
     if (r.kind() == pb::RESULT_KIND_SINGLE) {
       const pb::Metrics& v = r.metrics().validation();
       const bool new_best =
-          best == nullptr ||
-          (v.accuracy() != best->metrics().validation().accuracy()
-               ? v.accuracy() > best->metrics().validation().accuracy()
-               : v.log_loss() < best->metrics().validation().log_loss());
+          best == nullptr || (v.accuracy() != best->metrics().validation().accuracy()
+                                  ? v.accuracy() > best->metrics().validation().accuracy()
+                                  : v.log_loss() < best->metrics().validation().log_loss());
       if (new_best) {
         best = ref.first;
       } else {
