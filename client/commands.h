@@ -29,6 +29,9 @@ void AddModelCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 // `datasets upload`, `datasets list` and `datasets delete` (alias `dataset`).
 void AddDatasetsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 void AddSpectrumCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
+// Per-example outputs (ListExampleOutputs) and significance (GetSignificance).
+void AddOutputsCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
+void AddSignificanceCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run);
 // Local: joins shard files without a server.
 void AddMergeCommand(CLI::App& app, Runner* run);
 

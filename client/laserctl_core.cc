@@ -260,6 +260,7 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
     spec.mutable_composition()->set_mode(m);
   }
   if (f.max_interventions) spec.mutable_composition()->set_max_interventions(*f.max_interventions);
+  if (f.keep_example_outputs) spec.set_keep_example_outputs(true);
   if (f.priority) spec.set_priority(*f.priority);
   for (const auto& l : f.labels) {
     LASERD_ASSIGN_OR_RETURN(const auto kv, ParseLabel(l));
@@ -397,7 +398,9 @@ std::string TableRow(const pb::Result& r) {
                          r.index(), matrix, iv.layer(), iv.rho(), iv.rank(), iv.relative_error(),
                          r.metrics().validation().accuracy(), r.metrics().validation().log_loss(),
                          r.metrics().test().accuracy(), r.metrics().test().log_loss(),
-                         r.validation_delta().accuracy());
+                         r.validation_delta().accuracy()) +
+         (r.has_significance() ? absl::StrCat("  ", api::SignificanceMarker(r.significance()))
+                               : "");
 }
 
 namespace {

@@ -73,6 +73,8 @@ struct SpecFlags {
   std::optional<int64_t> max_batch_tokens;
   std::string composition;  // none | greedy
   std::optional<int32_t> max_interventions;
+  // Sets keep_example_outputs (false leaves the spec file's value).
+  bool keep_example_outputs = false;
   std::optional<int32_t> priority;
   std::vector<std::string> labels;  // k=v
   std::string model;
@@ -108,7 +110,9 @@ std::map<std::string, std::string> FlattenResult(const ::laser::v1::Result& r);
 // line, or JSON lines. Every form ends with a newline when non-empty.
 std::string FormatResults(const std::vector<::laser::v1::Result>& results, Format format);
 // One row of the live table of `watch` (table format): same columns as
-// FormatResults' default table without the top_k columns.
+// FormatResults' default table without the top_k columns; a result that
+// carries its significance (the best single when it was committed, every
+// composition step) ends with its marker, e.g. "[sig val+test]" or "[n.s.]".
 std::string TableHeader();
 std::string TableRow(const ::laser::v1::Result& r);
 

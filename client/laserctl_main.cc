@@ -28,6 +28,8 @@ int Run(int argc, char** argv) {
   AddModelCommand(app, &conn, &run);
   AddDatasetsCommand(app, &conn, &run);
   AddSpectrumCommand(app, &conn, &run);
+  AddOutputsCommand(app, &conn, &run);
+  AddSignificanceCommand(app, &conn, &run);
   AddMergeCommand(app, &run);
   try {
     app.parse(argc, argv);

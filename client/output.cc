@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "client/laserctl_core.h"
+#include "proto/results_io.h"
 
 namespace laserd::client {
 
@@ -49,6 +50,17 @@ void PrintJobSummary(const pb::Job& j) {
   }
   if (j.progress().has_best()) {
     std::cout << "best:      " << TableRow(j.progress().best()) << "\n";
+    if (j.progress().best().has_significance()) {
+      std::cout << "           " << api::SignificanceLine(j.progress().best().significance())
+                << "\n";
+    }
+  }
+  if (j.has_best_composition()) {
+    std::cout << "best stack: " << TableRow(j.best_composition()) << "\n";
+    if (j.best_composition().has_significance()) {
+      std::cout << "           " << api::SignificanceLine(j.best_composition().significance())
+                << "\n";
+    }
   }
   if (j.state() == pb::JOB_STATE_FAILED) {
     std::cout << "error:     " << StatusCodeName(j.error().code()) << ": " << j.error().message()

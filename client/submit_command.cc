@@ -131,6 +131,8 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
   submit->add_option("--max-batch-tokens", sf.max_batch_tokens, "Token budget of a forward pass");
   submit->add_option("--composition", sf.composition, "none | greedy");
   submit->add_option("--max-interventions", sf.max_interventions, "Composition stack bound");
+  submit->add_flag("--keep-example-outputs", sf.keep_example_outputs,
+                   "Keep every example's outcome for every result (laserctl outputs)");
   submit->add_option("--priority", sf.priority, "Higher runs first");
   submit->add_option("--label", sf.labels, "key=value (repeatable)");
   submit->add_option("--model", sf.model, "Refuse unless the served model has this name or sha256");

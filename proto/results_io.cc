@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -52,6 +53,27 @@ std::string JsonLine(const google::protobuf::Message& m) {
   };
   canon(j);
   return j.dump();
+}
+
+std::string SignificanceMarker(const pb::Significance& s) {
+  const bool v = s.validation().significant(), t = s.test().significant();
+  if (v && t) return "[sig val+test]";
+  if (v) return "[sig val]";
+  if (t) return "[sig test]";
+  return "[n.s.]";
+}
+
+std::string SignificanceLine(const pb::Significance& s) {
+  auto split = [&](const char* name, const pb::SplitSignificance& x) {
+    return absl::StrFormat(
+        "%s acc %+.2f pp [%+.2f, %+.2f] p=%.3g (+%d/-%d)%s, log-loss %+.4f [%+.4f, %+.4f]", name,
+        x.accuracy_delta(), x.accuracy_ci_low(), x.accuracy_ci_high(), x.p_value(), x.improved(),
+        x.worsened(), x.significant() ? " *" : "", x.log_loss_delta(), x.log_loss_ci_low(),
+        x.log_loss_ci_high());
+  };
+  return absl::StrFormat("%s alpha %g, %g%% CI: %s | %s", SignificanceMarker(s), s.alpha(),
+                         100 * s.confidence(), split("validation", s.validation()),
+                         split("test", s.test()));
 }
 
 absl::StatusOr<ResultsFile> ParseResultsFile(const std::string& text, const std::string& name) {
@@ -155,10 +177,28 @@ absl::StatusOr<std::string> MergeResults(
   }
   std::string out = absl::StrCat(JsonLine(head), "\n");
   int64_t index = 0;
+  // Each shard tested its own bests; one run tests the singles that are the
+  // best so far in plan order (higher validation accuracy, ties by lower
+  // log-loss, the first of equals staying), each of which was also the best
+  // of its shard so far and carries the same test. Other singles' tests go.
+  const pb::Result* best = nullptr;
   for (const auto& [plan, ref] : by_plan) {
     pb::Result r = *ref.first;
     r.set_index(index++);
     r.set_shard_index(0);
+    if (r.kind() == pb::RESULT_KIND_SINGLE) {
+      const pb::Metrics& v = r.metrics().validation();
+      const bool new_best =
+          best == nullptr || (v.accuracy() != best->metrics().validation().accuracy()
+                                  ? v.accuracy() > best->metrics().validation().accuracy()
+                                  : v.log_loss() < best->metrics().validation().log_loss());
+      if (new_best) {
+        best = ref.first;
+      } else {
+        r.clear_significance();
+      }
+    }
+    if (r.has_significance()) r.mutable_significance()->set_result_index(r.index());
     absl::StrAppend(&out, JsonLine(r), "\n");
   }
   return out;

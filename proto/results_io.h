@@ -20,6 +20,14 @@ namespace laserd::api {
 // map entries (top_k_accuracy) sorted by key so equal messages give equal bytes.
 std::string JsonLine(const google::protobuf::Message& m);
 
+// A significance at a glance: "[sig val+test]", "[sig val]", "[sig test]"
+// (the gain over the baseline is significant on those splits at its alpha) or
+// "[n.s.]".
+std::string SignificanceMarker(const ::laser::v1::Significance& s);
+// One line: the marker, then per split the accuracy delta with its interval,
+// McNemar's p-value and the log-loss delta with its interval.
+std::string SignificanceLine(const ::laser::v1::Significance& s);
+
 // A results file as read back.
 struct ResultsFile {
   bool has_header = false;
@@ -36,8 +44,10 @@ struct ResultsFile {
 absl::StatusOr<ResultsFile> ParseResultsFile(const std::string& text, const std::string& name);
 
 // Joins shard files (name, text) into the text one unsharded run writes: the
-// header once, results ordered by plan_index, `index` renumbered densely and
-// shard_index cleared. FAILED_PRECONDITION naming the files when one has no
+// header once, results ordered by plan_index, `index` renumbered densely (and
+// Result.significance.result_index with it), shard_index cleared, and the
+// significance kept only on the singles one run tests (the best so far in plan
+// order). FAILED_PRECONDITION naming the files when one has no
 // header or an incomplete last line, when they come from different sweeps (spec
 // or model differ; the spec difference is spelled out), when a plan_index
 // appears twice, or when planned results are missing (unless allow_incomplete).

@@ -74,6 +74,18 @@ grpc::ServerUnaryReactor* SweepServiceImpl::ListResults(grpc::CallbackServerCont
   return Unary(state_, ctx, "ListResults", false,
                [&] { return Assign(state_->sweeps.ListResults(*req), resp); });
 }
+grpc::ServerUnaryReactor* SweepServiceImpl::ListExampleOutputs(
+    grpc::CallbackServerContext* ctx, const pb::ListExampleOutputsRequest* req,
+    pb::ListExampleOutputsResponse* resp) {
+  return Unary(state_, ctx, "ListExampleOutputs", false,
+               [&] { return Assign(state_->sweeps.ListExampleOutputs(*req), resp); });
+}
+grpc::ServerUnaryReactor* SweepServiceImpl::GetSignificance(grpc::CallbackServerContext* ctx,
+                                                            const pb::GetSignificanceRequest* req,
+                                                            pb::Significance* resp) {
+  return Unary(state_, ctx, "GetSignificance", false,
+               [&] { return Assign(state_->sweeps.GetSignificance(*req), resp); });
+}
 
 grpc::ServerWriteReactor<pb::WatchJobEvent>* SweepServiceImpl::WatchJob(
     grpc::CallbackServerContext* ctx, const pb::WatchJobRequest* req) {

@@ -35,6 +35,12 @@ class SweepServiceImpl final : public ::laser::v1::SweepService::CallbackService
   grpc::ServerUnaryReactor* ListResults(grpc::CallbackServerContext* ctx,
                                         const ::laser::v1::ListResultsRequest* req,
                                         ::laser::v1::ListResultsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListExampleOutputs(
+      grpc::CallbackServerContext* ctx, const ::laser::v1::ListExampleOutputsRequest* req,
+      ::laser::v1::ListExampleOutputsResponse* resp) override;
+  grpc::ServerUnaryReactor* GetSignificance(grpc::CallbackServerContext* ctx,
+                                            const ::laser::v1::GetSignificanceRequest* req,
+                                            ::laser::v1::Significance* resp) override;
 
  private:
   ServerState* state_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <random>
 #include <utility>
 
@@ -458,21 +459,41 @@ class JobRunner::StoreSink : public SweepSink {
     last_progress_event_ = Clock::now();
     return absl::OkStatus();
   }
-  absl::Status StoreBaseline(const pb::Evaluation& baseline) override {
+  // The baseline and its example outputs in one transaction (the store keeps
+  // the baseline's outputs for every job: GetSignificance and a resumed run
+  // test against them).
+  absl::Status StoreBaseline(const pb::Evaluation& baseline,
+                             const pb::ExampleOutputs& outputs) override {
     std::lock_guard<std::mutex> lock(r_.mu_);
     LASERD_RETURN_IF_ERROR(StoppedLocked());
     pb::Job next = r_.running_;
     *next.mutable_baseline() = baseline;
+    *next.mutable_update_time() = ProtoNow();
     JobRunner* r = &r_;
-    return r_.SaveRunningLocked(std::move(next), [r, id = id_, baseline] {
-      pb::WatchJobEvent ev;
-      *ev.mutable_time() = ProtoNow();
-      *ev.mutable_baseline() = baseline;
-      r->PublishLocked(id, ev, false);
-    });
+    auto kept = std::make_shared<const pb::ExampleOutputs>(outputs);
+    return r_.WriteLocked([r, next, kept] { return r->store_.UpdateJob(next, kept.get()); },
+                          [r, id = id_, baseline, next] {
+                            r->running_ = next;
+                            pb::WatchJobEvent ev;
+                            *ev.mutable_time() = ProtoNow();
+                            *ev.mutable_baseline() = baseline;
+                            r->PublishLocked(id, ev, false);
+                          },
+                          /*owe=*/true);
+  }
+  absl::Status StoreBaselineOutputs(const pb::ExampleOutputs& outputs) override {
+    std::lock_guard<std::mutex> lock(r_.mu_);
+    LASERD_RETURN_IF_ERROR(StoppedLocked());
+    pb::Job next = r_.running_;
+    *next.mutable_update_time() = ProtoNow();
+    JobRunner* r = &r_;
+    auto kept = std::make_shared<const pb::ExampleOutputs>(outputs);
+    return r_.WriteLocked([r, next, kept] { return r->store_.UpdateJob(next, kept.get()); },
+                          [r, next] { r->running_ = next; }, /*owe=*/true);
   }
   // Commits the result with the job's new progress, then streams it.
-  absl::Status StoreResult(const pb::Result& result, const SweepProgress& s) override {
+  absl::Status StoreResult(const pb::Result& result, const SweepProgress& s,
+                           const pb::ExampleOutputs* outputs) override {
     {
       std::lock_guard<std::mutex> lock(r_.mu_);
       LASERD_RETURN_IF_ERROR(StoppedLocked());
@@ -483,17 +504,19 @@ class JobRunner::StoreSink : public SweepSink {
       *next.mutable_update_time() = ProtoNow();
       const double ips = s.progress.interventions_per_second();
       JobRunner* r = &r_;
-      LASERD_RETURN_IF_ERROR(
-          r_.WriteLocked([r, result, next] { return r->store_.AppendResult(result, next); },
-                         [r, id = id_, result, next, ips] {
-                           r->running_ = next;
-                           r->ips_ = ips;
-                           pb::WatchJobEvent ev;
-                           *ev.mutable_time() = ProtoNow();
-                           *ev.mutable_result() = result;
-                           r->PublishLocked(id, ev, false);
-                         },
-                         /*owe=*/true));
+      std::shared_ptr<const pb::ExampleOutputs> kept;
+      if (outputs != nullptr) kept = std::make_shared<const pb::ExampleOutputs>(*outputs);
+      LASERD_RETURN_IF_ERROR(r_.WriteLocked(
+          [r, result, next, kept] { return r->store_.AppendResult(result, next, kept.get()); },
+          [r, id = id_, result, next, ips] {
+            r->running_ = next;
+            r->ips_ = ips;
+            pb::WatchJobEvent ev;
+            *ev.mutable_time() = ProtoNow();
+            *ev.mutable_result() = result;
+            r->PublishLocked(id, ev, false);
+          },
+          /*owe=*/true));
       if (Clock::now() - last_progress_event_ >= std::chrono::milliseconds(200)) {
         last_progress_event_ = Clock::now();
         r_.PublishProgressLocked(id_);
@@ -548,9 +571,14 @@ absl::Status JobRunner::RunSweep(const std::string& id, const pb::SweepSpec& spe
   job.started = started;
   job.elapsed_before_ns = elapsed_before_ns;
   job.record_times = true;
+  job.keep_example_outputs = spec.keep_example_outputs();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (running_.has_baseline()) job.baseline = running_.baseline();
+  }
+  if (job.baseline) {
+    LASERD_ASSIGN_OR_RETURN(auto base_outputs, store_.ReadExampleOutputs(id, -1, -1, 1));
+    if (!base_outputs.empty()) job.baseline_outputs = std::move(base_outputs[0]);
   }
   StoreSink sink(*this, id, model_lock);
   return RunSweepJob(**runner, job, sink).status();

@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS results (
   result BLOB NOT NULL,
   PRIMARY KEY (job_id, idx),
   UNIQUE (job_id, plan_index));
+CREATE TABLE IF NOT EXISTS example_outputs (
+  job_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  outputs BLOB NOT NULL,
+  PRIMARY KEY (job_id, idx));
 CREATE TABLE IF NOT EXISTS datasets (
   id TEXT PRIMARY KEY,
   bytes BLOB NOT NULL,
@@ -306,18 +311,75 @@ absl::StatusOr<int64_t> JobStore::InsertJob(const pb::Job& job) {
   return sqlite3_last_insert_rowid(db_);
 }
 
-absl::Status JobStore::UpdateJob(const pb::Job& job) {
+absl::Status JobStore::UpdateJob(const pb::Job& job, const pb::ExampleOutputs* baseline_outputs) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(db_, "UPDATE jobs SET state = ?, progress = ?, error = ?, job = ? WHERE id = ?");
-  if (!st.ok()) return st.Error("prepare update");
-  st.Bind(1, int64_t{job.state()});
-  st.Bind(2, Bytes(job.progress()));
-  st.BindText(3, job.error().message());
-  st.Bind(4, Bytes(job));
-  st.BindText(5, job.id());
-  if (st.Step() != SQLITE_DONE) return st.Error("update job");
-  if (sqlite3_changes(db_) == 0) return absl::NotFoundError(absl::StrCat("job ", job.id()));
+  if (baseline_outputs != nullptr) LASERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto fail = [&](absl::Status s) {
+    return baseline_outputs != nullptr ? Abandon(std::move(s)) : s;
+  };
+  {
+    Stmt st(db_, "UPDATE jobs SET state = ?, progress = ?, error = ?, job = ? WHERE id = ?");
+    if (!st.ok()) return fail(st.Error("prepare update"));
+    st.Bind(1, int64_t{job.state()});
+    st.Bind(2, Bytes(job.progress()));
+    st.BindText(3, job.error().message());
+    st.Bind(4, Bytes(job));
+    st.BindText(5, job.id());
+    if (st.Step() != SQLITE_DONE) return fail(st.Error("update job"));
+    if (sqlite3_changes(db_) == 0) return fail(absl::NotFoundError(absl::StrCat("job ", job.id())));
+  }
+  if (baseline_outputs == nullptr) return absl::OkStatus();
+  LASERD_RETURN_IF_ERROR(PutExampleOutputsLocked(job.id(), -1, *baseline_outputs));
+  return Commit();
+}
+
+absl::Status JobStore::PutExampleOutputsLocked(const std::string& job_id, int64_t idx,
+                                               const pb::ExampleOutputs& outputs) {
+  Stmt ins(db_, "INSERT OR REPLACE INTO example_outputs (job_id, idx, outputs) VALUES (?, ?, ?)");
+  if (!ins.ok()) return Abandon(ins.Error("prepare insert example outputs"));
+  ins.BindText(1, job_id);
+  ins.Bind(2, idx);
+  ins.Bind(3, Bytes(outputs));
+  if (ins.Step() != SQLITE_DONE) return Abandon(ins.Error("insert example outputs"));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<pb::ExampleOutputs>> JobStore::ReadExampleOutputs(
+    const std::string& job_id, int64_t from, int64_t to, int64_t limit, int64_t offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "SELECT outputs FROM example_outputs WHERE job_id = ? AND idx >= ? AND idx <= ? "
+          "ORDER BY idx LIMIT ? OFFSET ?");
+  if (!st.ok()) return st.Error("prepare read example outputs");
+  st.BindText(1, job_id);
+  st.Bind(2, from);
+  st.Bind(3, to);
+  st.Bind(4, limit);
+  st.Bind(5, offset);
+  std::vector<pb::ExampleOutputs> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    pb::ExampleOutputs o;
+    if (!o.ParseFromString(st.Blob(0))) {
+      return absl::DataLossError(
+          absl::StrCat("job store: example outputs of ", job_id, " are corrupt"));
+    }
+    out.push_back(std::move(o));
+  }
+  if (rc != SQLITE_DONE) return st.Error("read example outputs");
+  return out;
+}
+
+absl::StatusOr<int64_t> JobStore::CountExampleOutputs(const std::string& job_id, int64_t from,
+                                                      int64_t to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT count(*) FROM example_outputs WHERE job_id = ? AND idx >= ? AND idx <= ?");
+  if (!st.ok()) return st.Error("prepare count example outputs");
+  st.BindText(1, job_id);
+  st.Bind(2, from);
+  st.Bind(3, to);
+  if (st.Step() != SQLITE_ROW) return st.Error("count example outputs");
+  return st.Int(0);
 }
 
 absl::StatusOr<StoredJob> JobStore::GetJob(const std::string& id) {
@@ -373,12 +435,19 @@ absl::Status JobStore::DeleteJob(const std::string& id) {
     d2.BindText(1, id);
     if (d2.Step() != SQLITE_DONE) return Abandon(d2.Error("delete results"));
   }
+  {
+    Stmt d3(db_, "DELETE FROM example_outputs WHERE job_id = ?");
+    if (!d3.ok()) return Abandon(d3.Error("prepare delete example outputs"));
+    d3.BindText(1, id);
+    if (d3.Step() != SQLITE_DONE) return Abandon(d3.Error("delete example outputs"));
+  }
   LASERD_RETURN_IF_ERROR(Commit());
   if (!existed) return absl::NotFoundError(absl::StrCat("job_id: no job '", id, "'"));
   return absl::OkStatus();
 }
 
-absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated) {
+absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated,
+                                    const pb::ExampleOutputs* outputs) {
   std::lock_guard<std::mutex> lock(mu_);
   LASERD_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   {
@@ -407,6 +476,9 @@ absl::Status JobStore::AppendResult(const pb::Result& r, const pb::Job& updated)
                                                            r.plan_index(), " is stored already")));
     }
     if (rc != SQLITE_DONE) return Abandon(ins.Error("insert result"));
+  }
+  if (outputs != nullptr) {
+    LASERD_RETURN_IF_ERROR(PutExampleOutputsLocked(r.job_id(), r.index(), *outputs));
   }
   return Commit();
 }

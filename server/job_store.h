@@ -1,4 +1,5 @@
-// laserd's durable state: jobs, their results and uploaded
+// laserd's durable state: jobs, their results (and the example outputs of
+// the baseline and of the results of jobs that keep them) and uploaded
 // datasets in one SQLite database (WAL mode, synchronous=FULL) under
 // --state-dir. Every write is one transaction, committed before the caller
 // streams what it wrote, so a killed server loses nothing it has reported; a
@@ -44,18 +45,29 @@ class JobStore {
   // Inserts a new job; ALREADY_EXISTS when its id or request_id is taken.
   absl::StatusOr<int64_t> InsertJob(const ::laser::v1::Job& job);
   // Replaces the stored job (spec, state, progress, ...); NOT_FOUND if deleted.
-  absl::Status UpdateJob(const ::laser::v1::Job& job);
+  // With `baseline_outputs`, also stores (or replaces) the baseline's example
+  // outputs (index -1), in the same transaction.
+  absl::Status UpdateJob(const ::laser::v1::Job& job,
+                         const ::laser::v1::ExampleOutputs* baseline_outputs = nullptr);
   absl::StatusOr<StoredJob> GetJob(const std::string& id);
   std::optional<StoredJob> FindByRequestId(const std::string& request_id);
   // Every job, newest first.
   absl::StatusOr<std::vector<StoredJob>> ListJobs();
-  // Deletes a job and its results; NOT_FOUND if absent.
+  // Deletes a job, its results and example outputs; NOT_FOUND if absent.
   absl::Status DeleteJob(const std::string& id);
 
   // In one transaction: stores `r` (its index must be the job's result count)
   // and the updated job. NOT_FOUND if the job was deleted; ALREADY_EXISTS when
-  // the plan_index is stored already (never duplicated).
-  absl::Status AppendResult(const ::laser::v1::Result& r, const ::laser::v1::Job& updated);
+  // the plan_index is stored already (never duplicated). With `outputs`, the
+  // result's example outputs are stored in the same transaction.
+  absl::Status AppendResult(const ::laser::v1::Result& r, const ::laser::v1::Job& updated,
+                            const ::laser::v1::ExampleOutputs* outputs = nullptr);
+  // Stored example outputs of a job with from <= index <= to (-1 is the
+  // baseline's), in index order, at most `limit` after skipping `offset`;
+  // and how many there are.
+  absl::StatusOr<std::vector<::laser::v1::ExampleOutputs>> ReadExampleOutputs(
+      const std::string& job_id, int64_t from, int64_t to, int64_t limit, int64_t offset = 0);
+  absl::StatusOr<int64_t> CountExampleOutputs(const std::string& job_id, int64_t from, int64_t to);
   // Results with index >= from, in index order.
   absl::StatusOr<std::vector<::laser::v1::Result>> Results(const std::string& job_id,
                                                            int64_t from = 0);
@@ -99,6 +111,10 @@ class JobStore {
   // FAILED_PRECONDITION for one of a newer schema.
   absl::Status Check();
   absl::StatusOr<int64_t> DatasetStoreBytesLocked();
+  // Inside a write transaction: inserts or replaces one ExampleOutputs row
+  // (rolling the transaction back when it fails).
+  absl::Status PutExampleOutputsLocked(const std::string& job_id, int64_t idx,
+                                       const ::laser::v1::ExampleOutputs& outputs);
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::string path_;

@@ -21,8 +21,10 @@
 #include "engine/laser/replicas.h"
 #include "engine/laser/sweep.h"
 #include "engine/model/loaded_model.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "server/commands.h"
+#include "server/example_outputs.h"
 #include "server/sweep_io.h"
 #include "server/sweep_job.h"
 #include "spdlog/spdlog.h"
@@ -190,15 +192,29 @@ std::string InterventionName(const pb::Intervention& iv) {
 }
 
 // The results file as a SweepSink: the header line (with the baseline) once,
-// then one line per result, each flushed; progress on stderr.
+// then one line per result, each flushed; progress on stderr. With
+// spec.keep_example_outputs, `examples` (the example outputs file) gets the
+// baseline's ExampleOutputs line and then each result's, each written before
+// the result's line, so a result in the results file always has its outputs.
 class ResultsFileSink : public SweepSink {
  public:
-  ResultsFileSink(std::ofstream& o, std::string path, pb::Job& header, bool progress)
-      : o_(o), path_(std::move(path)), header_(header), show_progress_(progress) {}
+  ResultsFileSink(std::ofstream& o, std::string path, std::ofstream* examples,
+                  std::string examples_path, pb::Job& header, bool progress)
+      : o_(o),
+        path_(std::move(path)),
+        examples_(examples),
+        examples_path_(std::move(examples_path)),
+        header_(header),
+        show_progress_(progress) {}
 
-  absl::Status StoreBaseline(const pb::Evaluation& baseline) override {
+  absl::Status StoreBaseline(const pb::Evaluation& baseline,
+                             const pb::ExampleOutputs& outputs) override {
+    LASERD_RETURN_IF_ERROR(StoreBaselineOutputs(outputs));
     *header_.mutable_baseline() = baseline;
     return WriteLine(JsonLine(header_));
+  }
+  absl::Status StoreBaselineOutputs(const pb::ExampleOutputs& outputs) override {
+    return examples_ ? WriteExamples(outputs) : absl::OkStatus();
   }
   absl::Status EnterPhase(pb::JobPhase phase) override {
     if (phase == pb::JOB_PHASE_SWEEPING) {
@@ -210,7 +226,9 @@ class ResultsFileSink : public SweepSink {
     }
     return absl::OkStatus();
   }
-  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s) override {
+  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s,
+                           const pb::ExampleOutputs* outputs) override {
+    if (examples_ && outputs) LASERD_RETURN_IF_ERROR(WriteExamples(*outputs));
     LASERD_RETURN_IF_ERROR(WriteLine(JsonLine(r)));
     if (r.kind() == pb::RESULT_KIND_SINGLE) {
       if (show_progress_) bar_.Update(s.progress);
@@ -230,8 +248,16 @@ class ResultsFileSink : public SweepSink {
     if (!o_) return absl::DataLossError(absl::StrCat("error writing ", path_));
     return absl::OkStatus();
   }
+  absl::Status WriteExamples(const pb::ExampleOutputs& outputs) {
+    *examples_ << JsonLine(outputs) << '\n';
+    examples_->flush();
+    if (!*examples_) return absl::DataLossError(absl::StrCat("error writing ", examples_path_));
+    return absl::OkStatus();
+  }
   std::ofstream& o_;
   std::string path_;
+  std::ofstream* examples_;
+  std::string examples_path_;
   pb::Job& header_;
   bool show_progress_;
   ProgressBar bar_;
@@ -267,6 +293,36 @@ absl::Status ResumeFrom(const std::string& out, const pb::Job& header, SweepJob*
   return absl::OkStatus();
 }
 
+// Resume of the example outputs file: keeps the baseline's line and those of
+// the results kept (lines are in index order; a line past them, or one cut
+// short, is dropped) and cuts the file after them.
+absl::Status ResumeExamplesFrom(const std::string& path, SweepJob* job) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return absl::OkStatus();
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  int64_t keep_bytes = 0, kept = 0;
+  const int64_t results = static_cast<int64_t>(job->stored.size());
+  while (job->baseline && std::getline(in, line)) {
+    if (in.eof()) break;  // no newline: cut short
+    pb::ExampleOutputs o;
+    if (!google::protobuf::util::JsonStringToMessage(line, &o).ok()) break;
+    if (o.result_index() != kept - 1 || o.result_index() >= results) break;
+    if (o.result_index() == -1) job->baseline_outputs = std::move(o);
+    keep_bytes += static_cast<int64_t>(line.size()) + 1;
+    ++kept;
+  }
+  if (::truncate(path.c_str(), keep_bytes) != 0) {
+    return absl::DataLossError(absl::StrCat("--resume: cannot truncate ", path));
+  }
+  if (kept - 1 < results && !(kept == 0 && results == 0)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--resume: ", path, " holds the example outputs of ", kept - 1, " results but ", results,
+        " results are kept; run the sweep again without --resume"));
+  }
+  return absl::OkStatus();
+}
+
 // stdout: the best single and the best stack against the baseline.
 void PrintSummary(const pb::Job& header, const std::string& out, const laser::SweepConfig& cfg,
                   const SweepOutcome& o) {
@@ -288,6 +344,9 @@ void PrintSummary(const pb::Job& header, const std::string& out, const laser::Sw
         MetricsLine(best.metrics().validation()).c_str(),
         MetricsLine(best.metrics().test()).c_str(), best.test_delta().accuracy(),
         best.test_delta().log_loss());
+    if (best.has_significance()) {
+      std::printf("               %s\n", api::SignificanceLine(best.significance()).c_str());
+    }
   }
   if (o.standing.best_composition) {
     const pb::Result& bc = *o.standing.best_composition;
@@ -300,6 +359,9 @@ void PrintSummary(const pb::Job& header, const std::string& out, const laser::Sw
     std::printf("best stack     %s\n               validation %s | test %s\n", stack.c_str(),
                 MetricsLine(bc.metrics().validation()).c_str(),
                 MetricsLine(bc.metrics().test()).c_str());
+    if (bc.has_significance()) {
+      std::printf("               %s\n", api::SignificanceLine(bc.significance()).c_str());
+    }
   }
   std::fflush(stdout);
 }
@@ -404,11 +466,23 @@ absl::Status RunSweep(const SweepFlags& f) {
   if (f.resume && std::filesystem::exists(out)) {
     LASERD_RETURN_IF_ERROR(ResumeFrom(out, header, &job));
   }
+  job.keep_example_outputs = spec.keep_example_outputs();
+  const std::string examples_path = ExampleOutputsPath(out);
+  if (job.keep_example_outputs && f.resume) {
+    LASERD_RETURN_IF_ERROR(ResumeExamplesFrom(examples_path, &job));
+  }
   std::ofstream o(
       out, job.baseline ? std::ios::binary | std::ios::app : std::ios::binary | std::ios::trunc);
   if (!o) return absl::NotFoundError(absl::StrCat("cannot write ", out));
+  std::ofstream examples;
+  if (job.keep_example_outputs) {
+    examples.open(examples_path, job.baseline ? std::ios::binary | std::ios::app
+                                              : std::ios::binary | std::ios::trunc);
+    if (!examples) return absl::NotFoundError(absl::StrCat("cannot write ", examples_path));
+  }
   if (job.baseline) *header.mutable_baseline() = *job.baseline;
-  ResultsFileSink sink(o, out, header, !f.no_progress);
+  ResultsFileSink sink(o, out, job.keep_example_outputs ? &examples : nullptr, examples_path,
+                       header, !f.no_progress);
   LASERD_ASSIGN_OR_RETURN(const SweepOutcome outcome, RunSweepJob(R, job, sink));
   o.close();
   PrintSummary(header, out, cfg, outcome);

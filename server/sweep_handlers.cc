@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <set>
 #include <variant>
@@ -17,6 +18,7 @@
 #include "engine/laser/rank.h"
 #include "engine/model/architecture.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "server/example_outputs.h"
 #include "server/paging.h"
 #include "server/sweep_io.h"
 #include "spdlog/spdlog.h"
@@ -304,6 +306,66 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
   resp.set_next_page_token(CopyPage(page, rs, resp.mutable_results()));
   if (job.has_baseline()) *resp.mutable_baseline() = job.baseline();
   return resp;
+}
+
+absl::StatusOr<pb::ListExampleOutputsResponse> SweepHandlers::ListExampleOutputs(
+    const pb::ListExampleOutputsRequest& req) {
+  LASERD_ASSIGN_OR_RETURN(const Page page,
+                          RequestedPage(req.page_token(), req.page_size(), 10, 1000));
+  if (req.has_result_index() && req.result_index() < -1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("result_index: ", req.result_index(), " is below -1 (the baseline)"));
+  }
+  LASERD_ASSIGN_OR_RETURN(const pb::Job job, GetJob(req.job_id()));
+  const int64_t from = req.has_result_index() ? req.result_index() : -1;
+  const int64_t to =
+      req.has_result_index() ? req.result_index() : std::numeric_limits<int64_t>::max();
+  LASERD_ASSIGN_OR_RETURN(const int64_t total, store_.CountExampleOutputs(job.id(), from, to));
+  LASERD_ASSIGN_OR_RETURN(const std::vector<pb::ExampleOutputs> items,
+                          store_.ReadExampleOutputs(job.id(), from, to, page.size, page.offset));
+  pb::ListExampleOutputsResponse resp;
+  resp.set_total_size(total);
+  CopyPage(Page{0, page.size}, items, resp.mutable_outputs());
+  const int64_t next = page.offset + resp.outputs_size();
+  if (next < total) resp.set_next_page_token(std::to_string(next));
+  return resp;
+}
+
+absl::StatusOr<pb::Significance> SweepHandlers::GetSignificance(
+    const pb::GetSignificanceRequest& req) {
+  LASERD_ASSIGN_OR_RETURN(const pb::Job job, GetJob(req.job_id()));
+  if (!job.has_baseline()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.id(), ": the baseline is not computed yet"));
+  }
+  int64_t index = 0;
+  if (req.has_result_index()) {
+    index = req.result_index();
+    if (index < 0 || index >= job.result_count()) {
+      return absl::NotFoundError(absl::StrCat("result_index: job ", job.id(), " has ",
+                                              job.result_count(), " results, no index ", index));
+    }
+  } else if (job.progress().has_best()) {
+    index = job.progress().best().index();
+  } else {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.id(), " has no single result yet"));
+  }
+  LASERD_ASSIGN_OR_RETURN(const std::vector<pb::Result> rs, store_.Results(job.id(), index));
+  if (rs.empty() || rs[0].index() != index) {
+    return absl::NotFoundError(
+        absl::StrCat("result_index: job ", job.id(), " has no result ", index));
+  }
+  if (rs[0].has_significance()) return rs[0].significance();
+  LASERD_ASSIGN_OR_RETURN(const auto base, store_.ReadExampleOutputs(job.id(), -1, -1, 1));
+  LASERD_ASSIGN_OR_RETURN(const auto edited, store_.ReadExampleOutputs(job.id(), index, index, 1));
+  if (base.empty() || edited.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job.id(), " did not keep the example outputs of result ", index,
+        " (spec.keep_example_outputs); without them only the best single and the composition "
+        "steps carry their significance"));
+  }
+  return SignificanceProto(base[0], edited[0]);
 }
 
 absl::Status SweepHandlers::StartWatch(const pb::WatchJobRequest& req, WatchReactor* w) {

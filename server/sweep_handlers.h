@@ -42,6 +42,10 @@ class SweepHandlers {
   absl::Status DeleteJob(const ::laser::v1::DeleteJobRequest& req);
   absl::StatusOr<::laser::v1::ListResultsResponse> ListResults(
       const ::laser::v1::ListResultsRequest& req);
+  absl::StatusOr<::laser::v1::ListExampleOutputsResponse> ListExampleOutputs(
+      const ::laser::v1::ListExampleOutputsRequest& req);
+  absl::StatusOr<::laser::v1::Significance> GetSignificance(
+      const ::laser::v1::GetSignificanceRequest& req);
   // Starts a watch: queues the job and the replay on `w` and registers it for
   // live events (or finishes it after the replay for a finished job).
   absl::Status StartWatch(const ::laser::v1::WatchJobRequest& req, WatchReactor* w);

@@ -254,6 +254,10 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
       AtMost("batch.max_batch_tokens", spec.batch().max_batch_tokens(), L::kMaxBatchTokens));
   c.batch_sequences = spec.batch().batch_size();
   c.batch_tokens = spec.batch().max_batch_tokens();
+  // The driver tests every new best against the baseline example by example
+  // (and keeps the outcomes with spec.keep_example_outputs), so every result
+  // brings its examples' results.
+  c.keep_examples = true;
   // composition
   switch (spec.composition().mode()) {
     case pb::COMPOSITION_MODE_UNSPECIFIED:

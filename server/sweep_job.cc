@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/status_macros.h"
+#include "server/example_outputs.h"
 #include "server/proto_time.h"
 #include "server/sweep_io.h"
 
@@ -18,15 +19,17 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// The best single so far, chosen on validation (accuracy, then log-loss); the
-// first of equals stays.
-void KeepBest(const pb::Result& r, pb::Progress* p) {
+// Whether `r` beats the best single so far on validation (accuracy, then
+// log-loss); the first of equals stays.
+bool IsNewBest(const pb::Result& r, const pb::Progress& p) {
   const pb::Metrics& v = r.metrics().validation();
-  if (!p->has_best() || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
-                                                  p->best().metrics().validation().accuracy(),
-                                                  p->best().metrics().validation().log_loss())) {
-    *p->mutable_best() = r;
-  }
+  return !p.has_best() || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
+                                                    p.best().metrics().validation().accuracy(),
+                                                    p.best().metrics().validation().log_loss());
+}
+
+void KeepBest(const pb::Result& r, pb::Progress* p) {
+  if (IsNewBest(r, *p)) *p->mutable_best() = r;
 }
 
 laser::SingleSummary Summary(const laser::Intervention& iv, const pb::Metrics& validation) {
@@ -74,24 +77,45 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
     p.set_phase(phase);
     return sink.EnterPhase(phase);
   };
-  if (job.baseline) {
+  // The baseline's examples' outcomes: every new best is tested against them.
+  pb::ExampleOutputs base_outputs;
+  if (job.baseline && job.baseline_outputs) {
     out.baseline = *job.baseline;
+    base_outputs = *job.baseline_outputs;
   } else {
     LASERD_RETURN_IF_ERROR(enter(pb::JOB_PHASE_BASELINE));
     const auto t = Clock::now();
-    LASERD_ASSIGN_OR_RETURN(const laser::SplitMetrics base, runner.Baseline());
+    std::vector<eval::ExampleResult> examples;
+    LASERD_ASSIGN_OR_RETURN(const laser::SplitMetrics base, runner.Baseline(&examples));
     out.baseline_seconds = SecondsSince(t);
-    out.baseline = EvaluationProto(base);
-    LASERD_RETURN_IF_ERROR(sink.StoreBaseline(out.baseline));
+    base_outputs = ExampleOutputsProto(examples, runner.split(), job.id, -1, -1);
+    if (job.baseline) {
+      out.baseline = *job.baseline;
+      LASERD_RETURN_IF_ERROR(sink.StoreBaselineOutputs(base_outputs));
+    } else {
+      out.baseline = EvaluationProto(base);
+      LASERD_RETURN_IF_ERROR(sink.StoreBaseline(out.baseline, base_outputs));
+    }
   }
   LASERD_RETURN_IF_ERROR(sink.Continue());
 
   int64_t next_index = done_at_start;
   const auto t_sweep = Clock::now();
-  // Completes `r` (identity, deltas, shard), counts it and hands it to the sink.
-  auto commit = [&](pb::Result r) -> absl::Status {
+  // Completes `r` (identity, deltas, shard, significance), counts it and
+  // hands it to the sink with its examples' outcomes.
+  auto commit = [&](pb::Result r,
+                    const std::vector<eval::ExampleResult>& examples) -> absl::Status {
     r.set_job_id(job.id);
     r.set_index(next_index++);
+    std::optional<pb::ExampleOutputs> outputs;
+    const bool test = r.kind() == pb::RESULT_KIND_COMPOSITION || IsNewBest(r, p);
+    if (!examples.empty() && (test || job.keep_example_outputs)) {
+      outputs = ExampleOutputsProto(examples, runner.split(), job.id, r.index(), r.plan_index());
+      if (test) {
+        LASERD_ASSIGN_OR_RETURN(*r.mutable_significance(),
+                                SignificanceProto(base_outputs, *outputs));
+      }
+    }
     *r.mutable_validation_delta() = Deltas(r.metrics().validation(), out.baseline.validation());
     *r.mutable_test_delta() = Deltas(r.metrics().test(), out.baseline.test());
     r.set_shard_index(static_cast<uint32_t>(cfg.shard_count > 1 ? cfg.shard_index : 0));
@@ -116,7 +140,8 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
     } else if (r.kept()) {
       out.standing.best_composition = r;
     }
-    return sink.StoreResult(r, out.standing);
+    return sink.StoreResult(r, out.standing,
+                            job.keep_example_outputs && outputs ? &*outputs : nullptr);
   };
 
   LASERD_RETURN_IF_ERROR(enter(pb::JOB_PHASE_SWEEPING));
@@ -132,7 +157,7 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
       *r.mutable_eval_duration() = ProtoSeconds(res.eval_seconds);
     }
     singles.push_back(Summary(res.intervention, r.metrics().validation()));
-    return commit(std::move(r));
+    return commit(std::move(r), res.examples);
   });
   sink.SinglesRunning(runner, false);
   LASERD_RETURN_IF_ERROR(run);
@@ -157,7 +182,7 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
             *r.mutable_svd_duration() = ProtoSeconds(0);
             *r.mutable_eval_duration() = ProtoSeconds(0);
           }
-          return commit(std::move(r));
+          return commit(std::move(r), cs.examples);
         }));
   }
   out.sweep_seconds = SecondsSince(t_sweep);

@@ -5,8 +5,11 @@
 // single interventions and then the greedy composition, builds every
 // laser.v1.Result (metrics, deltas against the baseline, the stack of a
 // composition step) and keeps the progress (done of total, throughput, ETA,
-// best single and best stack so far). Where the baseline and each result go
-// is the SweepSink's business.
+// best single and best stack so far). Every result that becomes the best
+// single, and every composition step, is tested against the baseline example
+// by example (Result.significance); with spec.keep_example_outputs every
+// result's example outputs go to the sink with it. Where the baseline and each
+// result go is the SweepSink's business.
 #ifndef LASERD_SERVER_SWEEP_JOB_H_
 #define LASERD_SERVER_SWEEP_JOB_H_
 
@@ -58,12 +61,22 @@ class SweepSink {
   // The run enters BASELINE (only when the baseline is scored), SWEEPING or
   // COMPOSING (only when the spec composes).
   virtual absl::Status EnterPhase(::laser::v1::JobPhase phase) { return absl::OkStatus(); }
-  // Stores the baseline just scored; not called when it was stored already.
-  virtual absl::Status StoreBaseline(const ::laser::v1::Evaluation& baseline) = 0;
-  // Stores one result; `standing` counts it. A cancellation may be returned
-  // here too (checked after every intervention).
-  virtual absl::Status StoreResult(const ::laser::v1::Result& result,
-                                   const SweepProgress& standing) = 0;
+  // Stores the baseline just scored with its examples' outcomes (always
+  // given: the significance of later results needs them); not called when it
+  // was stored already.
+  virtual absl::Status StoreBaseline(const ::laser::v1::Evaluation& baseline,
+                                     const ::laser::v1::ExampleOutputs& outputs) = 0;
+  // A resumed run whose stored baseline came without its outcomes
+  // (SweepJob::baseline_outputs absent) scores the baseline again for them
+  // (after EnterPhase(BASELINE)) and hands them here; the stored metrics stay.
+  virtual absl::Status StoreBaselineOutputs(const ::laser::v1::ExampleOutputs& outputs) {
+    return absl::OkStatus();
+  }
+  // Stores one result; `standing` counts it. `outputs` are its examples'
+  // outcomes when the spec keeps them (keep_example_outputs), else null. A
+  // cancellation may be returned here too (checked after every intervention).
+  virtual absl::Status StoreResult(const ::laser::v1::Result& result, const SweepProgress& standing,
+                                   const ::laser::v1::ExampleOutputs* outputs) = 0;
   // True just before the single interventions run, false after them (also
   // after a failure): the server lets spectrum requests read the unedited
   // model in between.
@@ -77,12 +90,16 @@ struct SweepJob {
   std::vector<::laser::v1::Result> stored;
   // The baseline stored by an earlier run; scored when absent.
   std::optional<::laser::v1::Evaluation> baseline;
+  // Its examples' outcomes, when stored (see SweepSink::StoreBaselineOutputs).
+  std::optional<::laser::v1::ExampleOutputs> baseline_outputs;
   // Progress.elapsed counts from `started`, plus what earlier runs spent.
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   int64_t elapsed_before_ns = 0;
   // Served jobs record when each result was made and its SVD and scoring
   // durations; a results file does not (so that it is reproducible).
   bool record_times = false;
+  // spec.keep_example_outputs: hand every result's example outputs to the sink.
+  bool keep_example_outputs = false;
 };
 
 struct SweepOutcome {

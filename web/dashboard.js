@@ -214,11 +214,26 @@
     return `rho:${iv.rho}`;
   }
 
+  // The rows of a result's metrics table with its significance per split, if it has one.
+  function withSig(result, rows) {
+    const s = result.significance;
+    if (!s) return rows;
+    return rows.map((r) => Object.assign({}, r, { sig: Object.assign({ alpha: s.alpha, conf: s.confidence }, s[r.split] || {}) }));
+  }
+
   function metricsTable(table, prefix, rows) {
     clear(table);
     const head = cell('tr');
     for (const h of ['', 'accuracy', 'log-loss', 'examples']) head.appendChild(cell('th', h));
     if (rows.some((r) => r.delta)) { head.appendChild(cell('th', 'Δ acc.')); head.appendChild(cell('th', 'Δ log-loss')); }
+    // Significance (Result.significance, docs/metrics.md): McNemar's exact p-value,
+    // the bootstrap interval of the accuracy delta and the verdict at alpha.
+    const sig = (rows.find((r) => r.sig) || {}).sig;
+    if (sig) {
+      for (const h of ['p (McNemar)', `${Math.round(100 * num(sig.conf))}% CI Δ acc.`, `α ${num(sig.alpha)}`]) {
+        head.appendChild(cell('th', h));
+      }
+    }
     table.appendChild(head);
     for (const r of rows) {
       const m = r.metrics || {};
@@ -237,6 +252,15 @@
         tr.appendChild(cell('td', fmtSigned(dl, 4), {
           class: `delta ${dl < 0 ? 'better' : dl > 0 ? 'worse' : ''}`,
           id: `${prefix}-${r.split}-delta-log-loss`, 'data-value': dl }));
+      }
+      if (r.sig) {
+        const p = num(r.sig.p_value), yes = r.sig.significant === true;
+        tr.appendChild(cell('td', p.toPrecision(3), { class: 'num', id: `${prefix}-${r.split}-p-value`, 'data-value': p }));
+        tr.appendChild(cell('td', `[${fmtSigned(r.sig.accuracy_ci_low, 2)}, ${fmtSigned(r.sig.accuracy_ci_high, 2)}]`,
+                            { id: `${prefix}-${r.split}-ci-accuracy`, 'data-value': num(r.sig.accuracy_ci_low) }));
+        tr.appendChild(cell('td', yes ? 'significant' : 'n.s.', {
+          class: `delta ${yes && num(r.delta && r.delta.accuracy) > 0 ? 'better' : yes ? 'worse' : ''}`,
+          id: `${prefix}-${r.split}-significant`, 'data-value': yes ? 1 : 0 }));
       }
       table.appendChild(tr);
     }
@@ -289,9 +313,9 @@
       const what = $('best-what');
       what.textContent = describe(iv);
       Object.assign(what.dataset, { type: mname(iv), layer: num(iv.layer), rho: num(iv.rho), rank: num(iv.rank) });
-      metricsTable($('best'), 'best', [
+      metricsTable($('best'), 'best', withSig(best, [
         { split: 'validation', metrics: best.metrics.validation, delta: best.validation_delta || {} },
-        { split: 'test', metrics: best.metrics.test, delta: best.test_delta || {} }]);
+        { split: 'test', metrics: best.metrics.test, delta: best.test_delta || {} }]));
     } else {
       setText('best-what', '–');
       clear($('best'));
@@ -301,9 +325,9 @@
     if (comp) {
       const stack = (comp.stacked_on || []).concat([comp.intervention]);
       setText('composition-what', stack.map((iv) => `${mname(iv)}@${num(iv.layer)} ρ ${fmtRho(iv.rho)}`).join(' + '));
-      metricsTable($('composition'), 'composition', [
+      metricsTable($('composition'), 'composition', withSig(comp, [
         { split: 'validation', metrics: comp.metrics.validation, delta: comp.validation_delta || {} },
-        { split: 'test', metrics: comp.metrics.test, delta: comp.test_delta || {} }]);
+        { split: 'test', metrics: comp.metrics.test, delta: comp.test_delta || {} }]));
     }
     renderHeatmaps(job);
   }

@@ -428,12 +428,14 @@ SplitMetrics SweepRunner::Aggregate(const std::vector<eval::ExampleResult>& r) c
   return m;
 }
 
-absl::StatusOr<SplitMetrics> SweepRunner::Baseline() {
+absl::StatusOr<SplitMetrics> SweepRunner::Baseline(std::vector<eval::ExampleResult>* examples) {
   model_->backend()->BindThread();
   Unapply();
   AdvanceCache(0);
-  LASERD_ASSIGN_OR_RETURN(const std::vector<eval::ExampleResult> r, Evaluate(0));
-  return Aggregate(r);
+  LASERD_ASSIGN_OR_RETURN(std::vector<eval::ExampleResult> r, Evaluate(0));
+  SplitMetrics m = Aggregate(r);
+  if (examples != nullptr) *examples = std::move(r);
+  return m;
 }
 
 absl::Status SweepRunner::Apply(const Intervention& iv, const kernels::TruncatedSvd& svd) {
@@ -730,6 +732,7 @@ absl::Status SweepRunner::Compose(
     cs.metrics = Aggregate(*ex);
     cs.kept = BetterOnValidation(cs.metrics.validation.accuracy, cs.metrics.validation.log_loss,
                                  cur_acc, cur_loss);
+    if (cfg_.keep_examples) cs.examples = *std::move(ex);
     if (!skip.count(cs.plan_index)) {
       LASERD_RETURN_IF_ERROR(on_step(cs));
     }

@@ -243,6 +243,7 @@ struct CompositionStep {
   std::vector<Intervention> stacked_on;
   SplitMetrics metrics;
   bool kept = false;
+  std::vector<eval::ExampleResult> examples;  // only with keep_examples
 };
 
 // a is better than b: higher validation accuracy, ties by lower log-loss.
@@ -304,8 +305,9 @@ class SweepRunner {
   int64_t sequences() const { return sequences_; }
   int64_t tokens() const { return tokens_; }
 
-  // Scores the unedited model.
-  absl::StatusOr<SplitMetrics> Baseline();
+  // Scores the unedited model; `examples`, when given, receives every
+  // example's result (dataset order).
+  absl::StatusOr<SplitMetrics> Baseline(std::vector<eval::ExampleResult>* examples = nullptr);
 
   // Evaluates the shard's interventions in plan order, skipping the plan
   // indices in `skip`; `on_result` is called after each, in plan order and on

@@ -41,6 +41,7 @@
 #include "laser/v1/model.grpc.pb.h"
 #include "laser/v1/sweep.grpc.pb.h"
 #include "nlohmann/json.hpp"
+#include "server/example_outputs.h"
 #include "server/sweep_io.h"
 #include "tests/e2e/server_harness.h"
 #include "tests/e2e/server_test_fixture.h"
@@ -417,6 +418,102 @@ TEST_F(ServerTest, DescribeModelAndSpectrum) {
   EXPECT_DOUBLE_EQ(sp.marchenko_pastur().sigma(), sigma);
   EXPECT_DOUBLE_EQ(sp.marchenko_pastur().beta(), 0.5);
   EXPECT_EQ(sp.marchenko_pastur().suggested_rank(), std::max<int64_t>(k, 1));
+}
+
+// keep_example_outputs across a crash: every result a watcher was told of has
+// its example outputs stored, the restarted job completes them, each once,
+// they equal the headless example outputs file, and the best single's
+// significance (stored with it, tested against the stored baseline outputs)
+// is what GetSignificance recomputes from them.
+TEST_F(ServerTest, ExampleOutputsSurviveAKillAndMatchHeadless) {
+  pb::SweepSpec spec = Spec("big.jsonl", {1.0, 0.8, 0.6, 0.4, 0.2, 0.1});
+  spec.set_keep_example_outputs(true);
+  const std::vector<pb::Result> want = Headless(spec);
+  ASSERT_EQ(want.size(), 7u * 2 * 6);
+  std::vector<pb::ExampleOutputs> want_outputs;
+  {
+    std::ifstream in(root_ / "headless.examples.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      pb::ExampleOutputs o;
+      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &o).ok()) << line;
+      want_outputs.push_back(std::move(o));
+    }
+  }
+  ASSERT_EQ(want_outputs.size(), want.size() + 1);
+
+  pb::Job job;
+  ASSERT_TRUE(server_->Create(spec, &job, "keep-outputs").ok());
+  grpc::Status st;
+  auto first = server_->Watch(job.id(), 0, &st, 4, [&] { server_->Kill(SIGKILL); });
+  const auto seen = ResultsOf(first);
+  ASSERT_EQ(seen.size(), 4u);
+  server_->Start();
+  // What the watcher saw is stored with its outputs, whatever the job does next.
+  {
+    pb::ListExampleOutputsRequest req;
+    req.set_job_id(job.id());
+    req.set_page_size(1000);
+    pb::ListExampleOutputsResponse resp;
+    grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
+    ASSERT_TRUE(server_->sweeps().ListExampleOutputs(&ctx, req, &resp).ok());
+    ASSERT_GE(resp.outputs_size(), 5);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(resp.outputs(i).result_index(), i - 1);
+  }
+  auto rest = server_->Watch(job.id(), seen.back().index() + 1, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const pb::Job done = server_->Get(job.id());
+  ASSERT_EQ(done.state(), pb::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(done.result_count(), static_cast<int64_t>(want.size()));
+
+  std::vector<pb::ExampleOutputs> got;
+  std::string token;
+  do {
+    pb::ListExampleOutputsRequest req;
+    req.set_job_id(job.id());
+    req.set_page_size(7);
+    req.set_page_token(token);
+    pb::ListExampleOutputsResponse resp;
+    grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
+    ASSERT_TRUE(server_->sweeps().ListExampleOutputs(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.total_size(), static_cast<int64_t>(want.size() + 1));
+    for (const auto& o : resp.outputs()) got.push_back(o);
+    token = resp.next_page_token();
+  } while (!token.empty());
+  ASSERT_EQ(got.size(), want_outputs.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].job_id(), job.id());
+    got[i].set_job_id(want_outputs[i].job_id());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got[i], want_outputs[i]));
+  }
+  ASSERT_TRUE(done.progress().has_best());
+  EXPECT_TRUE(done.progress().best().has_significance());
+  pb::GetSignificanceRequest sreq;
+  sreq.set_job_id(job.id());
+  pb::Significance best_sig;
+  {
+    grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
+    ASSERT_TRUE(server_->sweeps().GetSignificance(&ctx, sreq, &best_sig).ok());
+  }
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      best_sig, done.progress().best().significance()));
+  // The same numbers from the outputs (result 3 has none stored with it unless
+  // it was a best; either way the answer is the recomputation).
+  sreq.set_result_index(3);
+  pb::Significance s3;
+  {
+    grpc::ClientContext ctx;
+    Server::Auth(&ctx, kRead);
+    ASSERT_TRUE(server_->sweeps().GetSignificance(&ctx, sreq, &s3).ok());
+  }
+  auto recomputed = laserd::server::SignificanceProto(got[0], got[4]);
+  ASSERT_TRUE(recomputed.ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(s3, *recomputed));
+  EXPECT_EQ(s3.result_index(), 3);
 }
 
 }  // namespace

@@ -162,7 +162,7 @@ TEST_F(ServerObservabilityTest, MalformedRequestsAreInvalidArgumentLoggedAndCoun
                              " (its bytes do not parse as that protobuf message)"));
     }
   }
-  EXPECT_EQ(unary, 12);  // every method but UploadDataset
+  EXPECT_EQ(unary, 14);  // every method but UploadDataset
   const std::string metrics = Metrics();
   for (const auto& [method, client_streaming] : AllMethods()) {
     if (client_streaming) continue;

@@ -322,6 +322,23 @@ const std::vector<Method>& Methods() {
            Check(r->results_size() <= r->total_size(), "ListResults: more than total_size");
          }
        }},
+      {"ListExampleOutputs",
+       [](const std::string& b, Effects*) {
+         pb::ListExampleOutputsRequest req;
+         if (!req.ParseFromString(b)) return;
+         auto r = Server().state().sweeps.ListExampleOutputs(req);
+         CheckOr(r, "ListExampleOutputs");
+         if (r.ok()) {
+           Check(r->outputs_size() <= 1000, "ListExampleOutputs: page over 1000");
+           Check(r->outputs_size() <= r->total_size(), "ListExampleOutputs: more than total_size");
+         }
+       }},
+      {"GetSignificance",
+       [](const std::string& b, Effects*) {
+         pb::GetSignificanceRequest req;
+         if (!req.ParseFromString(b)) return;
+         CheckOr(Server().state().sweeps.GetSignificance(req), "GetSignificance");
+       }},
       {"DescribeModel",
        [](const std::string& b, Effects*) {
          pb::DescribeModelRequest req;
@@ -414,6 +431,15 @@ void WriteSeeds(const std::string& dir) {
     w.set_job_id(id);
     w.set_from_result_index(id == done ? 1 : 0);
     put("WatchJob", w);
+    pb::ListExampleOutputsRequest eo;
+    eo.set_job_id(id);
+    eo.set_page_size(1);
+    put("ListExampleOutputs", eo);
+    pb::GetSignificanceRequest sg;
+    sg.set_job_id(id);
+    put("GetSignificance", sg);
+    sg.set_result_index(id == done ? 0 : -3);
+    put("GetSignificance", sg);
   }
   {
     pb::ListJobsRequest r;

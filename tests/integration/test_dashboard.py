@@ -436,6 +436,17 @@ def test_live_page_in_headless_chromium(dash, finished_job, capsys):
             assert shown(f"best-{split}-log-loss") == (f"{m['log_loss']:.4f}", m["log_loss"])
             assert shown(f"best-{split}-delta-accuracy")[1] == \
                 best[f"{split}_delta"].get("accuracy", 0)
+            # The best single carries its significance (docs/metrics.md).
+            head = driver.execute_script(
+                "return document.querySelector('#best tr').textContent")
+            assert "p (McNemar)" in head and "95% CI Δ acc." in head and "α 0.05" in head
+            sig = best["significance"][split]
+            p = sig.get("p_value", 0)
+            text, value = shown(f"best-{split}-p-value")
+            assert value == p and float(text) == pytest.approx(p, rel=5e-3)  # 3 digits
+            assert shown(f"best-{split}-significant") == (
+                "significant" if sig.get("significant") else "n.s.",
+                1 if sig.get("significant") else 0)
         iv = best["intervention"]
         what = driver.execute_script("return {...document.getElementById('best-what').dataset}")
         assert what == {"type": iv["matrix_type"], "layer": str(iv.get("layer", 0)),

@@ -115,6 +115,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
   f.top_k = {1, 5};
   f.composition = "greedy";
   f.priority = 3;
+  f.keep_example_outputs = true;
   f.labels = {"team=nlp", "run=a=b"};
   auto spec = ApplySpecFlags(f);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -131,6 +132,7 @@ TEST(Spec, FromFlagsEqualsSpecFile) {
           "top_k": [1, 5],
           "composition": {"mode": "COMPOSITION_MODE_GREEDY"},
           "priority": 3,
+          "keep_example_outputs": true,
           "labels": {"team": "nlp", "run": "a=b"}})",
       "expected");
   ASSERT_TRUE(expected.ok()) << expected.status();
@@ -238,6 +240,40 @@ TEST(Output, Csv) {
             "2.5000    +10.00");
   EXPECT_EQ(*ParseFormat("csv"), Format::kCsv);
   EXPECT_FALSE(ParseFormat("xml").ok());
+}
+
+// A result that carries its significance ends its table row with a marker,
+// and the one-line form spells out both splits.
+TEST(Output, SignificanceMarkerAndLine) {
+  pb::Result r;
+  r.set_index(4);
+  r.mutable_intervention()->set_matrix_type("mlp.in");
+  const std::string plain = TableRow(r);
+  pb::Significance& s = *r.mutable_significance();
+  s.set_result_index(4);
+  s.set_alpha(0.05);
+  s.set_confidence(0.95);
+  EXPECT_EQ(TableRow(r), plain + "  [n.s.]");
+  s.mutable_validation()->set_significant(true);
+  EXPECT_EQ(TableRow(r), plain + "  [sig val]");
+  s.mutable_test()->set_significant(true);
+  EXPECT_EQ(TableRow(r), plain + "  [sig val+test]");
+  s.mutable_validation()->set_significant(false);
+  EXPECT_EQ(api::SignificanceMarker(s), "[sig test]");
+  pb::SplitSignificance& t = *s.mutable_test();
+  t.set_accuracy_delta(2.5);
+  t.set_accuracy_ci_low(0.5);
+  t.set_accuracy_ci_high(4.25);
+  t.set_p_value(0.0123);
+  t.set_improved(12);
+  t.set_worsened(3);
+  t.set_log_loss_delta(-0.125);
+  t.set_log_loss_ci_low(-0.25);
+  t.set_log_loss_ci_high(-0.0625);
+  EXPECT_EQ(api::SignificanceLine(s),
+            "[sig test] alpha 0.05, 95% CI: validation acc +0.00 pp [+0.00, +0.00] p=0 (+0/-0), "
+            "log-loss +0.0000 [+0.0000, +0.0000] | test acc +2.50 pp [+0.50, +4.25] p=0.0123 "
+            "(+12/-3) *, log-loss -0.1250 [-0.2500, -0.0625]");
 }
 
 // An expert's matrix (mixture of experts) shows its index: "moe.in[3]" in the

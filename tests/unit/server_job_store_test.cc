@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -149,6 +150,81 @@ TEST_F(JobStoreOpenTest, ServeExitsNonZeroWithTheMessageOnADamagedStore) {
   EXPECT_NE(out.find("laserd.db"), std::string::npos) << out;
   EXPECT_NE(out.find("damaged"), std::string::npos) << out;
   EXPECT_EQ(fs::file_size(dir_ / "state" / "laserd.db"), 0u);
+}
+
+}  // namespace
+
+namespace {
+
+pb::ExampleOutputs Outputs(const std::string& job, int64_t index, int n) {
+  pb::ExampleOutputs o;
+  o.set_job_id(job);
+  o.set_result_index(index);
+  o.set_plan_index(index);
+  for (int i = 0; i < n; ++i) {
+    pb::ExampleOutcome* e = o.add_examples();
+    e->set_index(i);
+    e->set_split(i < 2 ? pb::EXAMPLE_SPLIT_VALIDATION : pb::EXAMPLE_SPLIT_TEST);
+    e->set_correct((i + index) % 2 == 0);
+    e->set_answer_logprob(-0.5 * (i + 1));
+    e->set_answer_tokens(2);
+  }
+  return o;
+}
+
+// Example outputs live beside the results: the baseline's with the job update
+// that stores the baseline, each result's in the transaction of its result;
+// a result refused (a duplicate plan_index) stores no outputs; reading pages
+// by index range and offset; deleting the job deletes them; a reopened store
+// still holds them.
+TEST_F(JobStoreOpenTest, ExampleOutputsAreStoredWithTheirResultAndDeletedWithTheJob) {
+  {
+    auto s = JobStore::Open(dir_.string());
+    ASSERT_TRUE(s.ok()) << s.status();
+    pb::Job j;
+    j.set_id("job-x");
+    ASSERT_TRUE((*s)->InsertJob(j).ok());
+    j.mutable_baseline()->mutable_test()->set_examples(3);
+    const pb::ExampleOutputs base = Outputs("job-x", -1, 5);
+    ASSERT_TRUE((*s)->UpdateJob(j, &base).ok());
+    for (int i = 0; i < 3; ++i) {
+      pb::Result r;
+      r.set_job_id("job-x");
+      r.set_index(i);
+      r.set_plan_index(i);
+      j.set_result_count(i + 1);
+      const pb::ExampleOutputs o = Outputs("job-x", i, 5);
+      // Result 1 is stored without outputs (a job that does not keep them).
+      ASSERT_TRUE((*s)->AppendResult(r, j, i == 1 ? nullptr : &o).ok());
+    }
+    pb::Result dup;
+    dup.set_job_id("job-x");
+    dup.set_index(3);
+    dup.set_plan_index(0);
+    const pb::ExampleOutputs o3 = Outputs("job-x", 3, 5);
+    EXPECT_EQ((*s)->AppendResult(dup, j, &o3).code(), absl::StatusCode::kAlreadyExists);
+    // An update without outputs leaves the baseline's as they are.
+    ASSERT_TRUE((*s)->UpdateJob(j).ok());
+  }
+  auto s = JobStore::Open(dir_.string());
+  ASSERT_TRUE(s.ok()) << s.status();
+  const int64_t kAll = std::numeric_limits<int64_t>::max();
+  auto all = (*s)->ReadExampleOutputs("job-x", -1, kAll, 100);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].result_index(), -1);
+  EXPECT_EQ((*all)[1].result_index(), 0);
+  EXPECT_EQ((*all)[2].result_index(), 2);
+  EXPECT_EQ((*all)[2].SerializeAsString(), Outputs("job-x", 2, 5).SerializeAsString());
+  EXPECT_EQ(*(*s)->CountExampleOutputs("job-x", -1, kAll), 3);
+  EXPECT_EQ(*(*s)->CountExampleOutputs("job-x", 1, 1), 0);
+  auto page = (*s)->ReadExampleOutputs("job-x", -1, kAll, 1, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].result_index(), 0);
+  ASSERT_TRUE((*s)->ReadExampleOutputs("job-x", 3, 3, 1)->empty());
+  ASSERT_TRUE((*s)->DeleteJob("job-x").ok());
+  EXPECT_EQ(*(*s)->CountExampleOutputs("job-x", -1, kAll), 0);
 }
 
 }  // namespace

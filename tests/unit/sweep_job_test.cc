@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "engine/model/loaded_model.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "server/example_outputs.h"
 #include "server/sweep_io.h"
 #include "tests/support/fixtures.h"
 
@@ -53,18 +55,26 @@ class RecordingSink : public SweepSink {
     calls.push_back(pb::JobPhase_Name(phase));
     return absl::OkStatus();
   }
-  absl::Status StoreBaseline(const pb::Evaluation& b) override {
+  absl::Status StoreBaseline(const pb::Evaluation& b, const pb::ExampleOutputs& o) override {
     calls.push_back("StoreBaseline");
     baseline = b;
+    baseline_outputs = o;
     return absl::OkStatus();
   }
-  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s) override {
+  absl::Status StoreBaselineOutputs(const pb::ExampleOutputs& o) override {
+    calls.push_back("StoreBaselineOutputs");
+    baseline_outputs = o;
+    return absl::OkStatus();
+  }
+  absl::Status StoreResult(const pb::Result& r, const SweepProgress& s,
+                           const pb::ExampleOutputs* o) override {
     if (static_cast<int>(results.size()) == fail_at) {
       return absl::CancelledError("job cancelled");
     }
     calls.push_back("StoreResult");
     results.push_back(r);
     progress.push_back(s);
+    outputs.push_back(o ? std::optional<pb::ExampleOutputs>(*o) : std::nullopt);
     return absl::OkStatus();
   }
   void SinglesRunning(laser::SweepRunner&, bool running) override {
@@ -77,7 +87,9 @@ class RecordingSink : public SweepSink {
   std::vector<std::string> calls;
   int64_t planned_total = 0;
   pb::Evaluation baseline;
+  pb::ExampleOutputs baseline_outputs;
   std::vector<pb::Result> results;
+  std::vector<std::optional<pb::ExampleOutputs>> outputs;
   std::vector<SweepProgress> progress;
 };
 
@@ -112,6 +124,7 @@ class SweepJobTest : public ::testing::Test {
     c.svd.method = kernels::SvdMethod::kExact;
     c.split.val_fraction = 0.3;
     c.compose = true;
+    c.keep_examples = true;  // as SweepConfigFromSpec sets it
     auto r = laser::SweepRunner::Create(lm_->model.get(), *lm_->tokenizer, *ds_, c);
     EXPECT_TRUE(r.ok()) << r.status();
     return r.ok() ? *std::move(r) : nullptr;
@@ -219,6 +232,9 @@ TEST_F(SweepJobTest, ResumingFromStoredResultsGivesWhatOneRunGives) {
     auto out = RunSweepJob(*r, resumed, rest);
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_EQ(std::count(rest.calls.begin(), rest.calls.end(), "StoreBaseline"), 0);
+    // No outcomes were stored with the baseline: they are scored again.
+    EXPECT_EQ(std::count(rest.calls.begin(), rest.calls.end(), "StoreBaselineOutputs"), 1);
+    EXPECT_TRUE(MessageDifferencer::Equals(rest.baseline_outputs, whole.baseline_outputs));
     ASSERT_EQ(rest.results.size(), whole.results.size() - kept);
     for (size_t i = 0; i < rest.results.size(); ++i) {
       EXPECT_TRUE(MessageDifferencer::Equals(rest.results[i], whole.results[kept + i]))
@@ -259,6 +275,108 @@ TEST_F(SweepJobTest, ServedJobsRecordTimesAndASinkErrorStopsTheRun) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(failing.results.size(), 2u);
   EXPECT_EQ(failing.calls.back(), "SinglesRunning(false)");
+}
+
+// Every result that becomes the best single, and every composition step,
+// carries its paired tests against the baseline, computed from the outcomes
+// the sink is given; other singles carry none. Outputs reach the sink only
+// with keep_example_outputs; the significance is the same either way.
+TEST_F(SweepJobTest, NewBestsAndCompositionStepsCarryTheirSignificance) {
+  RecordingSink plain, keeping;
+  WholeRun(&plain);
+  SweepJob job;
+  job.id = "sweep-test";
+  job.keep_example_outputs = true;
+  auto runner = Runner();
+  ASSERT_NE(runner, nullptr);
+  ASSERT_TRUE(RunSweepJob(*runner, job, keeping).ok());
+  ASSERT_EQ(plain.results.size(), keeping.results.size());
+  ASSERT_EQ(keeping.baseline_outputs.examples_size(), 10);
+  EXPECT_EQ(keeping.baseline_outputs.result_index(), -1);
+  EXPECT_EQ(keeping.baseline_outputs.plan_index(), -1);
+  int validation = 0;
+  for (int i = 0; i < 10; ++i) {
+    const pb::ExampleOutcome& o = keeping.baseline_outputs.examples(i);
+    EXPECT_EQ(o.index(), i);
+    // split.val_fraction 0.3 of 10, first-fraction rule: 0, 1, 2 validate.
+    EXPECT_EQ(o.split(), i < 3 ? pb::EXAMPLE_SPLIT_VALIDATION : pb::EXAMPLE_SPLIT_TEST);
+    EXPECT_GT(o.answer_tokens(), 0);
+    EXPECT_LT(o.answer_logprob(), 0);
+    EXPECT_TRUE(o.generated_text().empty());
+    validation += o.split() == pb::EXAMPLE_SPLIT_VALIDATION;
+  }
+  EXPECT_EQ(validation, 3);
+  int64_t correct = 0;
+  for (const auto& o : keeping.baseline_outputs.examples()) {
+    correct += o.split() == pb::EXAMPLE_SPLIT_TEST && o.correct();
+  }
+  EXPECT_EQ(correct, keeping.baseline.test().correct());
+
+  const pb::Result* best = nullptr;
+  int tested = 0;
+  for (size_t i = 0; i < keeping.results.size(); ++i) {
+    SCOPED_TRACE(i);
+    const pb::Result& r = keeping.results[i];
+    EXPECT_TRUE(MessageDifferencer::Equals(r, plain.results[i]));
+    EXPECT_FALSE(plain.outputs[i].has_value());
+    ASSERT_TRUE(keeping.outputs[i].has_value());
+    const pb::ExampleOutputs& o = *keeping.outputs[i];
+    EXPECT_EQ(o.job_id(), "sweep-test");
+    EXPECT_EQ(o.result_index(), r.index());
+    EXPECT_EQ(o.plan_index(), r.plan_index());
+    ASSERT_EQ(o.examples_size(), 10);
+    int64_t val_correct = 0;
+    for (const auto& e : o.examples()) {
+      val_correct += e.split() == pb::EXAMPLE_SPLIT_VALIDATION && e.correct();
+    }
+    EXPECT_EQ(val_correct, r.metrics().validation().correct());
+    bool new_best = false;
+    if (r.kind() == pb::RESULT_KIND_SINGLE) {
+      const auto& v = r.metrics().validation();
+      new_best = !best || laser::BetterOnValidation(v.accuracy(), v.log_loss(),
+                                                    best->metrics().validation().accuracy(),
+                                                    best->metrics().validation().log_loss());
+      if (new_best) best = &r;
+    }
+    const bool want = new_best || r.kind() == pb::RESULT_KIND_COMPOSITION;
+    EXPECT_EQ(r.has_significance(), want);
+    if (!want) continue;
+    ++tested;
+    auto sig = SignificanceProto(keeping.baseline_outputs, o);
+    ASSERT_TRUE(sig.ok()) << sig.status();
+    EXPECT_TRUE(MessageDifferencer::Equals(r.significance(), *sig));
+    EXPECT_EQ(r.significance().result_index(), r.index());
+    EXPECT_EQ(r.significance().alpha(), 0.05);
+    EXPECT_EQ(r.significance().bootstrap_resamples(), 10000);
+    EXPECT_EQ(r.significance().validation().examples(), 3);
+    EXPECT_EQ(r.significance().test().examples(), 7);
+    EXPECT_NEAR(r.significance().test().accuracy_delta(), r.test_delta().accuracy(), 1e-9);
+    EXPECT_NEAR(r.significance().validation().log_loss_delta(), r.validation_delta().log_loss(),
+                1e-9);
+    EXPECT_EQ(keeping.progress[i].progress.best().has_significance(), true);
+  }
+  EXPECT_GE(tested, 2);
+  EXPECT_TRUE(keeping.progress.back().progress.best().has_significance());
+}
+
+// A resume given the baseline's stored outcomes does not score it again.
+TEST_F(SweepJobTest, ResumingWithStoredBaselineOutputsSkipsTheBaseline) {
+  RecordingSink whole;
+  const SweepJob job = WholeRun(&whole);
+  SweepJob resumed = job;
+  resumed.stored.assign(whole.results.begin(), whole.results.begin() + 3);
+  resumed.baseline = whole.baseline;
+  resumed.baseline_outputs = whole.baseline_outputs;
+  RecordingSink rest;
+  auto r = Runner();
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(RunSweepJob(*r, resumed, rest).ok());
+  EXPECT_EQ(std::count(rest.calls.begin(), rest.calls.end(), "JOB_PHASE_BASELINE"), 0);
+  EXPECT_EQ(std::count(rest.calls.begin(), rest.calls.end(), "StoreBaselineOutputs"), 0);
+  ASSERT_EQ(rest.results.size(), whole.results.size() - 3);
+  for (size_t i = 0; i < rest.results.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals(rest.results[i], whole.results[3 + i]));
+  }
 }
 
 // Long work asks the sink whether to stop (before every scoring batch and

@@ -308,6 +308,32 @@ class Client:
             if not token:
                 return out
 
+    def example_outputs(self, job_id: str, result_index: Optional[int] = None,
+                        page_size: int = 0) -> Iterator[sweep_pb2.ExampleOutputs]:
+        """The job's stored per-example outputs (spec.keep_example_outputs), page by
+        page: the baseline's (result_index -1) first, then each result's in index
+        order; only `result_index`'s when given (-1: the baseline)."""
+        token = ""
+        while True:
+            req = sweep_pb2.ListExampleOutputsRequest(job_id=job_id, page_size=page_size,
+                                                      page_token=token)
+            if result_index is not None:
+                req.result_index = result_index
+            resp = self._call(self.sweeps.ListExampleOutputs, req)
+            yield from resp.outputs
+            token = resp.next_page_token
+            if not token:
+                return
+
+    def significance(self, job_id: str,
+                     result_index: Optional[int] = None) -> sweep_pb2.Significance:
+        """Whether a result's gain over the baseline is significant (McNemar's exact
+        test, paired-bootstrap intervals; docs/metrics.md). Default: the best single."""
+        req = sweep_pb2.GetSignificanceRequest(job_id=job_id)
+        if result_index is not None:
+            req.result_index = result_index
+        return self._call(self.sweeps.GetSignificance, req)
+
     def rows(self, job_id: str, order_by: str = "") -> List[Dict[str, Any]]:
         """The stored results as flat dicts (flatten_result), e.g. for
         pandas.DataFrame(client.rows(job_id))."""

@@ -58,6 +58,12 @@ class ResultKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESULT_KIND_SINGLE: _ClassVar[ResultKind]
     RESULT_KIND_COMPOSITION: _ClassVar[ResultKind]
 
+class ExampleSplit(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXAMPLE_SPLIT_UNSPECIFIED: _ClassVar[ExampleSplit]
+    EXAMPLE_SPLIT_VALIDATION: _ClassVar[ExampleSplit]
+    EXAMPLE_SPLIT_TEST: _ClassVar[ExampleSplit]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -99,6 +105,9 @@ RANK_SOURCE_SUGGESTED: RankSource
 RESULT_KIND_UNSPECIFIED: ResultKind
 RESULT_KIND_SINGLE: ResultKind
 RESULT_KIND_COMPOSITION: ResultKind
+EXAMPLE_SPLIT_UNSPECIFIED: ExampleSplit
+EXAMPLE_SPLIT_VALIDATION: ExampleSplit
+EXAMPLE_SPLIT_TEST: ExampleSplit
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -198,7 +207,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SweepSpec(_message.Message):
-    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts", "round_to_source_dtype", "intervention_kinds")
+    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts", "keep_example_outputs", "round_to_source_dtype", "intervention_kinds")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +232,7 @@ class SweepSpec(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXPERTS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_EXAMPLE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ROUND_TO_SOURCE_DTYPE_FIELD_NUMBER: _ClassVar[int]
     INTERVENTION_KINDS_FIELD_NUMBER: _ClassVar[int]
     dataset: DatasetRef
@@ -242,9 +252,10 @@ class SweepSpec(_message.Message):
     labels: _containers.ScalarMap[str, str]
     model: str
     experts: _containers.RepeatedScalarFieldContainer[int]
+    keep_example_outputs: bool
     round_to_source_dtype: bool
     intervention_kinds: _containers.RepeatedScalarFieldContainer[InterventionKind]
-    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ..., round_to_source_dtype: _Optional[bool] = ..., intervention_kinds: _Optional[_Iterable[_Union[InterventionKind, str]]] = ...) -> None: ...
+    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ..., keep_example_outputs: _Optional[bool] = ..., round_to_source_dtype: _Optional[bool] = ..., intervention_kinds: _Optional[_Iterable[_Union[InterventionKind, str]]] = ...) -> None: ...
 
 class Intervention(_message.Message):
     __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method", "expert", "kind", "zeroed_entries")
@@ -325,7 +336,7 @@ class Evaluation(_message.Message):
     def __init__(self, validation: _Optional[_Union[Metrics, _Mapping]] = ..., test: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("job_id", "index", "plan_index", "kind", "intervention", "stacked_on", "metrics", "validation_delta", "test_delta", "kept", "shard_index", "svd_duration", "eval_duration", "create_time")
+    __slots__ = ("job_id", "index", "plan_index", "kind", "intervention", "stacked_on", "metrics", "validation_delta", "test_delta", "kept", "shard_index", "svd_duration", "eval_duration", "create_time", "significance")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PLAN_INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -340,6 +351,7 @@ class Result(_message.Message):
     SVD_DURATION_FIELD_NUMBER: _ClassVar[int]
     EVAL_DURATION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     index: int
     plan_index: int
@@ -354,7 +366,82 @@ class Result(_message.Message):
     svd_duration: _duration_pb2.Duration
     eval_duration: _duration_pb2.Duration
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., index: _Optional[int] = ..., plan_index: _Optional[int] = ..., kind: _Optional[_Union[ResultKind, str]] = ..., intervention: _Optional[_Union[Intervention, _Mapping]] = ..., stacked_on: _Optional[_Iterable[_Union[Intervention, _Mapping]]] = ..., metrics: _Optional[_Union[Evaluation, _Mapping]] = ..., validation_delta: _Optional[_Union[MetricDeltas, _Mapping]] = ..., test_delta: _Optional[_Union[MetricDeltas, _Mapping]] = ..., kept: _Optional[bool] = ..., shard_index: _Optional[int] = ..., svd_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., eval_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    significance: Significance
+    def __init__(self, job_id: _Optional[str] = ..., index: _Optional[int] = ..., plan_index: _Optional[int] = ..., kind: _Optional[_Union[ResultKind, str]] = ..., intervention: _Optional[_Union[Intervention, _Mapping]] = ..., stacked_on: _Optional[_Iterable[_Union[Intervention, _Mapping]]] = ..., metrics: _Optional[_Union[Evaluation, _Mapping]] = ..., validation_delta: _Optional[_Union[MetricDeltas, _Mapping]] = ..., test_delta: _Optional[_Union[MetricDeltas, _Mapping]] = ..., kept: _Optional[bool] = ..., shard_index: _Optional[int] = ..., svd_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., eval_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., significance: _Optional[_Union[Significance, _Mapping]] = ...) -> None: ...
+
+class ExampleOutcome(_message.Message):
+    __slots__ = ("index", "split", "correct", "answer_logprob", "answer_tokens", "chosen", "generated_text")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    split: ExampleSplit
+    correct: bool
+    answer_logprob: float
+    answer_tokens: int
+    chosen: int
+    generated_text: str
+    def __init__(self, index: _Optional[int] = ..., split: _Optional[_Union[ExampleSplit, str]] = ..., correct: _Optional[bool] = ..., answer_logprob: _Optional[float] = ..., answer_tokens: _Optional[int] = ..., chosen: _Optional[int] = ..., generated_text: _Optional[str] = ...) -> None: ...
+
+class ExampleOutputs(_message.Message):
+    __slots__ = ("job_id", "result_index", "plan_index", "examples")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PLAN_INDEX_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    result_index: int
+    plan_index: int
+    examples: _containers.RepeatedCompositeFieldContainer[ExampleOutcome]
+    def __init__(self, job_id: _Optional[str] = ..., result_index: _Optional[int] = ..., plan_index: _Optional[int] = ..., examples: _Optional[_Iterable[_Union[ExampleOutcome, _Mapping]]] = ...) -> None: ...
+
+class SplitSignificance(_message.Message):
+    __slots__ = ("examples", "improved", "worsened", "p_value", "significant", "accuracy_delta", "accuracy_ci_low", "accuracy_ci_high", "log_loss_delta", "log_loss_ci_low", "log_loss_ci_high")
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    IMPROVED_FIELD_NUMBER: _ClassVar[int]
+    WORSENED_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SIGNIFICANT_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_DELTA_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_DELTA_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    LOG_LOSS_CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    examples: int
+    improved: int
+    worsened: int
+    p_value: float
+    significant: bool
+    accuracy_delta: float
+    accuracy_ci_low: float
+    accuracy_ci_high: float
+    log_loss_delta: float
+    log_loss_ci_low: float
+    log_loss_ci_high: float
+    def __init__(self, examples: _Optional[int] = ..., improved: _Optional[int] = ..., worsened: _Optional[int] = ..., p_value: _Optional[float] = ..., significant: _Optional[bool] = ..., accuracy_delta: _Optional[float] = ..., accuracy_ci_low: _Optional[float] = ..., accuracy_ci_high: _Optional[float] = ..., log_loss_delta: _Optional[float] = ..., log_loss_ci_low: _Optional[float] = ..., log_loss_ci_high: _Optional[float] = ...) -> None: ...
+
+class Significance(_message.Message):
+    __slots__ = ("result_index", "alpha", "confidence", "bootstrap_resamples", "bootstrap_seed", "validation", "test")
+    RESULT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    BOOTSTRAP_SEED_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_FIELD_NUMBER: _ClassVar[int]
+    TEST_FIELD_NUMBER: _ClassVar[int]
+    result_index: int
+    alpha: float
+    confidence: float
+    bootstrap_resamples: int
+    bootstrap_seed: int
+    validation: SplitSignificance
+    test: SplitSignificance
+    def __init__(self, result_index: _Optional[int] = ..., alpha: _Optional[float] = ..., confidence: _Optional[float] = ..., bootstrap_resamples: _Optional[int] = ..., bootstrap_seed: _Optional[int] = ..., validation: _Optional[_Union[SplitSignificance, _Mapping]] = ..., test: _Optional[_Union[SplitSignificance, _Mapping]] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("phase", "interventions_total", "interventions_done", "fraction", "elapsed", "eta", "interventions_per_second", "best")
@@ -534,6 +621,36 @@ class ListResultsRequest(_message.Message):
     layers: _containers.RepeatedScalarFieldContainer[int]
     kind: ResultKind
     def __init__(self, job_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., order_by: _Optional[str] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Iterable[int]] = ..., kind: _Optional[_Union[ResultKind, str]] = ...) -> None: ...
+
+class ListExampleOutputsRequest(_message.Message):
+    __slots__ = ("job_id", "result_index", "page_size", "page_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    result_index: int
+    page_size: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., result_index: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListExampleOutputsResponse(_message.Message):
+    __slots__ = ("outputs", "next_page_token", "total_size")
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedCompositeFieldContainer[ExampleOutputs]
+    next_page_token: str
+    total_size: int
+    def __init__(self, outputs: _Optional[_Iterable[_Union[ExampleOutputs, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., total_size: _Optional[int] = ...) -> None: ...
+
+class GetSignificanceRequest(_message.Message):
+    __slots__ = ("job_id", "result_index")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    result_index: int
+    def __init__(self, job_id: _Optional[str] = ..., result_index: _Optional[int] = ...) -> None: ...
 
 class ListResultsResponse(_message.Message):
     __slots__ = ("results", "next_page_token", "total_size", "baseline")

@@ -72,6 +72,16 @@ class SweepServiceStub:
                 request_serializer=laser_dot_v1_dot_sweep__pb2.ListResultsRequest.SerializeToString,
                 response_deserializer=laser_dot_v1_dot_sweep__pb2.ListResultsResponse.FromString,
                 _registered_method=True)
+        self.ListExampleOutputs = channel.unary_unary(
+                '/laser.v1.SweepService/ListExampleOutputs',
+                request_serializer=laser_dot_v1_dot_sweep__pb2.ListExampleOutputsRequest.SerializeToString,
+                response_deserializer=laser_dot_v1_dot_sweep__pb2.ListExampleOutputsResponse.FromString,
+                _registered_method=True)
+        self.GetSignificance = channel.unary_unary(
+                '/laser.v1.SweepService/GetSignificance',
+                request_serializer=laser_dot_v1_dot_sweep__pb2.GetSignificanceRequest.SerializeToString,
+                response_deserializer=laser_dot_v1_dot_sweep__pb2.Significance.FromString,
+                _registered_method=True)
 
 
 class SweepServiceServicer:
@@ -132,6 +142,25 @@ class SweepServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListExampleOutputs(self, request, context):
+        """Lists a job's per-example outputs (SweepSpec.keep_example_outputs), paged.
+        A job that did not keep them has the baseline's only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignificance(self, request, context):
+        """Tests one result's gain over the baseline: the significance stored with it
+        (the best single, composition steps), else computed from the stored example
+        outputs. FAILED_PRECONDITION when neither is there (the job did not keep
+        example outputs), or while the baseline is not computed; NOT_FOUND for an
+        unknown job or result index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SweepServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +198,16 @@ def add_SweepServiceServicer_to_server(servicer, server):
                     servicer.ListResults,
                     request_deserializer=laser_dot_v1_dot_sweep__pb2.ListResultsRequest.FromString,
                     response_serializer=laser_dot_v1_dot_sweep__pb2.ListResultsResponse.SerializeToString,
+            ),
+            'ListExampleOutputs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListExampleOutputs,
+                    request_deserializer=laser_dot_v1_dot_sweep__pb2.ListExampleOutputsRequest.FromString,
+                    response_serializer=laser_dot_v1_dot_sweep__pb2.ListExampleOutputsResponse.SerializeToString,
+            ),
+            'GetSignificance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignificance,
+                    request_deserializer=laser_dot_v1_dot_sweep__pb2.GetSignificanceRequest.FromString,
+                    response_serializer=laser_dot_v1_dot_sweep__pb2.Significance.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +401,60 @@ class SweepService:
             '/laser.v1.SweepService/ListResults',
             laser_dot_v1_dot_sweep__pb2.ListResultsRequest.SerializeToString,
             laser_dot_v1_dot_sweep__pb2.ListResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListExampleOutputs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/laser.v1.SweepService/ListExampleOutputs',
+            laser_dot_v1_dot_sweep__pb2.ListExampleOutputsRequest.SerializeToString,
+            laser_dot_v1_dot_sweep__pb2.ListExampleOutputsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignificance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/laser.v1.SweepService/GetSignificance',
+            laser_dot_v1_dot_sweep__pb2.GetSignificanceRequest.SerializeToString,
+            laser_dot_v1_dot_sweep__pb2.Significance.FromString,
             options,
             channel_credentials,
             insecure,
