@@ -185,10 +185,10 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (!f.dataset_path.empty()) spec.mutable_dataset()->set_path(f.dataset_path);
   if (f.allow_changed_file) spec.mutable_dataset()->set_allow_changed_file(true);
   if (!f.task.empty()) {
-    LASERD_ASSIGN_OR_RETURN(const pb::TaskKind t,
-                            ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_",
-                                                    &pb::TaskKind_Parse,
-                                                    "completion, choice, generation"));
+    LASERD_ASSIGN_OR_RETURN(
+        const pb::TaskKind t,
+        ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_", &pb::TaskKind_Parse,
+                                "completion, choice, generation"));
     spec.set_task(t);
   }
   if (!f.match.empty()) {

@@ -52,7 +52,7 @@ struct SpecFlags {
   // Sets dataset.allow_changed_file (false leaves the spec file's value).
   bool allow_changed_file = false;
   std::string task;                       // completion | choice | generation
-  std::string match;  // greedy | top1_decoded | exact | prefix | contains
+  std::string match;                      // greedy | top1_decoded | exact | prefix | contains
   std::optional<int32_t> max_new_tokens;  // generation.max_new_tokens
   std::vector<std::string> stop_strings;  // generation.stop_strings (replace the file's)
   bool match_prompt = false;              // sets generation.match_prompt

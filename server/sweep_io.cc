@@ -91,8 +91,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
                                              "EXACT, PREFIX or CONTAINS)"));
       }
       if (spec.task() == pb::TASK_KIND_CHOICE && spec.match() == pb::MATCH_RULE_TOP1_DECODED) {
-        return Invalid("match", "MATCH_RULE_TOP1_DECODED needs completion records, but the task "
-                                "is TASK_KIND_CHOICE");
+        return Invalid("match",
+                       "MATCH_RULE_TOP1_DECODED needs completion records, but the task "
+                       "is TASK_KIND_CHOICE");
       }
       c.match.rule = spec.match() == pb::MATCH_RULE_GREEDY ? eval::MatchRule::kGreedy
                                                            : eval::MatchRule::kTop1Decoded;
@@ -326,10 +327,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
 
 absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
-  static const char* kFields[] = {"matrix_types", "experts", "layers.", "rho.",
-                                  "rate.",        "task:",   "split:",  "shard:",
-                                  "composition",  "top_k",   "batch:",  "match:",
-                                  "generation."};
+  static const char* kFields[] = {"matrix_types", "experts", "layers.",    "rho.",        "rate.",
+                                  "task:",        "split:",  "shard:",     "composition", "top_k",
+                                  "batch:",       "match:",  "generation."};
   for (const char* f : kFields) {
     if (absl::StartsWith(s.message(), f)) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));

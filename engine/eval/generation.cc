@@ -60,14 +60,14 @@ absl::Status ApplyMatchRule(model::Model& model, const tokenizer::Tokenizer& tok
   if (opts.rule == MatchRule::kGreedy) return absl::OkStatus();
   LASERD_RETURN_IF_ERROR(ValidateMatchOptions(opts));
   if (examples.size() != results->size()) {
-    return absl::InternalError(absl::StrCat(examples.size(), " examples for ", results->size(),
-                                            " results"));
+    return absl::InternalError(
+        absl::StrCat(examples.size(), " examples for ", results->size(), " results"));
   }
   for (const Example& ex : examples) {
     if (ex.kind != ExampleKind::kCompletion) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "line ", ex.line, ": the match rule ", MatchRuleName(opts.rule),
-          " applies to completion examples only, and this is a choice example"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", ex.line, ": the match rule ", MatchRuleName(opts.rule),
+                       " applies to completion examples only, and this is a choice example"));
     }
   }
   if (opts.rule == MatchRule::kTop1Decoded) {
@@ -85,9 +85,8 @@ absl::Status ApplyMatchRule(model::Model& model, const tokenizer::Tokenizer& tok
   for (size_t i = 0; i < examples.size(); ++i) {
     auto ids = tok.Encode(examples[i].prompt, /*add_special=*/true);
     if (!ids.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("line ", examples[i].line,
-                                                     ": cannot tokenize the prompt: ",
-                                                     ids.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "line ", examples[i].line, ": cannot tokenize the prompt: ", ids.status().message()));
     }
     if (ids->empty()) {
       return absl::InvalidArgumentError(

@@ -95,8 +95,9 @@ struct Rule {
 };
 
 Rule R(const char* re, const char* with, bool icase = false) {
-  return {std::regex(re, icase ? std::regex::ECMAScript | std::regex::icase : std::regex::ECMAScript),
-          with};
+  return {
+      std::regex(re, icase ? std::regex::ECMAScript | std::regex::icase : std::regex::ECMAScript),
+      with};
 }
 
 // NLTK's NLTKWordTokenizer rules, in its order (ASCII word characters).
@@ -138,11 +139,11 @@ const std::vector<Rule>& EndingQuotes() {
 }
 const std::vector<Rule>& Contractions() {
   static const auto* r = new std::vector<Rule>{
-      R("\\b(can)(not)\\b", " $1 $2 ", true),   R("\\b(d)('ye)\\b", " $1 $2 ", true),
-      R("\\b(gim)(me)\\b", " $1 $2 ", true),    R("\\b(gon)(na)\\b", " $1 $2 ", true),
-      R("\\b(got)(ta)\\b", " $1 $2 ", true),    R("\\b(lem)(me)\\b", " $1 $2 ", true),
-      R("\\b(more)('n)\\b", " $1 $2 ", true),   R("\\b(wan)(na)(?=\\s)", " $1 $2 ", true),
-      R("('t)(is)\\b", " $1 $2 ", true),        R("('t)(was)\\b", " $1 $2 ", true),
+      R("\\b(can)(not)\\b", " $1 $2 ", true), R("\\b(d)('ye)\\b", " $1 $2 ", true),
+      R("\\b(gim)(me)\\b", " $1 $2 ", true),  R("\\b(gon)(na)\\b", " $1 $2 ", true),
+      R("\\b(got)(ta)\\b", " $1 $2 ", true),  R("\\b(lem)(me)\\b", " $1 $2 ", true),
+      R("\\b(more)('n)\\b", " $1 $2 ", true), R("\\b(wan)(na)(?=\\s)", " $1 $2 ", true),
+      R("('t)(is)\\b", " $1 $2 ", true),      R("('t)(was)\\b", " $1 $2 ", true),
   };
   return *r;
 }
@@ -161,8 +162,7 @@ std::vector<std::string> WordTokens(std::string_view text) {
   t = Apply(EndingQuotes(), std::move(t));
   t = Apply(Contractions(), std::move(t));
   std::vector<std::string> out;
-  for (absl::string_view w :
-       absl::StrSplit(t, absl::ByAnyChar(" \t\n\r\f\v"), absl::SkipEmpty())) {
+  for (absl::string_view w : absl::StrSplit(t, absl::ByAnyChar(" \t\n\r\f\v"), absl::SkipEmpty())) {
     out.emplace_back(w);
   }
   return out;

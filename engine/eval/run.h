@@ -33,7 +33,7 @@ struct EvalConfig {
   std::string device = "auto";
   SplitOptions split;
   ScoreOptions score;
-  MatchOptions match;  // how `correct` is decided (default: teacher-forced greedy)
+  MatchOptions match;           // how `correct` is decided (default: teacher-forced greedy)
   std::string per_example_out;  // empty: not written
 };
 

@@ -207,10 +207,9 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
           eval::IsGenerationRule(cfg.match.rule) ? "generation" : "completion"));
     }
     if (cfg.match.rule != eval::MatchRule::kGreedy && ex.kind != eval::ExampleKind::kCompletion) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("match: ", dataset.source, " line ", ex.line,
-                       " is a choice record; the match rule ", eval::MatchRuleName(cfg.match.rule),
-                       " applies to completion records only"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "match: ", dataset.source, " line ", ex.line, " is a choice record; the match rule ",
+          eval::MatchRuleName(cfg.match.rule), " applies to completion records only"));
     }
     if (cfg.task == TaskFilter::kChoice && ex.kind != eval::ExampleKind::kChoice) {
       return absl::InvalidArgumentError(

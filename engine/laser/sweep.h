@@ -328,7 +328,7 @@ class SweepRunner {
                            const std::function<absl::Status(const SweepResult&)>& on_result);
 
   model::Model* model_ = nullptr;
-  const tokenizer::Tokenizer* tok_ = nullptr;  // kept for match rules other than greedy
+  const tokenizer::Tokenizer* tok_ = nullptr;   // kept for match rules other than greedy
   std::vector<eval::Example> source_examples_;  // the same, with their text
   SweepConfig cfg_;
   std::vector<PlanMatrix> plan_;

@@ -71,7 +71,8 @@ absl::StatusOr<std::vector<Generation>> Generate(Model& model,
     reqs[i].tokens.push_back(0);
     reqs[i].answer_start = static_cast<int64_t>(prompts[i].size());
   }
-  LASERD_ASSIGN_OR_RETURN(const Model::ScoreLayout p, model.PrepareScore(reqs, opts.share_prefixes));
+  LASERD_ASSIGN_OR_RETURN(const Model::ScoreLayout p,
+                          model.PrepareScore(reqs, opts.share_prefixes));
   kernels::Backend* be = model.backend();
   const int64_t prompt_rows = p.layout.total_rows();
   // Every sequence's cache rows, in position order: its prompt chain first.

@@ -282,8 +282,8 @@ class CpuBackend final : public Backend {
   // One query row (every head) over the key rows chain[0..T) in position
   // order, the last being the query's own; the dot products keep 8 partial
   // sums so that they vectorise.
-  static void AttendChain(const float* qrow, const Tensor& k, const Tensor& v,
-                          const int64_t* chain, int64_t T, int heads, int kv_heads, int head_dim,
+  static void AttendChain(const float* qrow, const Tensor& k, const Tensor& v, const int64_t* chain,
+                          int64_t T, int heads, int kv_heads, int head_dim,
                           const AttentionParams& ap, float* orow, std::vector<float>* wbuf) {
     const int group = heads / kv_heads;
     const float scale = ap.scale, cap = ap.softcap;

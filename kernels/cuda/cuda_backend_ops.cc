@@ -100,8 +100,7 @@ void CudaBackend::AttentionRows(const Tensor& q, const Tensor& k, const Tensor& 
           absl::StrCat("heads ", heads, " kv_heads ", kv_heads, " head_dim ", head_dim));
   const int64_t n = q.rows();
   Require(static_cast<int64_t>(key_offsets.size()) == n + 1 && out->rows() >= n &&
-              key_offsets.front() == 0 &&
-              key_offsets.back() == static_cast<int64_t>(keys.size()),
+              key_offsets.front() == 0 && key_offsets.back() == static_cast<int64_t>(keys.size()),
           "AttentionRows",
           absl::StrCat(key_offsets.size(), " key offsets and ", keys.size(), " keys for ", n,
                        " queries"));
@@ -119,11 +118,11 @@ void CudaBackend::AttentionRows(const Tensor& q, const Tensor& k, const Tensor& 
   host.insert(host.end(), keys.begin(), keys.end());
   const int64_t* dev = static_cast<const int64_t*>(
       keys_scratch_.Upload(host.data(), host.size() * sizeof(int64_t), stream_));
-  CheckCuda(cuda::LaunchAttentionRows(q.data(), q.cols(), k.data(), k.cols(), v.data(), v.cols(),
-                                      dev, dev + key_offsets.size(), n, heads, kv_heads, head_dim,
-                                      p.scale, p.window, p.softcap, out->data(), out->cols(),
-                                      stream_),
-            "AttentionRows");
+  CheckCuda(
+      cuda::LaunchAttentionRows(q.data(), q.cols(), k.data(), k.cols(), v.data(), v.cols(), dev,
+                                dev + key_offsets.size(), n, heads, kv_heads, head_dim, p.scale,
+                                p.window, p.softcap, out->data(), out->cols(), stream_),
+      "AttentionRows");
 }
 
 void CudaBackend::Activate(Tensor* x, Activation act) {
@@ -249,9 +248,9 @@ int64_t CudaBackend::UploadLayout(const SeqLayout& layout, int64_t rows, const c
                                   bool allow_tree) {
   if (allow_tree && layout.is_tree()) {
     const int64_t count = layout.total_rows();
-    Require(count <= rows && rows <= INT_MAX &&
-                layout.position.size() == static_cast<size_t>(count),
-            op, absl::StrCat("tree layout of ", count, " rows for ", rows, " rows"));
+    Require(
+        count <= rows && rows <= INT_MAX && layout.position.size() == static_cast<size_t>(count),
+        op, absl::StrCat("tree layout of ", count, " rows for ", rows, " rows"));
     host_layout_.resize(2 * count);
     for (int64_t r = 0; r < count; ++r) {
       host_layout_[r] = static_cast<int32_t>(r);

@@ -591,12 +591,11 @@ cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, in
   return cudaGetLastError();
 }
 
-cudaError_t LaunchAttentionRows(const float* q, int64_t q_stride, const float* k,
-                                int64_t k_stride, const float* v, int64_t v_stride,
-                                const int64_t* key_off, const int64_t* keys, int64_t count,
-                                int heads, int kv_heads, int head_dim, float scale, int64_t window,
-                                float softcap, float* out, int64_t out_stride,
-                                cudaStream_t stream) {
+cudaError_t LaunchAttentionRows(const float* q, int64_t q_stride, const float* k, int64_t k_stride,
+                                const float* v, int64_t v_stride, const int64_t* key_off,
+                                const int64_t* keys, int64_t count, int heads, int kv_heads,
+                                int head_dim, float scale, int64_t window, float softcap,
+                                float* out, int64_t out_stride, cudaStream_t stream) {
   if (count == 0 || heads == 0) return cudaSuccess;
   const size_t smem = (2 * static_cast<size_t>(head_dim) + kAttnThreads + 32) * sizeof(float);
   if (smem > 48 * 1024) {

@@ -34,10 +34,10 @@ class SmolLM2GenerationTest : public test_support::ModelReferenceTest<kSmolLM2Ge
   }
 
   static Dataset Load(const json& set) {
-    const std::string path = set["name"] == "capitals"
-                                 ? std::string(LASERD_DATA_DIR) + "/capitals.jsonl"
-                                 : std::string(LASERD_SOURCE_DIR) + "/" +
-                                       set["data"].get<std::string>();
+    const std::string path =
+        set["name"] == "capitals"
+            ? std::string(LASERD_DATA_DIR) + "/capitals.jsonl"
+            : std::string(LASERD_SOURCE_DIR) + "/" + set["data"].get<std::string>();
     auto ds = LoadDataset(path);
     EXPECT_TRUE(ds.ok()) << ds.status();
     ds->examples.resize(set["examples"].size());
@@ -73,10 +73,9 @@ class SmolLM2GenerationTest : public test_support::ModelReferenceTest<kSmolLM2Ge
       ASSERT_TRUE(prompt_ids.ok());
       EXPECT_EQ(*prompt_ids, r["prompt_ids"].get<std::vector<int32_t>>()) << name << " " << i;
       const bool same = res[i].generated_ids == r["generated_ids"].get<std::vector<int32_t>>();
-      EXPECT_TRUE(same) << name << " example " << i << " (" << ds.examples[i].prompt
-                        << "): laserd " << json(res[i].generated_ids) << " "
-                        << json(res[i].generated_text) << ", transformers " << r["generated_ids"]
-                        << " " << r["text"];
+      EXPECT_TRUE(same) << name << " example " << i << " (" << ds.examples[i].prompt << "): laserd "
+                        << json(res[i].generated_ids) << " " << json(res[i].generated_text)
+                        << ", transformers " << r["generated_ids"] << " " << r["text"];
       id_mismatches += !same;
       EXPECT_EQ(res[i].generated_text, r["text"].get<std::string>()) << name << " " << i;
       EXPECT_TRUE(res[i].generated);
@@ -96,14 +95,14 @@ class SmolLM2GenerationTest : public test_support::ModelReferenceTest<kSmolLM2Ge
         bool prompt;
         const char* key;
       };
-      for (const Rule& rule : {Rule{MatchRule::kExact, false, "exact"},
-                               Rule{MatchRule::kPrefix, false, "prefix"},
-                               Rule{MatchRule::kContains, true, "contains_prompt"}}) {
+      for (const Rule& rule :
+           {Rule{MatchRule::kExact, false, "exact"}, Rule{MatchRule::kPrefix, false, "prefix"},
+            Rule{MatchRule::kContains, true, "contains_prompt"}}) {
         const std::vector<ExampleResult> rr = Run(ds, set, rule.rule, rule.prompt);
         ASSERT_EQ(rr.size(), rex.size());
         for (size_t i = 0; i < rex.size(); ++i) {
-          EXPECT_EQ(rr[i].correct, rex[i][rule.key].get<bool>()) << name << " " << rule.key << " "
-                                                                  << i;
+          EXPECT_EQ(rr[i].correct, rex[i][rule.key].get<bool>())
+              << name << " " << rule.key << " " << i;
           decision_mismatches += rr[i].correct != rex[i][rule.key].get<bool>();
         }
       }
@@ -167,10 +166,11 @@ TEST_F(SmolLM2GenerationTest, SweepScoresByGeneration) {
   EXPECT_GT(base->validation.generated_tokens, 1.0);
   std::vector<laser::SweepResult> results;
   ASSERT_TRUE((*runner)
-                  ->Run({}, [&](const laser::SweepResult& r) {
-                    results.push_back(r);
-                    return absl::OkStatus();
-                  })
+                  ->Run({},
+                        [&](const laser::SweepResult& r) {
+                          results.push_back(r);
+                          return absl::OkStatus();
+                        })
                   .ok());
   ASSERT_EQ(results.size(), 1u);
   EXPECT_EQ(results[0].metrics.test.generated, 9);

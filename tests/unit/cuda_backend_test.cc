@@ -366,8 +366,8 @@ TEST_F(CudaBackendTest, AttentionRows) {
       gpu_->AttentionRows(q.gpu, k.gpu, v.gpu, offsets, keys, c.heads, c.kv_heads, c.head_dim, p,
                           &out.gpu);
       ExpectClose(out, "AttentionRows heads=" + std::to_string(c.heads) + "/" +
-                           std::to_string(c.kv_heads) + " head_dim=" +
-                           std::to_string(c.head_dim) + " window=" + std::to_string(p.window));
+                           std::to_string(c.kv_heads) + " head_dim=" + std::to_string(c.head_dim) +
+                           " window=" + std::to_string(p.window));
     }
   }
 }

@@ -138,8 +138,7 @@ TEST(GenerateStopTest, StopsAtTheContext) {
   auto full = Generate(*l.model, {std::vector<int32_t>(ctx, 5)}, opts);
   EXPECT_EQ(full.status().code(), absl::StatusCode::kInvalidArgument);
   opts.max_new_tokens = 0;
-  EXPECT_EQ(Generate(*l.model, {prompt}, opts).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Generate(*l.model, {prompt}, opts).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GenerateStopTest, LengthDependentRopeIsUnimplemented) {

@@ -88,8 +88,8 @@ TEST(GenerationSpecTest, ErrorsNameTheField) {
   for (int bad : {1025, -1}) {
     s = Base(pb::TASK_KIND_GENERATION);
     s.mutable_generation()->set_max_new_tokens(bad);
-    EXPECT_EQ(Error(s), "spec.generation.max_new_tokens: " + std::to_string(bad) +
-                            " is not in [1, 1024]");
+    EXPECT_EQ(Error(s),
+              "spec.generation.max_new_tokens: " + std::to_string(bad) + " is not in [1, 1024]");
   }
   s = Base(pb::TASK_KIND_GENERATION);
   s.mutable_generation()->set_max_new_tokens(1024);
