@@ -185,11 +185,25 @@ absl::StatusOr<pb::SweepSpec> ApplySpecFlags(const SpecFlags& f, pb::SweepSpec s
   if (!f.dataset_path.empty()) spec.mutable_dataset()->set_path(f.dataset_path);
   if (f.allow_changed_file) spec.mutable_dataset()->set_allow_changed_file(true);
   if (!f.task.empty()) {
-    LASERD_ASSIGN_OR_RETURN(const pb::TaskKind t,
-                            ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_",
-                                                    &pb::TaskKind_Parse, "completion, choice"));
+    LASERD_ASSIGN_OR_RETURN(
+        const pb::TaskKind t,
+        ParseEnum<pb::TaskKind>("--task", f.task, "TASK_KIND_", &pb::TaskKind_Parse,
+                                "completion, choice, generation"));
     spec.set_task(t);
   }
+  if (!f.match.empty()) {
+    LASERD_ASSIGN_OR_RETURN(
+        const pb::MatchRule m,
+        ParseEnum<pb::MatchRule>("--match", f.match, "MATCH_RULE_", &pb::MatchRule_Parse,
+                                 "greedy, top1_decoded, exact, prefix, contains"));
+    spec.set_match(m);
+  }
+  if (f.max_new_tokens) spec.mutable_generation()->set_max_new_tokens(*f.max_new_tokens);
+  if (!f.stop_strings.empty()) {
+    spec.mutable_generation()->clear_stop_strings();
+    for (const std::string& s : f.stop_strings) spec.mutable_generation()->add_stop_strings(s);
+  }
+  if (f.match_prompt) spec.mutable_generation()->set_match_prompt(true);
   if (!f.matrix_types.empty()) {
     spec.clear_matrix_types();
     for (const auto& m : f.matrix_types) {

@@ -51,7 +51,11 @@ struct SpecFlags {
   std::string dataset_path;
   // Sets dataset.allow_changed_file (false leaves the spec file's value).
   bool allow_changed_file = false;
-  std::string task;                       // completion | choice
+  std::string task;                       // completion | choice | generation
+  std::string match;                      // greedy | top1_decoded | exact | prefix | contains
+  std::optional<int32_t> max_new_tokens;  // generation.max_new_tokens
+  std::vector<std::string> stop_strings;  // generation.stop_strings (replace the file's)
+  bool match_prompt = false;              // sets generation.match_prompt
   std::vector<std::string> matrix_types;  // names, aliases or groups
   std::vector<int32_t> experts;           // SweepSpec.experts (mixture of experts)
   std::string layers;  // "22", "0,4,8", "20-29", "20:30:2", "20:" (mixed, comma-separated)

@@ -96,7 +96,15 @@ void AddSubmitCommand(CLI::App& app, const ConnectionOptions* conn, Runner* run)
   submit->add_flag("--allow-changed-file", sf.allow_changed_file,
                    "Run a resumed job on the dataset file even if it changed since the job was "
                    "created (default: the job fails)");
-  submit->add_option("--task", sf.task, "completion | choice (default: per record)");
+  submit->add_option("--task", sf.task,
+                     "completion | choice | generation (default: completion or choice per record)");
+  submit->add_option("--match", sf.match,
+                     "greedy | top1_decoded (completion); exact | prefix | contains (generation)");
+  submit->add_option("--max-new-tokens", sf.max_new_tokens,
+                     "Generation: new tokens per example, 1 to 1024 (default 16)");
+  submit->add_option("--stop", sf.stop_strings, "Generation: a stop string (repeatable)");
+  submit->add_flag("--match-prompt", sf.match_prompt,
+                   "Generation: compare prompt + continuation (the paper code's quirk)");
   submit->add_option(
       "--matrix-types,--types", sf.matrix_types,
       "Matrix types (comma-separated or repeated): attn.q ... mlp.out, aliases, mlp, attn, all;"

@@ -65,6 +65,14 @@ class Tensor {
   Tensor Reshaped(int64_t rows, int64_t cols) const {
     return Tensor(storage_, rows, cols, device_, dtype_);
   }
+  // A view of rows [begin, begin + count) (0 <= begin, begin + count <=
+  // rows()), sharing the storage: ops writing it write those rows (a KV
+  // cache's slots).
+  Tensor RowRange(int64_t begin, int64_t count) const {
+    char* base = static_cast<char*>(static_cast<void*>(storage_.get()));
+    float* at = static_cast<float*>(static_cast<void*>(base + begin * cols_ * DTypeBytes(dtype_)));
+    return Tensor(std::shared_ptr<float>(storage_, at), count, cols_, device_, dtype_);
+  }
   // The fp32 elements; meaningful only when dtype() is kF32.
   float* data() { return storage_.get(); }
   const float* data() const { return storage_.get(); }
@@ -154,7 +162,8 @@ class Backend {
                          Tensor* y) = 0;
 
   // In-place rotary embedding of x [rows, heads * head_dim]; position of a row is
-  // its index within its sequence. inv_freq has rotary_dim / 2 entries; the
+  // its index within its sequence (in the prefix-tree form, which every
+  // backend accepts here, `layout.position`). inv_freq has rotary_dim / 2 entries; the
   // first rotary_dim dims of each head rotate (partial rotary: the rest pass
   // through). cos and sin are multiplied by attention_factor (yarn and
   // longrope scaling; 1 otherwise). Only the rows of the layout's sequences
@@ -169,6 +178,19 @@ class Backend {
   virtual void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
                          int heads, int kv_heads, int head_dim, const AttentionParams& p,
                          Tensor* out) = 0;
+
+  // Attention over explicit key lists (decoding with a KV cache): query row i
+  // of q attends to the rows keys[key_offsets[i] .. key_offsets[i + 1]) of k
+  // and v, listed in position order, the last one being the query's own
+  // position (so its position is the list's length − 1; a window keeps the
+  // last `window` entries). key_offsets has q.rows() + 1 entries, starting at
+  // 0; every list is non-empty and its rows are < k.rows(). Grouped-query,
+  // scale and soft-cap as Attention; the same value as Attention gives the
+  // last row of a packed sequence made of the listed rows.
+  virtual void AttentionRows(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const std::vector<int64_t>& key_offsets,
+                             const std::vector<int64_t>& keys, int heads, int kv_heads,
+                             int head_dim, const AttentionParams& p, Tensor* out) = 0;
 
   virtual void Activate(Tensor* x, Activation act) = 0;
   // gate = act(gate) * up (gated MLPs such as SwiGLU).

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "engine/eval/run.h"
@@ -20,6 +21,10 @@ struct EvalFlags {
   double val_fraction = 0.2;
   uint64_t seed = 0;
   int64_t batch_tokens = 4096;
+  std::string match = "greedy";
+  int64_t max_new_tokens = eval::kDefaultNewTokens;
+  std::vector<std::string> stop;
+  bool match_prompt = false;
   bool json = false;
   bool no_progress = false;
 };
@@ -55,7 +60,8 @@ int RunEvalCommand(const EvalFlags& f) {
   cfg.per_example_out = f.per_example;
   auto mode = eval::ParseSplitMode(f.split);
   auto topk = eval::ParseTopK(f.topk);
-  for (const absl::Status& st : {mode.status(), topk.status()}) {
+  auto rule = eval::ParseMatchRule(f.match);
+  for (const absl::Status& st : {mode.status(), topk.status(), rule.status()}) {
     if (!st.ok()) {
       std::fprintf(stderr, "laserd eval: %s\n", std::string(st.message()).c_str());
       return kExitUsage;
@@ -66,6 +72,15 @@ int RunEvalCommand(const EvalFlags& f) {
   cfg.split.seed = f.seed;
   cfg.score.topk = *topk;
   cfg.score.batch_tokens = f.batch_tokens;
+  cfg.match.rule = *rule;
+  cfg.match.max_new_tokens = f.max_new_tokens;
+  cfg.match.stop_strings = f.stop;
+  cfg.match.match_prompt = f.match_prompt;
+  cfg.match.batch_tokens = f.batch_tokens;
+  if (absl::Status st = eval::ValidateMatchOptions(cfg.match); !st.ok()) {
+    std::fprintf(stderr, "laserd eval: %s\n", std::string(st.message()).c_str());
+    return kExitUsage;
+  }
   auto progress = std::make_shared<Progress>();
   if (!f.no_progress) cfg.score.progress = [progress](int64_t d, int64_t t) { (*progress)(d, t); };
 
@@ -110,6 +125,17 @@ void AddEvalCommand(CLI::App& app, Runner* run) {
   sub->add_option("--max-batch-tokens", f->batch_tokens, "Token budget of one scoring batch")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  sub->add_option("--match", f->match,
+                  "How an example counts as correct: greedy (teacher-forced), top1_decoded, or "
+                  "exact, prefix, contains on a greedy generation")
+      ->capture_default_str();
+  sub->add_option("--max-new-tokens", f->max_new_tokens,
+                  "Generation rules: new tokens per example, 1 to 1024")
+      ->capture_default_str();
+  sub->add_option("--stop", f->stop,
+                  "Generation rules: stop a continuation at this string (repeatable)");
+  sub->add_flag("--match-prompt", f->match_prompt,
+                "Generation rules: compare prompt + continuation (the paper code's quirk)");
   sub->add_option("--per-example", f->per_example, "Write per-example results to this JSONL file");
   sub->add_option("--device", f->device, "Compute device: auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))

@@ -33,6 +33,8 @@ pb::ExampleOutputs ExampleOutputsProto(const std::vector<eval::ExampleResult>& e
     o->set_answer_logprob(r.logprob);
     o->set_answer_tokens(r.answer_tokens);
     if (r.kind == eval::ExampleKind::kChoice) o->set_chosen(static_cast<int32_t>(r.chosen));
+    // The compared continuation (valid UTF-8: undecodable bytes are U+FFFD).
+    if (r.generated) o->set_generated_text(r.generated_text);
   }
   return out;
 }

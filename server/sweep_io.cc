@@ -84,8 +84,67 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
     case pb::TASK_KIND_UNSPECIFIED:
       c.task = laser::TaskFilter::kAny;
       break;
+    case pb::TASK_KIND_GENERATION:
+      c.task = laser::TaskFilter::kCompletion;
+      break;
     default:
       return Invalid("task", absl::StrCat("unknown value ", spec.task()));
+  }
+  // match and generation
+  const bool generation = spec.task() == pb::TASK_KIND_GENERATION;
+  switch (spec.match()) {
+    case pb::MATCH_RULE_UNSPECIFIED:
+      c.match.rule = generation ? eval::MatchRule::kContains : eval::MatchRule::kGreedy;
+      break;
+    case pb::MATCH_RULE_GREEDY:
+    case pb::MATCH_RULE_TOP1_DECODED:
+      if (generation) {
+        return Invalid("match", absl::StrCat(pb::MatchRule_Name(spec.match()),
+                                             " does not apply to TASK_KIND_GENERATION (use "
+                                             "EXACT, PREFIX or CONTAINS)"));
+      }
+      if (spec.task() == pb::TASK_KIND_CHOICE && spec.match() == pb::MATCH_RULE_TOP1_DECODED) {
+        return Invalid("match",
+                       "MATCH_RULE_TOP1_DECODED needs completion records, but the task "
+                       "is TASK_KIND_CHOICE");
+      }
+      c.match.rule = spec.match() == pb::MATCH_RULE_GREEDY ? eval::MatchRule::kGreedy
+                                                           : eval::MatchRule::kTop1Decoded;
+      break;
+    case pb::MATCH_RULE_EXACT:
+    case pb::MATCH_RULE_PREFIX:
+    case pb::MATCH_RULE_CONTAINS:
+      if (!generation) {
+        return Invalid("match", absl::StrCat(pb::MatchRule_Name(spec.match()),
+                                             " needs task TASK_KIND_GENERATION"));
+      }
+      c.match.rule = spec.match() == pb::MATCH_RULE_EXACT    ? eval::MatchRule::kExact
+                     : spec.match() == pb::MATCH_RULE_PREFIX ? eval::MatchRule::kPrefix
+                                                             : eval::MatchRule::kContains;
+      break;
+    default:
+      return Invalid("match", absl::StrCat("unknown value ", spec.match()));
+  }
+  if (spec.has_generation() && !generation) {
+    return Invalid("generation", "applies to task TASK_KIND_GENERATION only");
+  }
+  if (generation) {
+    const pb::GenerationOptions& g = spec.generation();
+    const int64_t n = g.max_new_tokens() == 0 ? eval::kDefaultNewTokens : g.max_new_tokens();
+    if (n < eval::kMinNewTokens || n > eval::kMaxNewTokens) {
+      return Invalid("generation.max_new_tokens",
+                     absl::StrCat(g.max_new_tokens(), " is not in [", eval::kMinNewTokens, ", ",
+                                  eval::kMaxNewTokens, "]"));
+    }
+    LASERD_RETURN_IF_ERROR(CountAtMost("generation.stop_strings", g.stop_strings_size(), 16));
+    for (int i = 0; i < g.stop_strings_size(); ++i) {
+      if (g.stop_strings(i).empty()) {
+        return Invalid(absl::StrCat("generation.stop_strings[", i, "]"), "must not be empty");
+      }
+    }
+    c.match.max_new_tokens = n;
+    c.match.stop_strings.assign(g.stop_strings().begin(), g.stop_strings().end());
+    c.match.match_prompt = g.match_prompt();
   }
   using L = SpecLimits;
   LASERD_RETURN_IF_ERROR(CountAtMost("matrix_types", spec.matrix_types_size(), L::kMatrixTypes));
@@ -258,6 +317,7 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
   // (and keeps the outcomes with spec.keep_example_outputs), so every result
   // brings its examples' results.
   c.keep_examples = true;
+  if (c.batch_tokens > 0) c.match.batch_tokens = c.batch_tokens;
   // composition
   switch (spec.composition().mode()) {
     case pb::COMPOSITION_MODE_UNSPECIFIED:
@@ -297,9 +357,9 @@ absl::StatusOr<HeadlessSweep> SweepConfigFromSpec(const pb::SweepSpec& spec) {
 
 absl::Status SpecError(const absl::Status& s, absl::string_view other_prefix) {
   if (s.ok()) return s;
-  static const char* kFields[] = {"matrix_types", "experts", "layers.", "rho.",
-                                  "rate.",        "task:",   "split:",  "shard:",
-                                  "composition",  "top_k",   "batch:"};
+  static const char* kFields[] = {"matrix_types", "experts", "layers.",    "rho.",        "rate.",
+                                  "task:",        "split:",  "shard:",     "composition", "top_k",
+                                  "batch:",       "match:",  "generation."};
   for (const char* f : kFields) {
     if (absl::StartsWith(s.message(), f)) {
       return absl::Status(s.code(), absl::StrCat("spec.", s.message()));
@@ -333,6 +393,12 @@ pb::Metrics MetricsProto(const eval::Aggregate& a) {
   m.set_log_loss(a.log_loss);
   for (size_t i = 0; i < a.topk.size() && i < a.topk_accuracy.size(); ++i) {
     (*m.mutable_top_k_accuracy())[a.topk[i]] = a.topk_accuracy[i];
+  }
+  if (a.generated > 0) {
+    m.set_f1(a.f1);
+    m.set_precision(a.precision);
+    m.set_recall(a.recall);
+    m.set_generated_tokens(a.generated_tokens);
   }
   return m;
 }

@@ -225,6 +225,9 @@
     clear(table);
     const head = cell('tr');
     for (const h of ['', 'accuracy', 'log-loss', 'examples']) head.appendChild(cell('th', h));
+    // Generation tasks also report the word-overlap F1 (docs/metrics.md).
+    const f1 = rows.some((r) => r.metrics && r.metrics.f1 !== undefined);
+    if (f1) head.appendChild(cell('th', 'F1'));
     if (rows.some((r) => r.delta)) { head.appendChild(cell('th', 'Δ acc.')); head.appendChild(cell('th', 'Δ log-loss')); }
     // Significance (Result.significance, docs/metrics.md): McNemar's exact p-value,
     // the bootstrap interval of the accuracy delta and the verdict at alpha.
@@ -244,6 +247,7 @@
       tr.appendChild(cell('td', fmtLoss(m.log_loss),
                           { id: `${prefix}-${r.split}-log-loss`, 'data-value': num(m.log_loss) }));
       tr.appendChild(cell('td', `${num(m.correct)}/${num(m.examples)}`, { id: `${prefix}-${r.split}-examples` }));
+      if (f1) tr.appendChild(cell('td', fmtAcc(m.f1), { id: `${prefix}-${r.split}-f1`, 'data-value': num(m.f1) }));
       if (r.delta) {
         const da = num(r.delta.accuracy), dl = num(r.delta.log_loss);
         tr.appendChild(cell('td', fmtSigned(da, 2), {
@@ -264,6 +268,24 @@
       }
       table.appendChild(tr);
     }
+  }
+
+  // The task and the rule that decides correctness (docs/metrics.md, "Match rules").
+  function describeTask(spec) {
+    const short = (v, prefix) => (typeof v === 'string' ? v.replace(prefix, '').toLowerCase() : '');
+    const task = short(spec.task, 'TASK_KIND_') || 'unspecified';
+    const gen = task === 'generation';
+    const given = short(spec.match, 'MATCH_RULE_');
+    const rule = given && given !== 'unspecified' ? given : gen ? 'contains' : 'greedy';
+    let s = `task ${task === 'unspecified' ? 'per record' : task} · match ${rule}`;
+    if (gen) {
+      const g = spec.generation || {};
+      const stops = g.stop_strings || [];
+      s += ` (≤ ${num(g.max_new_tokens) || 16} new tokens` +
+        (stops.length ? `, stop ${stops.map((x) => JSON.stringify(x)).join(' ')}` : '') +
+        (g.match_prompt ? ', prompt included' : '') + ')';
+    }
+    return s;
   }
 
   function renderJob() {
@@ -292,7 +314,7 @@
     const ds = spec.dataset ? (spec.dataset.path || `dataset ${spec.dataset.dataset_id}`) : '';
     const ranks = spec.rho ? `ρ ∈ {${(spec.rho.values || []).join(', ')}}` :
       spec.rate ? `rate ∈ {${(spec.rate.values || []).join(', ')}}` : '';
-    setText('job-spec', [ds, `types ${(spec.matrix_types || []).join(', ') || 'all'}` +
+    setText('job-spec', [ds, describeTask(spec), `types ${(spec.matrix_types || []).join(', ') || 'all'}` +
       ((spec.experts || []).length ? ` experts ${spec.experts.join(', ')}` : ''), ranks,
                          `${num(job.validation_examples)} validation / ${num(job.test_examples)} test examples`]
       .filter(Boolean).join(' · '));

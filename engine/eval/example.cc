@@ -31,14 +31,14 @@ size_t PrevCodePoint(std::string_view s, size_t end, char32_t* cp) {
   return start;
 }
 
+}  // namespace
+
 // Python's str.isspace(): bidirectional class WS, B or S, or category Zs.
 bool IsPythonSpace(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
          c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
          c == 0x205F || c == 0x3000;
 }
-
-}  // namespace
 
 std::pair<std::string, std::string> MoveTrailingWhitespace(std::string_view prompt,
                                                            std::string_view answer) {

@@ -47,6 +47,10 @@ struct TokenizedExample {
   std::vector<TokenizedSequence> seqs;
 };
 
+// Python's str.isspace() for one code point: bidirectional class WS, B or S,
+// or category Zs.
+bool IsPythonSpace(char32_t c);
+
 // Step 1: (prompt, answer) with the prompt's trailing whitespace moved to the
 // front of the answer.
 std::pair<std::string, std::string> MoveTrailingWhitespace(std::string_view prompt,

@@ -94,8 +94,15 @@ Aggregate ComputeAggregate(const std::vector<ExampleResult>& results, const std:
   Aggregate a;
   a.topk = topk;
   std::vector<double> hits(topk.size(), 0.0);
-  double correct = 0, loss = 0, lp = 0;
+  double correct = 0, loss = 0, lp = 0, f1 = 0, pr = 0, rc = 0, gt = 0;
   auto add = [&](const ExampleResult& r) {
+    if (r.generated) {
+      ++a.generated;
+      f1 += r.f1;
+      pr += r.precision;
+      rc += r.recall;
+      gt += static_cast<double>(r.generated_ids.size());
+    }
     ++a.count;
     correct += r.correct ? 1 : 0;
     loss += -r.logprob / static_cast<double>(r.answer_tokens);
@@ -113,6 +120,11 @@ Aggregate ComputeAggregate(const std::vector<ExampleResult>& results, const std:
   a.log_loss = a.count ? loss / n : nan;
   a.mean_logprob = a.count ? lp / n : nan;
   for (double h : hits) a.topk_accuracy.push_back(a.count ? 100.0 * h / n : nan);
+  const double g = static_cast<double>(a.generated);
+  a.f1 = a.generated ? 100.0 * f1 / g : nan;
+  a.precision = a.generated ? 100.0 * pr / g : nan;
+  a.recall = a.generated ? 100.0 * rc / g : nan;
+  a.generated_tokens = a.generated ? gt / g : nan;
   return a;
 }
 
@@ -131,6 +143,13 @@ nlohmann::json AggregateJson(const Aggregate& a) {
     tk[absl::StrCat("top", a.topk[i])] = Num(a.topk_accuracy[i]);
   }
   j["topk_accuracy"] = tk;
+  if (a.generated > 0) {
+    j["generated"] = a.generated;
+    j["f1"] = Num(a.f1);
+    j["precision"] = Num(a.precision);
+    j["recall"] = Num(a.recall);
+    j["generated_tokens"] = Num(a.generated_tokens);
+  }
   return j;
 }
 
@@ -156,6 +175,14 @@ nlohmann::json ExampleJson(const ExampleResult& r, const std::vector<int>& topk,
   j["greedy_ids"] = r.greedy_ids;
   j["token_logprobs"] = r.token_logprobs;
   if (r.boundary_mismatch) j["boundary_mismatch"] = true;
+  if (r.generated) {
+    j["generated_ids"] = r.generated_ids;
+    j["generated_text"] = r.generated_text;
+    j["stop_reason"] = r.stop_reason;
+    j["f1"] = r.f1;
+    j["precision"] = r.precision;
+    j["recall"] = r.recall;
+  }
   if (r.kind == ExampleKind::kChoice) {
     j["label"] = r.label;
     j["chosen"] = r.chosen;

@@ -44,6 +44,14 @@ struct ExampleResult {
   int64_t chosen = -1;  // highest total log-probability, ties -> lowest index
   int64_t label = -1;
   bool correct = false;  // completion: greedy_match; choice: chosen == label
+  // Match rules other than greedy (engine/eval/generation.h) set `correct`
+  // by their rule; a generation rule also fills these (generated is false
+  // otherwise):
+  bool generated = false;
+  std::vector<int32_t> generated_ids;  // the continuation, stop id included
+  std::string generated_text;          // decoded, without a final stop id, cut at a stop string
+  std::string stop_reason;             // eos, stop_string, length, context
+  double f1 = 0, precision = 0, recall = 0;  // the paper's word-overlap F1PR
 };
 
 // Computes an example's result from the scores of its sequences (one vector
@@ -60,6 +68,11 @@ struct Aggregate {
   double mean_logprob = 0;  // mean answer log-probability; NaN when count == 0
   std::vector<int> topk;
   std::vector<double> topk_accuracy;  // 100 · mean(hit_k); NaN when count == 0
+  // Over the examples with generated text (a generation rule): how many, and
+  // the means of f1, precision, recall (×100) and of the generated token
+  // count; NaN when there are none.
+  int64_t generated = 0;
+  double f1 = 0, precision = 0, recall = 0, generated_tokens = 0;
 };
 
 // Aggregates over results[i] for i in `subset` (every result when subset is null).

@@ -57,6 +57,11 @@ absl::StatusOr<EvalReport> EvalLoaded(model::LoadedModel& lm, const Dataset& ds,
   LASERD_ASSIGN_OR_RETURN(auto results, ScoreExamples(*lm.model, tokenized, cfg.score));
   r.score_seconds = Seconds(t0);
   r.results = std::move(results);
+  r.match = cfg.match;
+  const auto t1 = std::chrono::steady_clock::now();
+  LASERD_RETURN_IF_ERROR(
+      ApplyMatchRule(*lm.model, *lm.tokenizer, ds.examples, cfg.match, &r.results));
+  r.generate_seconds = Seconds(t1);
 
   r.splits.push_back({"validation", ComputeAggregate(r.results, r.topk, &r.split.validation)});
   r.splits.push_back({"test", ComputeAggregate(r.results, r.topk, &r.split.test)});
@@ -71,6 +76,7 @@ absl::StatusOr<EvalReport> RunEval(const EvalConfig& cfg) {
         absl::StrCat("val_fraction must be in (0, 1), got ", cfg.split.val_fraction));
   }
   if (cfg.score.topk.empty()) return absl::InvalidArgumentError("topk: empty list");
+  LASERD_RETURN_IF_ERROR(ValidateMatchOptions(cfg.match));
   if (cfg.score.batch_tokens < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_tokens must be positive, got ", cfg.score.batch_tokens));
@@ -111,12 +117,19 @@ nlohmann::json ReportJson(const EvalReport& r) {
                 {"validation", r.split.validation.size()},
                 {"test", r.split.test.size()}};
   if (r.split_options.mode == SplitMode::kShuffle) j["split"]["seed"] = r.split_options.seed;
+  j["match"] = {{"rule", MatchRuleName(r.match.rule)}};
+  if (IsGenerationRule(r.match.rule)) {
+    j["match"]["max_new_tokens"] = r.match.max_new_tokens;
+    j["match"]["stop_strings"] = r.match.stop_strings;
+    j["match"]["match_prompt"] = r.match.match_prompt;
+  }
   nlohmann::json m = nlohmann::json::object();
   for (const SplitAggregates& s : r.splits) m[s.name] = AggregateJson(s.agg);
   j["metrics"] = m;
   j["timing"] = {
       {"load_seconds", r.load_seconds},
       {"score_seconds", r.score_seconds},
+      {"generate_seconds", r.generate_seconds},
       {"tokens_per_second",
        r.score_seconds > 0 ? nlohmann::json(r.tokens / r.score_seconds) : nlohmann::json()}};
   return j;
@@ -144,14 +157,25 @@ std::string FormatReport(const EvalReport& r) {
                           "boundary (lm-eval rule applied)\n",
                           r.boundary_mismatches);
   }
+  const bool gen = IsGenerationRule(r.match.rule);
+  if (gen) {
+    absl::StrAppendFormat(&s, "match    %s on greedy generation (max %d new tokens%s%s)\n",
+                          MatchRuleName(r.match.rule), r.match.max_new_tokens,
+                          r.match.stop_strings.empty() ? "" : ", stop strings",
+                          r.match.match_prompt ? ", prompt included" : "");
+  } else {
+    absl::StrAppendFormat(&s, "match    %s\n", MatchRuleName(r.match.rule));
+  }
   s += "\n";
   std::vector<std::string> head = {"split", "count", "accuracy", "log-loss"};
   for (int k : r.topk) head.push_back(absl::StrCat("top-", k));
+  if (gen) head.push_back("f1");
   std::vector<std::vector<std::string>> rows = {head};
   for (const SplitAggregates& sp : r.splits) {
     std::vector<std::string> row = {sp.name, absl::StrCat(sp.agg.count), Fmt(sp.agg.accuracy, 2),
                                     Fmt(sp.agg.log_loss, 4)};
     for (double t : sp.agg.topk_accuracy) row.push_back(Fmt(t, 2));
+    if (gen) row.push_back(Fmt(sp.agg.f1, 2));
     rows.push_back(row);
   }
   std::vector<size_t> width(head.size(), 0);
@@ -166,8 +190,10 @@ std::string FormatReport(const EvalReport& r) {
     s += "\n";
   }
   s += "\naccuracy and top-k in %, log-loss = mean of -logprob/answer_tokens (nats)\n";
-  absl::StrAppendFormat(&s, "time     load %.2fs, scoring %.2fs (%.0f tokens/s)\n", r.load_seconds,
+  absl::StrAppendFormat(&s, "time     load %.2fs, scoring %.2fs (%.0f tokens/s)", r.load_seconds,
                         r.score_seconds, r.score_seconds > 0 ? r.tokens / r.score_seconds : 0.0);
+  if (gen) absl::StrAppendFormat(&s, ", generation %.2fs", r.generate_seconds);
+  s += "\n";
   return s;
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/eval/dataset.h"
+#include "engine/eval/generation.h"
 #include "engine/eval/metrics.h"
 #include "engine/eval/scorer.h"
 #include "engine/eval/split.h"
@@ -32,6 +33,7 @@ struct EvalConfig {
   std::string device = "auto";
   SplitOptions split;
   ScoreOptions score;
+  MatchOptions match;           // how `correct` is decided (default: teacher-forced greedy)
   std::string per_example_out;  // empty: not written
 };
 
@@ -50,8 +52,9 @@ struct EvalReport {
   SplitOptions split_options;
   Split split;
   std::vector<int> topk;
+  MatchOptions match;
   std::vector<SplitAggregates> splits;  // validation, test, all
-  double load_seconds = 0, score_seconds = 0;
+  double load_seconds = 0, score_seconds = 0, generate_seconds = 0;
   std::vector<ExampleResult> results;  // dataset order
 };
 

@@ -256,15 +256,27 @@ absl::StatusOr<std::unique_ptr<SweepRunner>> SweepRunner::Create(model::Model* m
   // The dataset: filtered, split and tokenized once.
   for (const eval::Example& ex : dataset.examples) {
     if (cfg.task == TaskFilter::kCompletion && ex.kind != eval::ExampleKind::kCompletion) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("task: ", dataset.source, " line ", ex.line,
-                       " is a choice record, but the task is completion"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "task: ", dataset.source, " line ", ex.line, " is a choice record, but the task is ",
+          eval::IsGenerationRule(cfg.match.rule) ? "generation" : "completion"));
+    }
+    if (cfg.match.rule != eval::MatchRule::kGreedy && ex.kind != eval::ExampleKind::kCompletion) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "match: ", dataset.source, " line ", ex.line, " is a choice record; the match rule ",
+          eval::MatchRuleName(cfg.match.rule), " applies to completion records only"));
     }
     if (cfg.task == TaskFilter::kChoice && ex.kind != eval::ExampleKind::kChoice) {
       return absl::InvalidArgumentError(
           absl::StrCat("task: ", dataset.source, " line ", ex.line,
                        " is a completion record, but the task is choice"));
     }
+  }
+  if (cfg.match.rule != eval::MatchRule::kGreedy) {
+    if (absl::Status st = eval::ValidateMatchOptions(cfg.match); !st.ok()) {
+      return Prefixed(st, "generation.");
+    }
+    r->tok_ = &tok;
+    r->source_examples_ = dataset.examples;
   }
   auto split = eval::MakeSplit(static_cast<int64_t>(dataset.examples.size()), cfg.split);
   if (!split.ok()) return Prefixed(split.status(), "split: ");
@@ -416,6 +428,11 @@ absl::StatusOr<std::vector<eval::ExampleResult>> SweepRunner::Evaluate(int64_t f
     LASERD_ASSIGN_OR_RETURN(eval::ExampleResult r,
                             eval::ScoreExample(examples_[e], mine, cfg_.topk));
     results.push_back(std::move(r));
+  }
+  if (cfg_.match.rule != eval::MatchRule::kGreedy) {
+    LASERD_RETURN_IF_ERROR(Interrupted());
+    LASERD_RETURN_IF_ERROR(
+        eval::ApplyMatchRule(*model_, *tok_, source_examples_, cfg_.match, &results));
   }
   timings_.forward_seconds += Since(t0);
   return results;

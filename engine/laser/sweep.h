@@ -83,6 +83,7 @@
 #include "absl/status/statusor.h"
 #include "engine/eval/dataset.h"
 #include "engine/eval/example.h"
+#include "engine/eval/generation.h"
 #include "engine/eval/metrics.h"
 #include "engine/eval/split.h"
 #include "engine/laser/intervention.h"
@@ -149,6 +150,11 @@ struct SweepConfig {
   bool round_to_source_dtype = false;
   eval::SplitOptions split;
   std::vector<int> topk = eval::DefaultTopK();
+  // How an example counts as correct (engine/eval/generation.h): a rule other
+  // than greedy needs completion records only; a generation rule generates
+  // for every example of every evaluation, on the whole edited model (the
+  // teacher-forced scores still use prefix reuse).
+  eval::MatchOptions match;
   // Batching: at most `batch_sequences` sequences (0: no limit) and
   // `batch_tokens` tokens (0: 4096) per forward pass.
   int64_t batch_sequences = 0;
@@ -357,6 +363,8 @@ class SweepRunner {
                            const std::function<absl::Status(const SweepResult&)>& on_result);
 
   model::Model* model_ = nullptr;
+  const tokenizer::Tokenizer* tok_ = nullptr;   // kept for match rules other than greedy
+  std::vector<eval::Example> source_examples_;  // the same, with their text
   SweepConfig cfg_;
   std::vector<PlanMatrix> plan_;
   int64_t total_ = 0;

@@ -157,7 +157,7 @@ void Model::Norm(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* y) {
 }
 
 void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to,
-                      const std::vector<int64_t>* keep) {
+                      const std::vector<int64_t>* keep, KvCache* kv) {
   const ModelConfig& c = config_;
   kernels::Backend* be = backend_;
   const int64_t n = h->rows(), d = c.hidden;
@@ -267,7 +267,17 @@ void Model::RunLayers(Tensor* h, const kernels::SeqLayout& layout, int64_t from,
     ap.scale = scale;
     ap.window = sliding ? c.sliding_window : 0;
     ap.softcap = static_cast<float>(c.attn_softcap);
-    be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, ap, &ctx);
+    if (kv != nullptr) {
+      Tensor kd = kv->k[i].RowRange(kv->write_at, n), vd = kv->v[i].RowRange(kv->write_at, n);
+      be->Copy(k, &kd);
+      be->Copy(v, &vd);
+    }
+    if (kv != nullptr && !kv->key_offsets.empty()) {
+      be->AttentionRows(q, kv->k[i], kv->v[i], kv->key_offsets, kv->keys, c.heads, c.kv_heads,
+                        c.head_dim, ap, &ctx);
+    } else {
+      be->Attention(q, k, v, layout, c.heads, c.kv_heads, c.head_dim, ap, &ctx);
+    }
     if (keep != nullptr && i == to - 1) {
       // Last layer: nothing after it reads the other rows.
       const int64_t m = static_cast<int64_t>(keep->size());

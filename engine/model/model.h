@@ -25,6 +25,19 @@ namespace laserd::model {
 struct ModelWeights;
 struct LayerWeights;
 
+// Keys and values a cached forward keeps per layer (greedy decoding,
+// engine/model/generate.h). RunLayers with a KvCache stores the keys and
+// values of its rows (after the rotary embedding) in rows [write_at,
+// write_at + n) of k[layer] and v[layer]; with key lists (key_offsets
+// non-empty: q.rows() + 1 offsets into `keys`) row i then attends to the
+// cache rows its list names (Backend::AttentionRows) instead of to the
+// layout's rows.
+struct KvCache {
+  std::vector<kernels::Tensor> k, v;  // per layer [capacity, kv_heads * head_dim]
+  int64_t write_at = 0;
+  std::vector<int64_t> key_offsets, keys;
+};
+
 class Model {
  public:
   static absl::StatusOr<std::unique_ptr<Model>> Load(const formats::WeightSource& src,
@@ -61,8 +74,12 @@ class Model {
   // computes attention over every row, but its output projection and MLP only
   // for the rows `keep`, and h becomes those rows [keep.size(), hidden] in
   // that order (nothing after the last layer reads the others).
+  // With `kv`, keys and values go to (and attention reads from) the cache as
+  // KvCache says.
   void RunLayers(kernels::Tensor* h, const kernels::SeqLayout& layout, int64_t from, int64_t to,
-                 const std::vector<int64_t>* keep = nullptr);
+                 const std::vector<int64_t>* keep = nullptr, KvCache* kv = nullptr);
+  // Embeddings (+ learned positions) of the given tokens at the given positions.
+  kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
   // Final norm + LM head on the given rows of h: logits [rows.size(), vocab].
   kernels::Tensor Head(const kernels::Tensor& h, const std::vector<int64_t>& rows);
 
@@ -101,8 +118,6 @@ class Model {
 
  private:
   Model() = default;
-  // Embeddings (+ learned positions) of the given tokens at the given positions.
-  kernels::Tensor EmbedRows(const std::vector<int64_t>& ids, const std::vector<int64_t>& pos);
   // The rotary embedding of q and k (each sequence's frequencies, see rope_scaling.h).
   // `sliding`: a sliding-window layer (its own unscaled base where the model
   // has one, ModelConfig::rope_local_theta).

@@ -252,53 +252,75 @@ class CpuBackend final : public Backend {
 
   // Prefix-tree attention: row r attends to the chain root .. parent[r], r
   // (its last `window` entries under a window). The chains are short (shared
-  // prompt prefixes), so plain loops over the chain; the dot products keep 8
-  // partial sums so that they vectorise.
+  // prompt prefixes), so plain loops over the chain (AttendChain).
   static void TreeAttention(const Tensor& q, const Tensor& k, const Tensor& v,
                             const SeqLayout& layout, int heads, int kv_heads, int head_dim,
                             const AttentionParams& ap, Tensor* out) {
-    const int group = heads / kv_heads;
-    const float scale = ap.scale, cap = ap.softcap;
-    const int64_t qs = q.cols(), ks = k.cols(), vs = v.cols(), os = out->cols();
     std::vector<int64_t> chain;
     std::vector<float> w;
     for (int64_t r = 0; r < layout.total_rows(); ++r) {
       const int64_t T = layout.position[r] + 1;
       chain.resize(T);
       for (int64_t j = T - 1, a = r; j >= 0; --j, a = layout.parent[a]) chain[j] = a;
-      const int64_t first = ap.window > 0 ? std::max<int64_t>(0, T - ap.window) : 0;
-      w.resize(T);
-      for (int h = 0; h < heads; ++h) {
-        const int kh = h / group;
-        const float* qh = q.data() + r * qs + h * head_dim;
-        float* oh = out->data() + r * os + h * head_dim;
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = first; j < T; ++j) {
-          const float* kr = k.data() + chain[j] * ks + kh * head_dim;
-          float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int d = 0;
-          for (; d + 8 <= head_dim; d += 8) {
-            for (int l = 0; l < 8; ++l) acc[l] += qh[d + l] * kr[d + l];
-          }
-          float dot =
-              ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-          for (; d < head_dim; ++d) dot += qh[d] * kr[d];
-          w[j] = scale * dot;
-          if (cap > 0.0f) w[j] = cap * std::tanh(w[j] / cap);
-          mx = std::max(mx, w[j]);
+      AttendChain(q.data() + r * q.cols(), k, v, chain.data(), T, heads, kv_heads, head_dim, ap,
+                  out->data() + r * out->cols(), &w);
+    }
+  }
+
+  void AttentionRows(const Tensor& q, const Tensor& k, const Tensor& v,
+                     const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& keys,
+                     int heads, int kv_heads, int head_dim, const AttentionParams& ap,
+                     Tensor* out) override {
+    std::vector<float> w;
+    for (int64_t i = 0; i < q.rows(); ++i) {
+      const int64_t T = key_offsets[i + 1] - key_offsets[i];
+      AttendChain(q.data() + i * q.cols(), k, v, keys.data() + key_offsets[i], T, heads, kv_heads,
+                  head_dim, ap, out->data() + i * out->cols(), &w);
+    }
+  }
+
+  // One query row (every head) over the key rows chain[0..T) in position
+  // order, the last being the query's own; the dot products keep 8 partial
+  // sums so that they vectorise.
+  static void AttendChain(const float* qrow, const Tensor& k, const Tensor& v, const int64_t* chain,
+                          int64_t T, int heads, int kv_heads, int head_dim,
+                          const AttentionParams& ap, float* orow, std::vector<float>* wbuf) {
+    const int group = heads / kv_heads;
+    const float scale = ap.scale, cap = ap.softcap;
+    const int64_t ks = k.cols(), vs = v.cols();
+    const int64_t first = ap.window > 0 ? std::max<int64_t>(0, T - ap.window) : 0;
+    wbuf->resize(T);
+    float* w = wbuf->data();
+    for (int h = 0; h < heads; ++h) {
+      const int kh = h / group;
+      const float* qh = qrow + h * head_dim;
+      float* oh = orow + h * head_dim;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = first; j < T; ++j) {
+        const float* kr = k.data() + chain[j] * ks + kh * head_dim;
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int d = 0;
+        for (; d + 8 <= head_dim; d += 8) {
+          for (int l = 0; l < 8; ++l) acc[l] += qh[d + l] * kr[d + l];
         }
-        float sum = 0.0f;
-        for (int64_t j = first; j < T; ++j) {
-          w[j] = std::exp(w[j] - mx);
-          sum += w[j];
-        }
-        const float inv = 1.0f / sum;
-        std::fill(oh, oh + head_dim, 0.0f);
-        for (int64_t j = first; j < T; ++j) {
-          const float p = w[j] * inv;
-          const float* vr = v.data() + chain[j] * vs + kh * head_dim;
-          for (int d = 0; d < head_dim; ++d) oh[d] += p * vr[d];
-        }
+        float dot =
+            ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; d < head_dim; ++d) dot += qh[d] * kr[d];
+        w[j] = scale * dot;
+        if (cap > 0.0f) w[j] = cap * std::tanh(w[j] / cap);
+        mx = std::max(mx, w[j]);
+      }
+      float sum = 0.0f;
+      for (int64_t j = first; j < T; ++j) {
+        w[j] = std::exp(w[j] - mx);
+        sum += w[j];
+      }
+      const float inv = 1.0f / sum;
+      std::fill(oh, oh + head_dim, 0.0f);
+      for (int64_t j = first; j < T; ++j) {
+        const float p = w[j] * inv;
+        const float* vr = v.data() + chain[j] * vs + kh * head_dim;
+        for (int d = 0; d < head_dim; ++d) oh[d] += p * vr[d];
       }
     }
   }

@@ -73,6 +73,10 @@ class CudaBackend final : public Backend {
   void Attention(const Tensor& q, const Tensor& k, const Tensor& v, const SeqLayout& layout,
                  int heads, int kv_heads, int head_dim, const AttentionParams& p,
                  Tensor* out) override;
+  void AttentionRows(const Tensor& q, const Tensor& k, const Tensor& v,
+                     const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& keys,
+                     int heads, int kv_heads, int head_dim, const AttentionParams& p,
+                     Tensor* out) override;
   void Activate(Tensor* x, Activation act) override;
   void GatedActivate(Tensor* gate, const Tensor& up, Activation act) override;
   void Add(const Tensor& x, Tensor* y) override;
@@ -121,8 +125,10 @@ class CudaBackend final : public Backend {
   // its position within the sequence; returns the count. The upload is kept:
   // the Rope and Attention of every layer of a forward pass the same layout,
   // which is then uploaded once. A prefix-tree layout is refused (this
-  // backend's SupportsPrefixTree() is false).
-  int64_t UploadLayout(const SeqLayout& layout, int64_t rows, const char* op);
+  // backend's SupportsPrefixTree() is false) unless `allow_tree` (Rope, which
+  // reads only each row's position: row r at layout.position[r]).
+  int64_t UploadLayout(const SeqLayout& layout, int64_t rows, const char* op,
+                       bool allow_tree = false);
   // inv_freq[:half] on the device, uploaded when it differs from the last.
   const float* UploadFrequencies(const std::vector<float>& inv_freq, int half);
   const int32_t* RowIds() const { return layout_dev_; }
@@ -139,6 +145,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<StreamState> state_;
   std::mutex mu_;  // held by every op (OpScope)
   Scratch layout_scratch_, freq_scratch_, aux_scratch_, result_scratch_;
+  Scratch keys_scratch_;  // AttentionRows: key_offsets then keys
   Scratch convert_scratch_, yconv_scratch_, aconv_scratch_, bconv_scratch_;
   // The layout and frequencies last uploaded.
   std::vector<int32_t> host_layout_;

@@ -50,7 +50,7 @@ void CudaBackend::Rope(Tensor* x, const SeqLayout& layout, int heads, int head_d
                        inv_freq.size()));
   Require(int64_t{heads} * head_dim <= x->cols(), "Rope",
           absl::StrCat(heads, " heads of ", head_dim, " exceed x ", Shape(*x)));
-  const int64_t count = UploadLayout(layout, x->rows(), "Rope");
+  const int64_t count = UploadLayout(layout, x->rows(), "Rope", /*allow_tree=*/true);
   const float* freq = UploadFrequencies(inv_freq, rotary_dim / 2);
   CheckCuda(
       cuda::LaunchRope(x->data(), x->cols(), RowIds(), Positions(count), count, heads, head_dim,
@@ -82,6 +82,47 @@ void CudaBackend::Attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                   RowIds(), Positions(count), count, heads, kv_heads, head_dim,
                                   p.scale, p.window, p.softcap, out->data(), out->cols(), stream_),
             "Attention");
+}
+
+void CudaBackend::AttentionRows(const Tensor& q, const Tensor& k, const Tensor& v,
+                                const std::vector<int64_t>& key_offsets,
+                                const std::vector<int64_t>& keys, int heads, int kv_heads,
+                                int head_dim, const AttentionParams& p, Tensor* out) {
+  OpScope op(this);
+  RequireDevice(q, "AttentionRows", "q");
+  RequireDevice(k, "AttentionRows", "k");
+  RequireDevice(v, "AttentionRows", "v");
+  RequireDevice(*out, "AttentionRows", "out");
+  for (const Tensor* t : {&q, &k, &v, static_cast<const Tensor*>(out)}) {
+    RequireF32(*t, "AttentionRows", "an operand");
+  }
+  Require(heads > 0 && kv_heads > 0 && heads % kv_heads == 0 && head_dim > 0, "AttentionRows",
+          absl::StrCat("heads ", heads, " kv_heads ", kv_heads, " head_dim ", head_dim));
+  const int64_t n = q.rows();
+  Require(static_cast<int64_t>(key_offsets.size()) == n + 1 && out->rows() >= n &&
+              key_offsets.front() == 0 && key_offsets.back() == static_cast<int64_t>(keys.size()),
+          "AttentionRows",
+          absl::StrCat(key_offsets.size(), " key offsets and ", keys.size(), " keys for ", n,
+                       " queries"));
+  const int64_t kr = std::min(k.rows(), v.rows());
+  for (size_t i = 0; i + 1 < key_offsets.size(); ++i) {
+    Require(key_offsets[i] < key_offsets[i + 1], "AttentionRows",
+            absl::StrCat("query ", i, " has no keys"));
+  }
+  for (int64_t r : keys) {
+    Require(r >= 0 && r < kr, "AttentionRows",
+            absl::StrCat("key row ", r, " outside ", kr, " rows"));
+  }
+  if (n == 0) return;
+  std::vector<int64_t> host(key_offsets);
+  host.insert(host.end(), keys.begin(), keys.end());
+  const int64_t* dev = static_cast<const int64_t*>(
+      keys_scratch_.Upload(host.data(), host.size() * sizeof(int64_t), stream_));
+  CheckCuda(
+      cuda::LaunchAttentionRows(q.data(), q.cols(), k.data(), k.cols(), v.data(), v.cols(), dev,
+                                dev + key_offsets.size(), n, heads, kv_heads, head_dim, p.scale,
+                                p.window, p.softcap, out->data(), out->cols(), stream_),
+      "AttentionRows");
 }
 
 void CudaBackend::Activate(Tensor* x, Activation act) {
@@ -203,7 +244,25 @@ void CudaBackend::RequireRowOp(const Tensor& x, const Tensor& w, const Tensor& y
           absl::StrCat("x ", Shape(x), " w ", Shape(w), " y ", Shape(y)));
 }
 
-int64_t CudaBackend::UploadLayout(const SeqLayout& layout, int64_t rows, const char* op) {
+int64_t CudaBackend::UploadLayout(const SeqLayout& layout, int64_t rows, const char* op,
+                                  bool allow_tree) {
+  if (allow_tree && layout.is_tree()) {
+    const int64_t count = layout.total_rows();
+    Require(
+        count <= rows && rows <= INT_MAX && layout.position.size() == static_cast<size_t>(count),
+        op, absl::StrCat("tree layout of ", count, " rows for ", rows, " rows"));
+    host_layout_.resize(2 * count);
+    for (int64_t r = 0; r < count; ++r) {
+      host_layout_[r] = static_cast<int32_t>(r);
+      host_layout_[count + r] = static_cast<int32_t>(layout.position[r]);
+    }
+    layout_dev_ = static_cast<const int32_t*>(layout_scratch_.Upload(
+        host_layout_.data(), host_layout_.size() * sizeof(int32_t), stream_));
+    // No packed layout is held now: the next packed one is uploaded again.
+    layout_offsets_ = {-1};
+    layout_lengths_.clear();
+    return count;
+  }
   Require(!layout.is_tree(), op,
           "a prefix-tree SeqLayout was given to the CUDA backend, which supports packed "
           "sequences only (SupportsPrefixTree() is false)");

@@ -222,6 +222,78 @@ __global__ void AttentionKernel(const float* __restrict__ q, int64_t q_stride,
   }
 }
 
+// AttentionKernel over explicit key lists: one block per (query, head); query
+// e attends to the rows keys[key_off[e] .. key_off[e + 1]) (position order,
+// the last `window` of them when window > 0). Same tiling and online softmax.
+__global__ void AttentionRowsKernel(const float* __restrict__ q, int64_t q_stride,
+                                    const float* __restrict__ k, int64_t k_stride,
+                                    const float* __restrict__ v, int64_t v_stride,
+                                    const int64_t* __restrict__ key_off,
+                                    const int64_t* __restrict__ keys, int group, int head_dim,
+                                    float scale, int64_t window, float softcap,
+                                    float* __restrict__ out, int64_t out_stride) {
+  extern __shared__ float smem[];
+  float* qs = smem;
+  float* acc = qs + head_dim;
+  float* p = acc + head_dim;
+  float* scratch = p + blockDim.x;
+
+  const int64_t e = blockIdx.x;
+  const int h = blockIdx.y;
+  const int kvh = h / group;
+  int64_t n_keys = key_off[e + 1] - key_off[e];
+  int64_t first = key_off[e];
+  if (window > 0 && n_keys > window) {
+    first += n_keys - window;
+    n_keys = window;
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    qs[d] = q[e * q_stride + int64_t{h} * head_dim + d];
+    acc[d] = 0.0f;
+  }
+  __syncthreads();
+
+  float m = -INFINITY;
+  float l = 0.0f;
+  for (int64_t t0 = 0; t0 < n_keys; t0 += blockDim.x) {
+    const int tile =
+        n_keys - t0 < blockDim.x ? static_cast<int>(n_keys - t0) : static_cast<int>(blockDim.x);
+    for (int j = warp; j < tile; j += warps) {
+      const float* kr = k + keys[first + t0 + j] * k_stride + int64_t{kvh} * head_dim;
+      float dot = 0.0f;
+      for (int d = lane; d < head_dim; d += 32) dot += qs[d] * kr[d];
+      dot = WarpSum(dot);
+      if (lane == 0) {
+        const float sc = scale * dot;
+        p[j] = softcap > 0.0f ? softcap * tanhf(sc / softcap) : sc;
+      }
+    }
+    __syncthreads();
+    const float s = threadIdx.x < tile ? p[threadIdx.x] : -INFINITY;
+    const float m_new = fmaxf(m, BlockMax(s, scratch));
+    const float corr = (m == -INFINITY) ? 0.0f : expf(m - m_new);
+    const float pe = threadIdx.x < tile ? expf(s - m_new) : 0.0f;
+    if (threadIdx.x < tile) p[threadIdx.x] = pe;
+    l = l * corr + BlockSum(pe, scratch);
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+      float a = acc[d] * corr;
+      for (int j = 0; j < tile; ++j) {
+        a += p[j] * v[keys[first + t0 + j] * v_stride + int64_t{kvh} * head_dim + d];
+      }
+      acc[d] = a;
+    }
+    m = m_new;
+    __syncthreads();
+  }
+  const float inv = 1.0f / l;
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    out[e * out_stride + int64_t{h} * head_dim + d] = acc[d] * inv;
+  }
+}
+
 __global__ void ActivateKernel(float* x, int64_t n, ActKind act) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
@@ -516,6 +588,25 @@ cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, in
   AttentionKernel<<<grid, kAttnThreads, smem, stream>>>(q, q_stride, k, k_stride, v, v_stride,
                                                         row_ids, pos, heads / kv_heads, head_dim,
                                                         scale, window, softcap, out, out_stride);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchAttentionRows(const float* q, int64_t q_stride, const float* k, int64_t k_stride,
+                                const float* v, int64_t v_stride, const int64_t* key_off,
+                                const int64_t* keys, int64_t count, int heads, int kv_heads,
+                                int head_dim, float scale, int64_t window, float softcap,
+                                float* out, int64_t out_stride, cudaStream_t stream) {
+  if (count == 0 || heads == 0) return cudaSuccess;
+  const size_t smem = (2 * static_cast<size_t>(head_dim) + kAttnThreads + 32) * sizeof(float);
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(
+        AttentionRowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  const dim3 grid(static_cast<unsigned>(count), static_cast<unsigned>(heads));
+  AttentionRowsKernel<<<grid, kAttnThreads, smem, stream>>>(
+      q, q_stride, k, k_stride, v, v_stride, key_off, keys, heads / kv_heads, head_dim, scale,
+      window, softcap, out, out_stride);
   return cudaGetLastError();
 }
 

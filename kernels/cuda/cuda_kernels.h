@@ -86,6 +86,16 @@ cudaError_t LaunchAttention(const float* q, int64_t q_stride, const float* k, in
                             int head_dim, float scale, int64_t window, float softcap, float* out,
                             int64_t out_stride, cudaStream_t stream);
 
+// LaunchAttention over explicit key lists: query row e of q (row e of out)
+// attends to the rows keys[key_off[e] .. key_off[e + 1]) of k and v, in
+// position order (the last `window` of them when window > 0). key_off and
+// keys are device arrays.
+cudaError_t LaunchAttentionRows(const float* q, int64_t q_stride, const float* k, int64_t k_stride,
+                                const float* v, int64_t v_stride, const int64_t* key_off,
+                                const int64_t* keys, int64_t count, int heads, int kv_heads,
+                                int head_dim, float scale, int64_t window, float softcap,
+                                float* out, int64_t out_stride, cudaStream_t stream);
+
 // x = act(x) elementwise.
 cudaError_t LaunchActivate(float* x, int64_t n, ActKind act, cudaStream_t stream);
 // gate = act(gate) * up elementwise.

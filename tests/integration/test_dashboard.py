@@ -389,6 +389,8 @@ def test_live_page_in_headless_chromium(dash, finished_job, capsys):
         # The token came from the fragment and left the address bar.
         assert READ not in driver.current_url
         assert driver.find_element(By.ID, "job-id").text == job_id
+        # The task and the rule that decides correctness (the default ones here).
+        assert "task per record · match greedy" in driver.find_element(By.ID, "job-spec").text
 
         wait.until(lambda d: filled() > first)
         second = filled()
@@ -508,5 +510,38 @@ def test_live_page_in_headless_chromium(dash, finished_job, capsys):
         # No script error and nothing refused by the Content-Security-Policy.
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
+    finally:
+        driver.quit()
+
+
+def test_generation_job_shows_its_task_rule_and_f1(dash):
+    """A generation sweep: the page names the task, the match rule and the generation
+    settings where it shows the spec, and its baseline table has an F1 column."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Completion records only (a choice record is refused for a generation task).
+    lines = [ln for ln in _dataset(20).splitlines() if '"answer"' in ln]
+    (dash.data_dir / "completion.jsonl").write_text("\n".join(lines) + "\n")
+    with dash.client() as c:
+        job_id = c.submit(dash.spec("completion.jsonl", [0.5], matrix_types=["mlp.in"],
+                                    task="TASK_KIND_GENERATION", match="MATCH_RULE_PREFIX",
+                                    generation={"max_new_tokens": 2, "stop_strings": ["."]}))
+        job = c.wait(job_id)
+    from laserd_client.v1 import sweep_pb2
+    assert job.state == sweep_pb2.JOB_STATE_SUCCEEDED, job.error.message
+    assert job.baseline.validation.HasField("f1")
+    driver = _browser()
+    try:
+        driver.get(f"{dash.http}/?poll=250#token={READ}&job={job_id}")
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.ID, "job-id").text == job_id)
+        spec = lambda d: d.find_element(By.ID, "job-spec").text  # noqa: E731
+        wait.until(lambda d: "task generation" in spec(d))
+        assert 'task generation · match prefix (≤ 2 new tokens, stop ".")' in spec(driver)
+        wait.until(lambda d: d.find_elements(By.ID, "baseline-validation-f1"))
+        f1 = driver.find_element(By.ID, "baseline-validation-f1")
+        assert float(f1.get_attribute("data-value")) == pytest.approx(
+            job.baseline.validation.f1)
     finally:
         driver.quit()

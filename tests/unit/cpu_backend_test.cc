@@ -158,7 +158,45 @@ TEST(CpuBackendTest, WindowedSoftCappedAttentionMatchesDefinition) {
             << ap.softcap << " element " << i;
       }
     }
+    // AttentionRows: the keys and values stored in a shuffled order (as a KV
+    // cache holds them), each query given the list of its sequence's rows.
+    std::vector<int64_t> perm(rows);
+    for (int64_t r = 0; r < rows; ++r) perm[r] = (r * 7 + 3) % rows;  // rows = 18, 7 coprime
+    std::vector<float> ks(k.size()), vs(v.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(&k[r * kv_heads * hd], kv_heads * hd, &ks[perm[r] * kv_heads * hd]);
+      std::copy_n(&v[r * kv_heads * hd], kv_heads * hd, &vs[perm[r] * kv_heads * hd]);
+    }
+    std::vector<int64_t> offsets = {0}, keys;
+    for (size_t s = 0; s < lengths.size(); ++s) {
+      for (int64_t i = 0; i < lengths[s]; ++i) {
+        for (int64_t j = 0; j <= i; ++j) keys.push_back(perm[packed.offsets[s] + j]);
+        offsets.push_back(static_cast<int64_t>(keys.size()));
+      }
+    }
+    Tensor tq = be->FromHost(q.data(), rows, heads * hd);
+    Tensor tk = be->FromHost(ks.data(), rows, kv_heads * hd);
+    Tensor tv = be->FromHost(vs.data(), rows, kv_heads * hd);
+    Tensor out = be->Empty(rows, heads * hd);
+    be->AttentionRows(tq, tk, tv, offsets, keys, heads, kv_heads, hd, ap, &out);
+    const std::vector<float> got = Host(*be, out);
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 2e-5)
+          << "AttentionRows window " << ap.window << " softcap " << ap.softcap << " element " << i;
+    }
   }
+}
+
+TEST(CpuBackendTest, RowRangeIsAView) {
+  auto be = MakeCpuBackend();
+  const std::vector<float> x = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  Tensor t = be->FromHost(x.data(), 4, 3);
+  Tensor mid = t.RowRange(1, 2);
+  EXPECT_EQ(mid.rows(), 2);
+  EXPECT_EQ(mid.cols(), 3);
+  const std::vector<float> two = {-1, -2, -3, -4, -5, -6};
+  be->Copy(be->FromHost(two.data(), 2, 3), &mid);
+  EXPECT_EQ(Host(*be, t), (std::vector<float>{0, 1, 2, -1, -2, -3, -4, -5, -6, 9, 10, 11}));
 }
 
 TEST(CpuBackendTest, ScaleAndSoftCap) {

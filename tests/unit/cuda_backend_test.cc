@@ -334,6 +334,60 @@ TEST_F(CudaBackendTest, Attention) {
   }
 }
 
+// AttentionRows (decoding with a KV cache): queries over explicit key lists
+// into a larger cache, against the CPU backend; lists long enough for several
+// key tiles, and windows cutting them.
+TEST_F(CudaBackendTest, AttentionRows) {
+  struct Case {
+    int heads, kv_heads, head_dim;
+    std::vector<int64_t> lens;  // key list length of each query
+  };
+  for (const Case& c : {Case{1, 1, 8, {1}}, Case{9, 3, 64, {1, 5, 200, 130}},
+                        Case{8, 2, 128, {129, 3, 300}}, Case{4, 1, 256, {40, 257}}}) {
+    int64_t cache = 0;
+    for (int64_t l : c.lens) cache += l;
+    cache += 7;  // rows no list names
+    const int64_t n = static_cast<int64_t>(c.lens.size());
+    Pair q = Make(n, int64_t{c.heads} * c.head_dim, -1.5f, 1.5f);
+    Pair k = Make(cache, int64_t{c.kv_heads} * c.head_dim, -1.5f, 1.5f);
+    Pair v = Make(cache, int64_t{c.kv_heads} * c.head_dim);
+    Pair out = Make(n, int64_t{c.heads} * c.head_dim);
+    std::vector<int64_t> offsets = {0}, keys;
+    int64_t next = 0;
+    for (int64_t l : c.lens) {
+      for (int64_t j = 0; j < l; ++j) keys.push_back((next++ * 13 + 5) % cache);
+      offsets.push_back(static_cast<int64_t>(keys.size()));
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    for (const AttentionParams& p : {AttentionParams{scale}, AttentionParams{scale, 5},
+                                     AttentionParams{scale, 150}, AttentionParams{0.7f, 6, 2.0f}}) {
+      cpu_->AttentionRows(q.cpu, k.cpu, v.cpu, offsets, keys, c.heads, c.kv_heads, c.head_dim, p,
+                          &out.cpu);
+      gpu_->AttentionRows(q.gpu, k.gpu, v.gpu, offsets, keys, c.heads, c.kv_heads, c.head_dim, p,
+                          &out.gpu);
+      ExpectClose(out, "AttentionRows heads=" + std::to_string(c.heads) + "/" +
+                           std::to_string(c.kv_heads) + " head_dim=" + std::to_string(c.head_dim) +
+                           " window=" + std::to_string(p.window));
+    }
+  }
+}
+
+// Rope over a prefix-tree layout (the positions of a decoding step's rows)
+// against the CPU backend.
+TEST_F(CudaBackendTest, RopeTreeLayout) {
+  SeqLayout layout;
+  layout.parent = {-1, -1, -1, -1, -1};
+  layout.position = {0, 17, 3, 250, 9};
+  std::vector<float> inv_freq(32);
+  for (int f = 0; f < 32; ++f) inv_freq[f] = std::pow(10000.0f, -2.0f * f / 64.0f);
+  for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kGptj}) {
+    Pair x = Make(5, 3 * 64);
+    cpu_->Rope(&x.cpu, layout, 3, 64, 64, inv_freq, style, 1.0f);
+    gpu_->Rope(&x.gpu, layout, 3, 64, 64, inv_freq, style, 1.0f);
+    ExpectClose(x, "Rope tree layout");
+  }
+}
+
 TEST_F(CudaBackendTest, ScaleAndSoftCap) {
   Pair x = Make(17, 301, -80.0f, 80.0f);
   cpu_->Scale(&x.cpu, 25.298221f);

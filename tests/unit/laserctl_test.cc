@@ -175,6 +175,31 @@ TEST(Spec, ExpertsFlag) {
             R"("rho":{"values":[0.5]},"experts":[1,3]})");
 }
 
+TEST(Spec, GenerationFlags) {
+  auto base = proto::ParseSweepSpecText(
+      R"({"dataset": {"path": "a.jsonl"}, "rho": {"values": [0.5]},
+          "generation": {"stop_strings": ["x"]}})",
+      "base.json");
+  ASSERT_TRUE(base.ok()) << base.status();
+  SpecFlags f;
+  f.task = "generation";
+  f.match = "prefix";
+  f.max_new_tokens = 8;
+  f.stop_strings = {"\n", "."};
+  f.match_prompt = true;
+  auto spec = ApplySpecFlags(f, *base);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(JsonLine(*spec),
+            R"({"dataset":{"path":"a.jsonl"},"task":"TASK_KIND_GENERATION",)"
+            R"("rho":{"values":[0.5]},"match":"MATCH_RULE_PREFIX",)"
+            R"("generation":{"max_new_tokens":8,"stop_strings":["\n","."],"match_prompt":true}})");
+  SpecFlags bad;
+  bad.match = "fuzzy";
+  EXPECT_EQ(ApplySpecFlags(bad).status().message(),
+            "--match: unknown value \"fuzzy\" (one of greedy, top1_decoded, exact, prefix, "
+            "contains)");
+}
+
 TEST(Spec, Errors) {
   SpecFlags f;
   f.svd_method = "fast";

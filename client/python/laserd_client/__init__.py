@@ -119,6 +119,10 @@ def flatten_result(r: sweep_pb2.Result) -> Dict[str, Any]:
         row[f"{split}.correct"] = m.correct
         row[f"{split}.accuracy"] = m.accuracy
         row[f"{split}.log_loss"] = m.log_loss
+        # Generation tasks (TASK_KIND_GENERATION) only: the word-overlap F1 etc.
+        for f in ("f1", "precision", "recall", "generated_tokens"):
+            if m.HasField(f):
+                row[f"{split}.{f}"] = getattr(m, f)
     for split, d in (("validation_delta", r.validation_delta), ("test_delta", r.test_delta)):
         row[f"{split}.accuracy"] = d.accuracy
         row[f"{split}.log_loss"] = d.log_loss

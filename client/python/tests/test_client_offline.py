@@ -137,3 +137,24 @@ def test_committed_stubs_match_the_proto(tmp_path):
         assert filecmp.cmp(tmp_path / n, committed / n, shallow=False), (
             f"{n} differs from what gen_stubs.py generates: run "
             f"python3 client/python/gen_stubs.py and commit the result")
+
+
+def test_generation_spec_and_metrics():
+    spec = build_spec({"dataset": {"path": "/data/capitals.jsonl"}, "task": "TASK_KIND_GENERATION",
+                       "match": "MATCH_RULE_PREFIX",
+                       "generation": {"maxNewTokens": 8, "stopStrings": ["\n"],
+                                      "matchPrompt": True},
+                       "rho": {"values": [0.5]}})
+    assert spec.task == sweep_pb2.TASK_KIND_GENERATION
+    assert spec.match == sweep_pb2.MATCH_RULE_PREFIX
+    assert spec.generation.max_new_tokens == 8
+    assert list(spec.generation.stop_strings) == ["\n"] and spec.generation.match_prompt
+    r = make_result(1, 1)
+    r.metrics.validation.f1 = 42.5
+    r.metrics.validation.precision = 30.0
+    r.metrics.validation.recall = 80.0
+    r.metrics.validation.generated_tokens = 3.5
+    row = flatten_result(r)
+    assert row["validation.f1"] == 42.5 and row["validation.precision"] == 30.0
+    assert row["validation.recall"] == 80.0 and row["validation.generated_tokens"] == 3.5
+    assert "test.f1" not in row  # absent unless the metrics carry it

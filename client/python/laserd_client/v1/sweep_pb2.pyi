@@ -17,6 +17,16 @@ class TaskKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_KIND_UNSPECIFIED: _ClassVar[TaskKind]
     TASK_KIND_COMPLETION: _ClassVar[TaskKind]
     TASK_KIND_CHOICE: _ClassVar[TaskKind]
+    TASK_KIND_GENERATION: _ClassVar[TaskKind]
+
+class MatchRule(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MATCH_RULE_UNSPECIFIED: _ClassVar[MatchRule]
+    MATCH_RULE_GREEDY: _ClassVar[MatchRule]
+    MATCH_RULE_TOP1_DECODED: _ClassVar[MatchRule]
+    MATCH_RULE_EXACT: _ClassVar[MatchRule]
+    MATCH_RULE_PREFIX: _ClassVar[MatchRule]
+    MATCH_RULE_CONTAINS: _ClassVar[MatchRule]
 
 class SvdMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -83,6 +93,13 @@ class JobPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 TASK_KIND_UNSPECIFIED: TaskKind
 TASK_KIND_COMPLETION: TaskKind
 TASK_KIND_CHOICE: TaskKind
+TASK_KIND_GENERATION: TaskKind
+MATCH_RULE_UNSPECIFIED: MatchRule
+MATCH_RULE_GREEDY: MatchRule
+MATCH_RULE_TOP1_DECODED: MatchRule
+MATCH_RULE_EXACT: MatchRule
+MATCH_RULE_PREFIX: MatchRule
+MATCH_RULE_CONTAINS: MatchRule
 SVD_METHOD_UNSPECIFIED: SvdMethod
 SVD_METHOD_AUTO: SvdMethod
 SVD_METHOD_EXACT: SvdMethod
@@ -129,6 +146,16 @@ class DatasetRef(_message.Message):
     path: str
     allow_changed_file: bool
     def __init__(self, dataset_id: _Optional[str] = ..., path: _Optional[str] = ..., allow_changed_file: _Optional[bool] = ...) -> None: ...
+
+class GenerationOptions(_message.Message):
+    __slots__ = ("max_new_tokens", "stop_strings", "match_prompt")
+    MAX_NEW_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOP_STRINGS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    max_new_tokens: int
+    stop_strings: _containers.RepeatedScalarFieldContainer[str]
+    match_prompt: bool
+    def __init__(self, max_new_tokens: _Optional[int] = ..., stop_strings: _Optional[_Iterable[str]] = ..., match_prompt: _Optional[bool] = ...) -> None: ...
 
 class LayerRange(_message.Message):
     __slots__ = ("start", "stop", "step")
@@ -207,7 +234,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SweepSpec(_message.Message):
-    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts", "keep_example_outputs", "round_to_source_dtype", "intervention_kinds")
+    __slots__ = ("dataset", "task", "matrix_types", "layers", "rho", "rate", "add_suggested_rank", "svd", "split", "top_k", "batch", "composition", "shard", "priority", "labels", "model", "experts", "match", "generation", "keep_example_outputs", "round_to_source_dtype", "intervention_kinds")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +259,8 @@ class SweepSpec(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EXPERTS_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     KEEP_EXAMPLE_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     ROUND_TO_SOURCE_DTYPE_FIELD_NUMBER: _ClassVar[int]
     INTERVENTION_KINDS_FIELD_NUMBER: _ClassVar[int]
@@ -252,10 +281,12 @@ class SweepSpec(_message.Message):
     labels: _containers.ScalarMap[str, str]
     model: str
     experts: _containers.RepeatedScalarFieldContainer[int]
+    match: MatchRule
+    generation: GenerationOptions
     keep_example_outputs: bool
     round_to_source_dtype: bool
     intervention_kinds: _containers.RepeatedScalarFieldContainer[InterventionKind]
-    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ..., keep_example_outputs: _Optional[bool] = ..., round_to_source_dtype: _Optional[bool] = ..., intervention_kinds: _Optional[_Iterable[_Union[InterventionKind, str]]] = ...) -> None: ...
+    def __init__(self, dataset: _Optional[_Union[DatasetRef, _Mapping]] = ..., task: _Optional[_Union[TaskKind, str]] = ..., matrix_types: _Optional[_Iterable[str]] = ..., layers: _Optional[_Union[LayerSelection, _Mapping]] = ..., rho: _Optional[_Union[RhoList, _Mapping]] = ..., rate: _Optional[_Union[RateList, _Mapping]] = ..., add_suggested_rank: _Optional[bool] = ..., svd: _Optional[_Union[SvdOptions, _Mapping]] = ..., split: _Optional[_Union[SplitOptions, _Mapping]] = ..., top_k: _Optional[_Iterable[int]] = ..., batch: _Optional[_Union[BatchOptions, _Mapping]] = ..., composition: _Optional[_Union[CompositionOptions, _Mapping]] = ..., shard: _Optional[_Union[Shard, _Mapping]] = ..., priority: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., experts: _Optional[_Iterable[int]] = ..., match: _Optional[_Union[MatchRule, str]] = ..., generation: _Optional[_Union[GenerationOptions, _Mapping]] = ..., keep_example_outputs: _Optional[bool] = ..., round_to_source_dtype: _Optional[bool] = ..., intervention_kinds: _Optional[_Iterable[_Union[InterventionKind, str]]] = ...) -> None: ...
 
 class Intervention(_message.Message):
     __slots__ = ("matrix_type", "layer", "rho", "rate", "rank_source", "rank", "max_rank", "rows", "cols", "relative_error", "svd_method", "expert", "kind", "zeroed_entries")
@@ -290,7 +321,7 @@ class Intervention(_message.Message):
     def __init__(self, matrix_type: _Optional[str] = ..., layer: _Optional[int] = ..., rho: _Optional[float] = ..., rate: _Optional[float] = ..., rank_source: _Optional[_Union[RankSource, str]] = ..., rank: _Optional[int] = ..., max_rank: _Optional[int] = ..., rows: _Optional[int] = ..., cols: _Optional[int] = ..., relative_error: _Optional[float] = ..., svd_method: _Optional[_Union[SvdMethod, str]] = ..., expert: _Optional[int] = ..., kind: _Optional[_Union[InterventionKind, str]] = ..., zeroed_entries: _Optional[int] = ...) -> None: ...
 
 class Metrics(_message.Message):
-    __slots__ = ("examples", "correct", "accuracy", "log_loss", "top_k_accuracy")
+    __slots__ = ("examples", "correct", "accuracy", "log_loss", "top_k_accuracy", "f1", "precision", "recall", "generated_tokens")
     class TopKAccuracyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -303,12 +334,20 @@ class Metrics(_message.Message):
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     LOG_LOSS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     examples: int
     correct: int
     accuracy: float
     log_loss: float
     top_k_accuracy: _containers.ScalarMap[int, float]
-    def __init__(self, examples: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., log_loss: _Optional[float] = ..., top_k_accuracy: _Optional[_Mapping[int, float]] = ...) -> None: ...
+    f1: float
+    precision: float
+    recall: float
+    generated_tokens: float
+    def __init__(self, examples: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., log_loss: _Optional[float] = ..., top_k_accuracy: _Optional[_Mapping[int, float]] = ..., f1: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., generated_tokens: _Optional[float] = ...) -> None: ...
 
 class MetricDeltas(_message.Message):
     __slots__ = ("accuracy", "log_loss", "top_k_accuracy")
