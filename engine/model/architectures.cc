@@ -1280,6 +1280,27 @@ absl::StatusOr<json> Qwen2MoeHfConfigFromGguf(const formats::WeightSource& src,
   return cfg;
 }
 
+// Qwen2-MoE's safetensors names (Qwen3-MoE and OLMoE: the same without the
+// shared expert): attention, the router `mlp.gate`, experts under
+// `mlp.experts.{E}`, the shared expert's dense MLP as the layer's mlp.*.
+void SetQwenMoeSafetensorsNames(bool shared_expert, TensorNaming* st) {
+  st->matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
+                  {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
+                  {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
+                  {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
+                  {{kRouterMatrixType}, "layers.{L}.mlp.gate"}};
+  if (shared_expert) {
+    st->matrices.insert(st->matrices.end(),
+                        {{{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
+                         {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
+                         {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
+                         {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}});
+  }
+  st->expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
+                         {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
+                         {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+}
+
 Architecture MakeQwen2Moe() {
   Architecture a = MakeMixtral();
   a.name = "qwen2_moe";
@@ -1292,19 +1313,7 @@ Architecture MakeQwen2Moe() {
                           {{kSharedExpertGateType}, "blk.{L}.ffn_gate_inp_shexp"}});
   a.read_gguf = ReadQwen2MoeGguf;
   a.hf_config_from_gguf = Qwen2MoeHfConfigFromGguf;
-  TensorNaming& st = a.safetensors;
-  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
-                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
-                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
-                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
-                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"},
-                 {{"mlp.in"}, "layers.{L}.mlp.shared_expert.gate_proj"},
-                 {{"mlp.up"}, "layers.{L}.mlp.shared_expert.up_proj"},
-                 {{"mlp.out"}, "layers.{L}.mlp.shared_expert.down_proj"},
-                 {{kSharedExpertGateType}, "layers.{L}.mlp.shared_expert_gate"}};
-  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
-                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
-                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  SetQwenMoeSafetensorsNames(/*shared_expert=*/true, &a.safetensors);
   a.read_hf = ReadQwen2MoeHf;
   return a;
 }
@@ -1339,17 +1348,9 @@ Architecture MakeQwen3Moe() {
   a.gguf = TensorNaming{};
   a.read_gguf = nullptr;
   a.hf_config_from_gguf = nullptr;
-  TensorNaming& st = a.safetensors;
-  st.q_norm = {"layers.{L}.self_attn.q_norm"};
-  st.k_norm = {"layers.{L}.self_attn.k_norm"};
-  st.matrices = {{{"attn.q"}, "layers.{L}.self_attn.q_proj"},
-                 {{"attn.k"}, "layers.{L}.self_attn.k_proj"},
-                 {{"attn.v"}, "layers.{L}.self_attn.v_proj"},
-                 {{"attn.o"}, "layers.{L}.self_attn.o_proj"},
-                 {{kRouterMatrixType}, "layers.{L}.mlp.gate"}};
-  st.expert_matrices = {{{"moe.in"}, "layers.{L}.mlp.experts.{E}.gate_proj"},
-                        {{"moe.up"}, "layers.{L}.mlp.experts.{E}.up_proj"},
-                        {{"moe.out"}, "layers.{L}.mlp.experts.{E}.down_proj"}};
+  SetQwenMoeSafetensorsNames(/*shared_expert=*/false, &a.safetensors);
+  a.safetensors.q_norm = {"layers.{L}.self_attn.q_norm"};
+  a.safetensors.k_norm = {"layers.{L}.self_attn.k_norm"};
   a.read_hf = ReadQwen3MoeHf;
   return a;
 }

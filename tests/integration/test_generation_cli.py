@@ -71,3 +71,36 @@ def test_server_refuses_generation_on_a_choice_dataset(server, tiny_data):
         with pytest.raises(grpc.RpcError) as e:
             c.validate(spec)
         assert e.value.details() == "spec.generation.max_new_tokens: 5000 is not in [1, 1024]"
+
+
+def test_generation_sweep_keeps_each_examples_generated_text(laserd_bin, tiny_model, tmp_path):
+    """A generation sweep with keep_example_outputs writes every example's compared
+    continuation; the baseline's equals `laserd eval --per-example`'s on the same model."""
+    require_subcommands(laserd_bin, "eval", "sweep")
+    data = _completion_data(tmp_path / "c.jsonl")
+    per = tmp_path / "per.jsonl"
+    out = subprocess.run([laserd_bin, "eval", "--model", tiny_model, "--data", data,
+                          "--device", "cpu", "--match", "contains", "--max-new-tokens", "3",
+                          "--json", "--no-progress", "--per-example", per],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    want = [json.loads(line)["generated_text"] for line in per.read_text().splitlines()]
+    spec = {"dataset": {"path": str(data)}, "task": "TASK_KIND_GENERATION",
+            "match": "MATCH_RULE_CONTAINS", "generation": {"max_new_tokens": 3},
+            "matrix_types": ["mlp.out"], "layers": {"indices": [0]},
+            "rho": {"values": [0.5]}, "keep_example_outputs": True}
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(spec))
+    res = tmp_path / "gen.jsonl"
+    out = subprocess.run([laserd_bin, "sweep", "--model", tiny_model, "--spec", spec_file,
+                          "--out", res, "--device", "cpu", "--no-progress"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    from google.protobuf import json_format
+    from laserd_client.v1 import sweep_pb2
+    outputs = [json_format.Parse(line, sweep_pb2.ExampleOutputs()) for line in
+               (tmp_path / "gen.examples.jsonl").read_text().splitlines()]
+    assert [o.result_index for o in outputs] == [-1, 0]
+    assert [e.generated_text for e in outputs[0].examples] == want
+    assert any(e.generated_text for e in outputs[0].examples)
+    assert len(outputs[1].examples) == 5
