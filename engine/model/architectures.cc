@@ -228,6 +228,18 @@ json LongRopeScaling(const std::vector<double>& long_factor,
           {"attention_factor", attention_factor}};
 }
 
+// The keys every LlamaConfig-like config.json written from a GGUF has: the
+// class and model type, the dimensions, the head's tying, fp32.
+json BaseHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c,
+                          const std::string& hf_class, const std::string& model_type) {
+  return {{"architectures", {hf_class}},       {"model_type", model_type},
+          {"hidden_size", c.hidden},           {"intermediate_size", c.intermediate},
+          {"num_hidden_layers", c.layers},     {"num_attention_heads", c.heads},
+          {"num_key_value_heads", c.kv_heads}, {"max_position_embeddings", c.max_positions},
+          {"vocab_size", c.vocab_size},        {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
+          {"torch_dtype", "float32"},          {"dtype", "float32"}};
+}
+
 // A LlamaConfig-style config.json from the GGUF metadata.
 absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
   const Architecture& a = *c.arch;
@@ -236,26 +248,13 @@ absl::StatusOr<json> LlamaHfConfigFromGguf(const formats::WeightSource& src, con
     return src.Has(TensorName(a, formats::FileFormat::kGguf, "",
                               {kind, 0, std::move(types), kind == TensorKind::kMatrix}));
   };
-  json cfg = {
-      {"architectures", {type->hf_class}},
-      {"model_type", type->hf},
-      {"hidden_size", c.hidden},
-      {"intermediate_size", c.intermediate},
-      {"num_hidden_layers", c.layers},
-      {"num_attention_heads", c.heads},
-      {"num_key_value_heads", c.kv_heads},
-      {"head_dim", c.head_dim},
-      {"hidden_act", "silu"},
-      {"rms_norm_eps", c.norm_eps},
-      {"rope_theta", c.rope_theta},
-      {"max_position_embeddings", c.max_positions},
-      {"vocab_size", c.vocab_size},
-      {"tie_word_embeddings", !GgufHasHead(src, a)},
-      {"attention_bias", has(TensorKind::kMatrix, {"attn.q"})},
-      {"mlp_bias", false},
-      {"torch_dtype", "float32"},
-      {"dtype", "float32"},
-  };
+  json cfg = BaseHfConfigFromGguf(src, c, type->hf_class, type->hf);
+  cfg.update({{"head_dim", c.head_dim},
+              {"hidden_act", "silu"},
+              {"rms_norm_eps", c.norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"attention_bias", has(TensorKind::kMatrix, {"attn.q"})},
+              {"mlp_bias", false}});
   if (type->hf == "llama") cfg["pretraining_tp"] = 1;
   // Rope scaling from the GGUF keys; Llama 3's rope_freqs divisors as
   // longrope (alone: with a scaling type too, the file is refused).
@@ -599,27 +598,16 @@ absl::Status ReadPhiGguf(const ConfigReader& cfg, ModelConfig* c) {
 
 // PhiConfig from a phi2 GGUF.
 absl::StatusOr<json> PhiHfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
-  json cfg = {{"architectures", {"PhiForCausalLM"}},
-              {"model_type", "phi"},
-              {"hidden_size", c.hidden},
-              {"intermediate_size", c.intermediate},
-              {"num_hidden_layers", c.layers},
-              {"num_attention_heads", c.heads},
-              {"num_key_value_heads", c.kv_heads},
-              {"partial_rotary_factor",
+  json cfg = BaseHfConfigFromGguf(src, c, "PhiForCausalLM", "phi");
+  cfg.update({{"partial_rotary_factor",
                static_cast<double>(c.rotary_dim) / static_cast<double>(c.head_dim)},
               {"layer_norm_eps", c.norm_eps},
               {"rope_theta", c.rope_theta},
-              {"max_position_embeddings", c.max_positions},
-              {"vocab_size", c.vocab_size},
               {"hidden_act", "gelu_new"},
-              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
               {"qk_layernorm", false},
               {"resid_pdrop", 0.0},
               {"embd_pdrop", 0.0},
-              {"attention_dropout", 0.0},
-              {"torch_dtype", "float32"},
-              {"dtype", "float32"}};
+              {"attention_dropout", 0.0}});
   if (c.rope.type != RopeType::kDefault || !c.rope.freq_factors.empty()) {
     return absl::UnimplementedError(absl::StrCat(src.path(), ": rope scaling '",
                                                  RopeTypeName(c.rope.type),
@@ -705,28 +693,17 @@ absl::Status ReadPhi3Gguf(const ConfigReader& cfg, ModelConfig* c) {
 // Phi3Config from a phi3 GGUF: longrope from the factor tensors (read into
 // c.rope by the loader), with the GGUF's original context and attention factor.
 absl::StatusOr<json> Phi3HfConfigFromGguf(const formats::WeightSource& src, const ModelConfig& c) {
-  json cfg = {{"architectures", {"Phi3ForCausalLM"}},
-              {"model_type", "phi3"},
-              {"hidden_size", c.hidden},
-              {"intermediate_size", c.intermediate},
-              {"num_hidden_layers", c.layers},
-              {"num_attention_heads", c.heads},
-              {"num_key_value_heads", c.kv_heads},
-              {"partial_rotary_factor",
+  json cfg = BaseHfConfigFromGguf(src, c, "Phi3ForCausalLM", "phi3");
+  cfg.update({{"partial_rotary_factor",
                static_cast<double>(c.rotary_dim) / static_cast<double>(c.head_dim)},
               {"rms_norm_eps", c.norm_eps},
               {"rope_theta", c.rope_theta},
-              {"max_position_embeddings", c.max_positions},
               {"original_max_position_embeddings", c.max_positions},
-              {"vocab_size", c.vocab_size},
               {"hidden_act", "silu"},
-              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
               {"sliding_window", nullptr},
               {"resid_pdrop", 0.0},
               {"embd_pdrop", 0.0},
-              {"attention_dropout", 0.0},
-              {"torch_dtype", "float32"},
-              {"dtype", "float32"}};
+              {"attention_dropout", 0.0}});
   const RopeScaling& r = c.rope;
   if (r.type == RopeType::kLongRope) {
     cfg["original_max_position_embeddings"] = r.original_max_positions;
@@ -1004,17 +981,10 @@ absl::StatusOr<json> GemmaHfConfigFromGguf(const formats::WeightSource& src, con
   json layer_types = json::array();
   for (bool s : c.layer_sliding) layer_types.push_back(s ? "sliding_attention" : "full_attention");
   const double qpas = 1.0 / (c.attn_scale * c.attn_scale);
-  json cfg = {{"architectures", {g3 ? "Gemma3ForCausalLM" : "Gemma2ForCausalLM"}},
-              {"model_type", g3 ? "gemma3_text" : "gemma2"},
-              {"hidden_size", c.hidden},
-              {"intermediate_size", c.intermediate},
-              {"num_hidden_layers", c.layers},
-              {"num_attention_heads", c.heads},
-              {"num_key_value_heads", c.kv_heads},
-              {"head_dim", c.head_dim},
+  json cfg = BaseHfConfigFromGguf(src, c, g3 ? "Gemma3ForCausalLM" : "Gemma2ForCausalLM",
+                                  g3 ? "gemma3_text" : "gemma2");
+  cfg.update({{"head_dim", c.head_dim},
               {"rms_norm_eps", c.norm_eps},
-              {"max_position_embeddings", c.max_positions},
-              {"vocab_size", c.vocab_size},
               {"hidden_activation", "gelu_pytorch_tanh"},
               {"query_pre_attn_scalar", std::round(qpas) == std::round(qpas * 1e6) / 1e6
                                             ? json(static_cast<int64_t>(std::round(qpas)))
@@ -1023,11 +993,8 @@ absl::StatusOr<json> GemmaHfConfigFromGguf(const formats::WeightSource& src, con
               {"final_logit_softcapping", cap(c.final_softcap)},
               {"sliding_window", c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr)},
               {"layer_types", layer_types},
-              {"tie_word_embeddings", !GgufHasHead(src, *c.arch)},
               {"attention_bias", false},
-              {"attention_dropout", 0.0},
-              {"torch_dtype", "float32"},
-              {"dtype", "float32"}};
+              {"attention_dropout", 0.0}});
   if (g3) {
     json full = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
     if (c.rope.type == RopeType::kLinear) {
