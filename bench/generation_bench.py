@@ -32,11 +32,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--bench-bin", default="build/bench/generate_bench")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the set's first N prompts (0: all)")
     args = ap.parse_args()
 
     ref = json.load(open(args.reference))
     eos = ref["eos_id"]
     exs = next(s for s in ref["sets"] if s["name"] == args.set)["examples"]
+    if args.limit:
+        exs = exs[:args.limit]
     prompts = [e["prompt_ids"] for e in exs]
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
