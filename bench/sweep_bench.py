@@ -416,12 +416,17 @@ def laserd_side(args, types, layers, rhos, n_plan, tmp):
     return rep
 
 
+def results_by_key(results):
+    """laserd's single results by (matrix type, layer, rho)."""
+    return {(r["intervention"]["matrix_type"], r["intervention"]["layer"],
+             round(r["intervention"]["rho"], 9)): r for r in results[1:]
+            if r.get("intervention") and r.get("metrics")}
+
+
 def compare_metrics(runs, results):
     """Largest metric differences between the careful user's interventions and laserd's
     results for the same (type, layer, rho)."""
-    bykey = {(r["intervention"]["matrix_type"], r["intervention"]["layer"],
-              round(r["intervention"]["rho"], 9)): r for r in results[1:]
-             if r.get("intervention") and r.get("metrics")}
+    bykey = results_by_key(results)
     out = {"matched": 0, "same_correct_counts": 0, "max_abs_accuracy_diff": 0.0,
            "max_abs_log_loss_diff": 0.0, "same_rank": 0}
     for run in runs:
@@ -511,9 +516,7 @@ def sweep_mode(args):
                 report["target_speedup"] = 30
                 # The same interventions on both sides (different sketches unless both
                 # use exact; metrics then agree only within the sketch's randomness).
-                bykey = {(r["intervention"]["matrix_type"], r["intervention"]["layer"],
-                          round(r["intervention"]["rho"], 9)): r for r in results[1:]
-                         if r.get("intervention")}
+                bykey = results_by_key(results)
                 for run in pr["runs"]:
                     r = bykey.get((run["matrix_type"], run["layer"], round(run["rho"], 9)))
                     if r:
