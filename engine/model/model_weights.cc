@@ -160,6 +160,14 @@ class WeightLoader {
     return absl::OkStatus();
   }
 
+  // Experts carry no biases in any supported family: refuse one by name.
+  absl::Status RefuseExpertBias(const std::string& weight_name) const {
+    const std::string bias = weight_name.substr(0, weight_name.size() - 7) + ".bias";
+    if (!src_.Has(bias)) return absl::OkStatus();
+    return absl::UnimplementedError(
+        absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
+  }
+
   // Every expert's matrices of layer `i` (mixture of experts), keyed
   // ExpertMatrixType(type, e).
   absl::Status LoadExperts(int64_t i, LayerWeights* ly) {
@@ -176,11 +184,7 @@ class WeightLoader {
         ly->w[ExpertMatrixType(t.types[0], e)] =
             be_->FromHost(w.data.data() + e * out * in, out, in);
       }
-      const std::string bias = name.substr(0, name.size() - 7) + ".bias";
-      if (src_.Has(bias)) {
-        return absl::UnimplementedError(
-            absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
-      }
+      LASERD_RETURN_IF_ERROR(RefuseExpertBias(name));
     }
     for (int64_t e = 0; e < c_.experts; ++e) {
       for (const MatrixTensor& t : naming_.expert_matrices) {
@@ -190,11 +194,7 @@ class WeightLoader {
             TensorName(arch_, src_.format(), prefix_, {TensorKind::kMatrix, i, {type}, false});
         const auto [out, in] = MatrixShape(c_, type);
         LASERD_ASSIGN_OR_RETURN(ly->w[type], Load(name, {out, in}));
-        const std::string bias = name.substr(0, name.size() - 7) + ".bias";
-        if (src_.Has(bias)) {
-          return absl::UnimplementedError(
-              absl::StrCat(src_.path(), ": expert bias ", bias, " is not supported"));
-        }
+        LASERD_RETURN_IF_ERROR(RefuseExpertBias(name));
       }
     }
     return absl::OkStatus();
