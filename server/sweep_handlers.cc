@@ -280,8 +280,7 @@ absl::StatusOr<pb::ListResultsResponse> SweepHandlers::ListResults(
   std::vector<pb::Result> rs;
   for (pb::Result& r : all) {
     const pb::Intervention& iv = r.intervention();
-    const std::string name =
-        iv.has_expert() ? model::ExpertMatrixType(iv.matrix_type(), iv.expert()) : iv.matrix_type();
+    const std::string name = MatrixName(iv);
     if ((!types.empty() || !expert_bases.empty()) && !types.count(name) &&
         !(iv.has_expert() && expert_bases.count(iv.matrix_type()))) {
       continue;
@@ -346,6 +345,8 @@ absl::StatusOr<pb::Significance> SweepHandlers::GetSignificance(
                                               job.result_count(), " results, no index ", index));
     }
   } else if (job.progress().has_best()) {
+    // The best single always carries its significance (the driver tests every new best).
+    if (job.progress().best().has_significance()) return job.progress().best().significance();
     index = job.progress().best().index();
   } else {
     return absl::FailedPreconditionError(

@@ -108,7 +108,8 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
     r.set_job_id(job.id);
     r.set_index(next_index++);
     std::optional<pb::ExampleOutputs> outputs;
-    const bool test = r.kind() == pb::RESULT_KIND_COMPOSITION || IsNewBest(r, p);
+    const bool new_best = r.kind() == pb::RESULT_KIND_SINGLE && IsNewBest(r, p);
+    const bool test = r.kind() == pb::RESULT_KIND_COMPOSITION || new_best;
     if (!examples.empty() && (test || job.keep_example_outputs)) {
       outputs = ExampleOutputsProto(examples, runner.split(), job.id, r.index(), r.plan_index());
       if (test) {
@@ -135,9 +136,9 @@ absl::StatusOr<SweepOutcome> RunSweepJob(laser::SweepRunner& runner, const Sweep
     const double ips = sweep_s > 0 ? (done - done_at_start) / sweep_s : 0;
     p.set_interventions_per_second(ips);
     if (ips > 0) *p.mutable_eta() = ProtoSeconds((p.interventions_total() - done) / ips);
-    if (r.kind() == pb::RESULT_KIND_SINGLE) {
-      KeepBest(r, &p);
-    } else if (r.kept()) {
+    if (new_best) {
+      *p.mutable_best() = r;
+    } else if (r.kind() == pb::RESULT_KIND_COMPOSITION && r.kept()) {
       out.standing.best_composition = r;
     }
     return sink.StoreResult(r, out.standing,
