@@ -99,19 +99,19 @@ absl::Status ApplyMatchRule(model::Model& model, const tokenizer::Tokenizer& tok
   g.max_new_tokens = opts.max_new_tokens;
   g.share_prefixes = opts.share_prefixes;
   if (tok.eos_id()) g.stop_ids.push_back(*tok.eos_id());
+  if (!opts.stop_strings.empty()) {
+    g.stop = [&](size_t, const std::vector<int32_t>& ids) {
+      const std::string text = tok.Decode(ids);
+      for (const std::string& s : opts.stop_strings) {
+        if (text.find(s) != std::string::npos) return true;
+      }
+      return false;
+    };
+  }
   const int64_t budget = opts.batch_tokens > 0 ? opts.batch_tokens : 4096;
   for (const std::vector<int64_t>& batch : PlanBatches(lengths, budget)) {
     std::vector<std::vector<int32_t>> bp;
-    for (int64_t i : batch) bp.push_back(prompts[i]);
-    if (!opts.stop_strings.empty()) {
-      g.stop = [&](size_t, const std::vector<int32_t>& ids) {
-        const std::string text = tok.Decode(ids);
-        for (const std::string& s : opts.stop_strings) {
-          if (text.find(s) != std::string::npos) return true;
-        }
-        return false;
-      };
-    }
+    for (int64_t i : batch) bp.push_back(std::move(prompts[i]));
     LASERD_ASSIGN_OR_RETURN(std::vector<model::Generation> gen, model::Generate(model, bp, g));
     for (size_t b = 0; b < batch.size(); ++b) {
       const Example& ex = examples[batch[b]];

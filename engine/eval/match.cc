@@ -8,8 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/eval/example.h"
-#include "unicode/locid.h"
-#include "unicode/unistr.h"
+#include "engine/tokenizer/internal.h"
 #include "unicode/utf8.h"
 
 namespace laserd::eval {
@@ -65,14 +64,7 @@ std::string_view PyStrip(std::string_view s) {
   return s.substr(begin, end - begin);
 }
 
-std::string PyLower(std::string_view s) {
-  icu::UnicodeString u =
-      icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
-  u.toLower(icu::Locale::getRoot());
-  std::string out;
-  u.toUTF8String(out);
-  return out;
-}
+std::string PyLower(std::string_view s) { return tokenizer::internal::ToLowerUnicode(s); }
 
 std::string NormalizeAnswer(std::string_view s) { return PyLower(PyStrip(s)); }
 

@@ -77,12 +77,13 @@ inline void WriteByteLevelTokenizer(const std::filesystem::path& dir) {
 }
 
 #ifdef LASERD_SOURCE_DIR
-// dir: the tiny Llama fixture (config.json, model.safetensors) and the
-// byte-level tokenizer.json.
-inline void MakeTinyLlamaDir(const std::filesystem::path& dir) {
+// dir: a tiny Llama fixture of tests/fixtures/models (config.json,
+// model.safetensors; `model` "llama" by default, or e.g. "llama_float16") and
+// the byte-level tokenizer.json.
+inline void MakeTinyLlamaDir(const std::filesystem::path& dir, const std::string& model = "llama") {
   namespace fs = std::filesystem;
   fs::create_directories(dir);
-  const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models/llama";
+  const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models" / model;
   for (const char* f : {"config.json", "model.safetensors"}) {
     fs::copy_file(src / f, dir / f, fs::copy_options::overwrite_existing);
   }

@@ -80,12 +80,7 @@ class RoundedSweepTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("laserd_source_dtype_test_" + GetParam() + "_" + std::to_string(getpid()));
-    fs::create_directories(dir_);
-    const fs::path src = fs::path(LASERD_SOURCE_DIR) / "tests/fixtures/models" / GetParam();
-    for (const char* f : {"config.json", "model.safetensors"}) {
-      fs::copy_file(src / f, dir_ / f, fs::copy_options::overwrite_existing);
-    }
-    test_support::WriteByteLevelTokenizer(dir_);
+    test_support::MakeTinyLlamaDir(dir_, GetParam());
     std::ofstream(dir_ / "data.jsonl") << test_support::kTenExamples;
   }
   void TearDown() override { fs::remove_all(dir_); }
